@@ -1,0 +1,453 @@
+//! Why a scope was cancelled: the typed [`Cause`] and the chain it forms through parent scopes.
+//!
+//! A cause is recorded once per cancel request and shared by reference after that: a descendant
+//! that is cancelled because its parent was holds a [`Cause::Parent`] that points at the parent
+//! scope and reads the parent's cause when asked, so cancelling a tree of any size allocates at
+//! most once (for an explicit tag or a failure message), never once per descendant.
+
+use std::fmt;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use crate::identity::{ScopeInfo, TaskInfo};
+use crate::scope_tree::ScopeNode;
+use crate::sync::{Arc, Frozen};
+
+/// Why a scope was cancelled.
+///
+/// Causes form a chain: a scope cancelled because an ancestor was carries [`Cause::Parent`], whose
+/// [`Parent::cause`] is that ancestor's cause, and so on up to the [`root`](Cause::root) that started
+/// it. `Display` renders the whole chain as one line, each hop separated by `": "`:
+///
+/// ```
+/// use wherefore::{Cause, Scope};
+///
+/// let outer = Scope::named("server");
+/// let server = outer.handle();
+/// server.cancel_with("shutdown");
+/// let cause = server.cause().unwrap();
+/// assert!(matches!(cause, Cause::Explicit(_)));
+/// assert!(cause.to_string().starts_with("explicit (\"shutdown\") at "));
+/// ```
+///
+/// Cloning is cheap: every variant holds shared references only.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Cause {
+    /// Someone called [`CancelHandle::cancel`](crate::CancelHandle::cancel) or
+    /// [`cancel_with`](crate::CancelHandle::cancel_with).
+    Explicit(Explicit),
+    /// The scope's own deadline passed.
+    Timeout(Timeout),
+    /// A sibling task (or the nursery's body) panicked, so its nursery cancelled the rest.
+    SiblingPanic(SiblingFailure),
+    /// A sibling task (or the nursery's body) returned an error, so its nursery cancelled the rest.
+    SiblingError(SiblingFailure),
+    /// An ancestor scope was cancelled; its cause is the next link of the chain.
+    Parent(Parent),
+}
+
+impl Cause {
+    /// The cause at the top of the chain: the one that started this cancellation.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use wherefore::{Cause, Scope};
+    ///
+    /// let outer = Scope::named("outer");
+    /// let handle = outer.handle();
+    /// let seen = outer
+    ///     .run(Scope::named("inner").run(async {
+    ///         handle.cancel_with("stop");
+    ///         let cause = wherefore::cancelled().await;
+    ///         Ok::<_, wherefore::Cancelled>(cause)
+    ///     }))
+    ///     .await
+    ///     .unwrap() // no error escaped the outer scope
+    ///     .unwrap() // the outer scope's body (the inner scope) returned a value
+    ///     .unwrap(); // and so did the inner body
+    /// assert!(matches!(seen, Cause::Parent(_)));
+    /// assert!(matches!(seen.root(), Cause::Explicit(_)));
+    /// # });
+    /// ```
+    pub fn root(&self) -> Cause {
+        self.chain().last().unwrap_or_else(|| self.clone())
+    }
+
+    /// Iterates the chain from this cause up to its root, this cause first.
+    ///
+    /// ```
+    /// let scope = wherefore::Scope::new();
+    /// let handle = scope.handle();
+    /// handle.cancel();
+    /// assert_eq!(handle.cause().unwrap().chain().count(), 1);
+    /// ```
+    pub fn chain(&self) -> Chain {
+        Chain {
+            next: Some(self.clone()),
+        }
+    }
+
+    /// A short name of this link's kind, as used in logs: `explicit`, `timeout`, `sibling-panic`,
+    /// `sibling-error` or `parent`.
+    ///
+    /// ```
+    /// let handle = wherefore::Scope::new().handle();
+    /// handle.cancel();
+    /// assert_eq!(handle.cause().unwrap().kind(), "explicit");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cause::Explicit(_) => "explicit",
+            Cause::Timeout(_) => "timeout",
+            Cause::SiblingPanic(_) => "sibling-panic",
+            Cause::SiblingError(_) => "sibling-error",
+            Cause::Parent(_) => "parent",
+        }
+    }
+
+    /// Writes this link alone, without the rest of the chain.
+    fn fmt_link(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Explicit(e) => fmt::Display::fmt(e, f),
+            Cause::Timeout(t) => fmt::Display::fmt(t, f),
+            Cause::SiblingPanic(s) => write!(f, "sibling {} panicked: {}", s.describe(), s.message()),
+            Cause::SiblingError(s) => write!(f, "sibling {} failed: {}", s.describe(), s.message()),
+            Cause::Parent(p) => write!(f, "parent scope {} was cancelled", p.scope()),
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    /// The whole chain on one line, each link separated by `": "`. Iterative: a chain thousands
+    /// of scopes long does not grow the stack.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, link) in self.chain().enumerate() {
+            if i > 0 {
+                f.write_str(": ")?;
+            }
+            link.fmt_link(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Cause({self})")
+    }
+}
+
+/// Iterator over a cause chain, from a cause up to its root. Returned by [`Cause::chain`].
+///
+/// ```
+/// let handle = wherefore::Scope::new().handle();
+/// handle.cancel();
+/// let kinds: Vec<_> = handle.cause().unwrap().chain().map(|c| c.kind()).collect();
+/// assert_eq!(kinds, ["explicit"]);
+/// ```
+#[derive(Debug)]
+pub struct Chain {
+    next: Option<Cause>,
+}
+
+impl Iterator for Chain {
+    type Item = Cause;
+
+    fn next(&mut self) -> Option<Cause> {
+        let current = self.next.take()?;
+        if let Cause::Parent(parent) = &current {
+            self.next = Some(parent.cause());
+        }
+        Some(current)
+    }
+}
+
+/// An explicit cancel request: its optional tag and where `cancel` was called.
+///
+/// ```
+/// use wherefore::Cause;
+/// let handle = wherefore::Scope::named("job").handle();
+/// handle.cancel_with("shutdown");
+/// let Some(Cause::Explicit(explicit)) = handle.cause() else { unreachable!() };
+/// assert_eq!(format!("{:?}", explicit.tag().unwrap()), "\"shutdown\"");
+/// assert_eq!(explicit.scope().name(), Some("job"));
+/// assert_eq!(explicit.location().file(), file!());
+/// ```
+#[derive(Clone)]
+pub struct Explicit {
+    pub(crate) tag: Option<Frozen<dyn fmt::Debug + Send + Sync>>,
+    pub(crate) scope: ScopeInfo,
+    pub(crate) location: &'static Location<'static>,
+}
+
+impl Explicit {
+    /// The tag given to [`cancel_with`](crate::CancelHandle::cancel_with), if any.
+    ///
+    /// ```
+    /// # use wherefore::Cause;
+    /// let handle = wherefore::Scope::new().handle();
+    /// handle.cancel();
+    /// let Some(Cause::Explicit(explicit)) = handle.cause() else { unreachable!() };
+    /// assert!(explicit.tag().is_none());
+    /// ```
+    pub fn tag(&self) -> Option<&(dyn fmt::Debug + Send + Sync)> {
+        self.tag.as_deref()
+    }
+
+    /// The scope that was cancelled.
+    ///
+    /// ```
+    /// # use wherefore::Cause;
+    /// let handle = wherefore::Scope::named("a").handle();
+    /// handle.cancel();
+    /// let Some(Cause::Explicit(explicit)) = handle.cause() else { unreachable!() };
+    /// assert_eq!(explicit.scope(), &handle.scope());
+    /// ```
+    pub fn scope(&self) -> &ScopeInfo {
+        &self.scope
+    }
+
+    /// Where `cancel` was called (`#[track_caller]`).
+    ///
+    /// ```
+    /// # use wherefore::Cause;
+    /// let handle = wherefore::Scope::new().handle();
+    /// handle.cancel();
+    /// let Some(Cause::Explicit(explicit)) = handle.cause() else { unreachable!() };
+    /// assert_eq!(explicit.location().line(), line!() - 2);
+    /// ```
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+}
+
+impl fmt::Display for Explicit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.tag {
+            Some(tag) => write!(f, "explicit ({tag:?}) at {}", self.location),
+            None => write!(f, "explicit cancel at {}", self.location),
+        }
+    }
+}
+
+impl fmt::Debug for Explicit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Explicit")
+            .field("tag", &self.tag)
+            .field("scope", &self.scope)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// A scope's own deadline passed: which scope, the deadline, and where it was set.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::time::Duration;
+/// use wherefore::{Cause, Scope};
+///
+/// let scope = Scope::named("request").with_timeout(Duration::from_secs(5));
+/// let handle = scope.handle();
+/// let out = scope.run(wherefore::sleep(Duration::from_secs(60))).await;
+/// assert!(matches!(out, Ok(None)));
+/// let Some(Cause::Timeout(timeout)) = handle.cause() else { unreachable!() };
+/// assert_eq!(timeout.scope().name(), Some("request"));
+/// assert_eq!(timeout.after(), Some(Duration::from_secs(5)));
+/// assert_eq!(
+///     handle.cause().unwrap().to_string(),
+///     format!("scope \"request\" timed out after 5s (deadline set at {})", timeout.set_at()),
+/// );
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct Timeout {
+    pub(crate) scope: ScopeInfo,
+    pub(crate) deadline: Instant,
+    pub(crate) after: Option<Duration>,
+    pub(crate) set_at: &'static Location<'static>,
+}
+
+impl Timeout {
+    /// The scope whose deadline passed.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cause, Scope};
+    /// let scope = Scope::named("r").with_timeout(std::time::Duration::ZERO);
+    /// let handle = scope.handle();
+    /// let _ = scope.run(wherefore::checkpoint()).await;
+    /// let Some(Cause::Timeout(t)) = handle.cause() else { unreachable!() };
+    /// assert_eq!(t.scope(), &handle.scope());
+    /// # });
+    /// ```
+    pub fn scope(&self) -> &ScopeInfo {
+        &self.scope
+    }
+
+    /// The deadline that passed.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cause, Scope};
+    /// let scope = Scope::new().with_timeout(std::time::Duration::from_secs(1));
+    /// let handle = scope.handle();
+    /// let _ = scope.run(wherefore::sleep(std::time::Duration::from_secs(2))).await;
+    /// let Some(Cause::Timeout(t)) = handle.cause() else { unreachable!() };
+    /// assert_eq!(Some(t.deadline()), handle.deadline());
+    /// # });
+    /// ```
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// How long after it was set the deadline lay, when that is known (it is unless the deadline
+    /// was set before the scope had a clock and given as an `Instant`).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cause, Scope};
+    /// let scope = Scope::new().with_timeout(std::time::Duration::from_millis(250));
+    /// let handle = scope.handle();
+    /// let _ = scope.run(wherefore::sleep(std::time::Duration::from_secs(1))).await;
+    /// let Some(Cause::Timeout(t)) = handle.cause() else { unreachable!() };
+    /// assert_eq!(t.after(), Some(std::time::Duration::from_millis(250)));
+    /// # });
+    /// ```
+    pub fn after(&self) -> Option<Duration> {
+        self.after
+    }
+
+    /// Where the deadline was set (`#[track_caller]`).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cause, Scope};
+    /// let scope = Scope::new().with_timeout(std::time::Duration::ZERO);
+    /// let handle = scope.handle();
+    /// let _ = scope.run(wherefore::checkpoint()).await;
+    /// let Some(Cause::Timeout(t)) = handle.cause() else { unreachable!() };
+    /// assert_eq!(t.set_at().file(), file!());
+    /// # });
+    /// ```
+    pub fn set_at(&self) -> &'static Location<'static> {
+        self.set_at
+    }
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.after {
+            Some(after) => write!(
+                f,
+                "scope {} timed out after {after:?} (deadline set at {})",
+                self.scope, self.set_at
+            ),
+            None => write!(f, "scope {} timed out (deadline set at {})", self.scope, self.set_at),
+        }
+    }
+}
+
+/// A nursery member that failed (returned an error or panicked), as seen by its siblings.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use wherefore::{Cause, Nursery};
+/// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+///
+/// let seen = std::cell::RefCell::new(None);
+/// let result = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+///     let seen = &seen;
+///     n.spawn(async move {
+///         *seen.borrow_mut() = Some(wherefore::cancelled().await);
+///         Ok(())
+///     })
+///     .unwrap();
+///     n.spawn_named("fetch", async { Err::<(), _>("connection refused".into()) }).unwrap();
+///     Ok(())
+/// })
+/// .await;
+/// assert_eq!(result.unwrap_err().failures().len(), 1);
+/// let Some(Cause::SiblingError(failure)) = seen.take() else { unreachable!() };
+/// assert_eq!(failure.task().name(), Some("fetch"));
+/// assert_eq!(failure.message(), "connection refused");
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct SiblingFailure {
+    pub(crate) inner: Frozen<SiblingFailureInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SiblingFailureInner {
+    pub(crate) task: TaskInfo,
+    pub(crate) message: String,
+}
+
+impl SiblingFailure {
+    pub(crate) fn new(task: TaskInfo, message: String) -> Self {
+        SiblingFailure {
+            inner: Frozen::new(SiblingFailureInner { task, message }),
+        }
+    }
+
+    /// The member that failed: id, name and spawn location.
+    ///
+    /// See the type-level example.
+    pub fn task(&self) -> &TaskInfo {
+        &self.inner.task
+    }
+
+    /// The failure as text: the error's `Display`, or the panic message.
+    ///
+    /// See the type-level example.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (spawned at {})", self.inner.task, self.inner.task.spawned_at)
+    }
+}
+
+/// An ancestor scope was cancelled. Points at that scope and reads its cause on demand, so a
+/// chain costs nothing to build.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use wherefore::{Cause, Scope};
+/// let outer = Scope::named("outer");
+/// let handle = outer.handle();
+/// handle.cancel();
+/// let cause = outer
+///     .run(Scope::named("inner").run(async { Ok::<_, wherefore::Cancelled>(wherefore::cancelled().await) }))
+///     .await
+///     .unwrap().unwrap().unwrap();
+/// let Cause::Parent(parent) = cause else { unreachable!() };
+/// assert_eq!(parent.scope().name(), Some("outer"));
+/// assert!(matches!(parent.cause(), Cause::Explicit(_)));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Parent {
+    pub(crate) node: Arc<ScopeNode>,
+}
+
+impl Parent {
+    /// The ancestor scope that was cancelled.
+    pub fn scope(&self) -> ScopeInfo {
+        self.node.info().clone()
+    }
+
+    /// That ancestor's own cause: the next link of the chain.
+    pub fn cause(&self) -> Cause {
+        self.node.cause_for_children()
+    }
+}
+
+impl fmt::Debug for Parent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parent").field("scope", self.node.info()).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,182 @@
+//! Cancellation points: where a task learns that its scope was cancelled.
+//!
+//! Delivery is level-triggered (S1): once a task's current scope is effectively cancelled, every
+//! cancellation point it reaches fails with [`Cancelled`], until it leaves the scope. The points
+//! are [`checkpoint`], [`check_cancelled`] (which does not yield), [`cancelled`], the sleeps, a
+//! [`JoinHandle::join`](crate::JoinHandle::join), and any future wrapped with
+//! [`guard`](crate::guard).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::cancelled::Cancelled;
+use crate::cause::Cause;
+use crate::context;
+use crate::scope_tree::{ScopeNode, WaitRegistration};
+use crate::slab::SlabKey;
+use crate::sync::Arc;
+
+/// Fails with [`Cancelled`] if the current scope is effectively cancelled; never yields.
+///
+/// The equivalent of Trio's `checkpoint_if_cancelled`, for tight loops that must stay responsive
+/// to cancellation without giving up their turn. Costs one thread-local read and one atomic load.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use wherefore::Scope;
+/// let scope = Scope::new();
+/// let handle = scope.handle();
+/// let out = scope
+///     .run(async {
+///         wherefore::check_cancelled()?; // not cancelled: passes
+///         handle.cancel();
+///         wherefore::check_cancelled()?; // fails: the scope absorbs it
+///         Ok::<(), wherefore::Cancelled>(())
+///     })
+///     .await;
+/// assert!(matches!(out, Ok(None)));
+/// # });
+/// ```
+#[inline]
+pub fn check_cancelled() -> Result<(), Cancelled> {
+    if !context::current_is_cancelled() {
+        return Ok(());
+    }
+    cold_cancelled_error()
+}
+
+#[cold]
+fn cold_cancelled_error() -> Result<(), Cancelled> {
+    match context::current().and_then(|node| node.cancelled_error()) {
+        Some(c) => Err(c),
+        None => Ok(()),
+    }
+}
+
+/// A cancellation point that also yields once to the executor, like Trio's `checkpoint`.
+///
+/// Fails with [`Cancelled`] if the current scope is effectively cancelled, before or after the
+/// yield.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// wherefore::checkpoint().await?;
+/// # Ok::<(), wherefore::Cancelled>(())
+/// # }).unwrap();
+/// ```
+pub fn checkpoint() -> Checkpoint {
+    Checkpoint { yielded: false }
+}
+
+/// Future returned by [`checkpoint`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Checkpoint {
+    yielded: bool,
+}
+
+impl Future for Checkpoint {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        check_cancelled()?;
+        if self.yielded {
+            return Poll::Ready(Ok(()));
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Waits until the current scope is effectively cancelled and resolves with the cause: a task
+/// awaiting its *own* cancellation.
+///
+/// It never fails: being cancelled is what it waits for. Outside any scope it never resolves.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use wherefore::{Cause, Scope};
+/// let scope = Scope::named("worker");
+/// scope.handle().cancel_with("shutdown");
+/// let seen = scope.run(async { Ok::<_, wherefore::Cancelled>(wherefore::cancelled().await) }).await;
+/// let cause = seen.unwrap().unwrap();
+/// assert!(matches!(cause, Cause::Explicit(_)));
+/// # });
+/// ```
+pub fn cancelled() -> CancelledFuture {
+    CancelledFuture {
+        wait: CancelWait::default(),
+    }
+}
+
+/// Future returned by [`cancelled`].
+#[derive(Debug, Default)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct CancelledFuture {
+    wait: CancelWait,
+}
+
+impl Future for CancelledFuture {
+    type Output = Cause;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Cause> {
+        self.wait.poll(cx).map(|c| c.cause)
+    }
+}
+
+/// The part of every blocking cancellation point that waits for the current scope to be
+/// cancelled: registers the task's waker with the scope and deregisters it on drop.
+#[derive(Debug, Default)]
+pub(crate) struct CancelWait {
+    /// The scope the waker is registered with, its key there, the waker registered, and the
+    /// scope's drain count at registration.
+    registered: Option<(Arc<ScopeNode>, SlabKey, Waker, u64)>,
+}
+
+impl CancelWait {
+    /// Ready with the error if the current scope is effectively cancelled; otherwise makes sure
+    /// the waker is registered with it and returns `Pending`.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Cancelled> {
+        let Some(node) = context::current() else {
+            self.clear();
+            return Poll::Pending;
+        };
+        let key = match &self.registered {
+            Some((registered, key, waker, drains)) if Arc::ptr_eq(registered, &node) => {
+                if waker.will_wake(cx.waker()) && !node.is_cancelled() && node.drains() == *drains {
+                    // Already registered with this waker: the scope will wake it (invariant 4).
+                    return Poll::Pending;
+                }
+                Some(*key)
+            }
+            _ => {
+                self.clear();
+                None
+            }
+        };
+        match node.register_waiter(key, cx.waker()) {
+            WaitRegistration::Cancelled(c) => {
+                self.registered = None;
+                Poll::Ready(c)
+            }
+            WaitRegistration::Waiting(key, drains) => {
+                self.registered = Some((node, key, cx.waker().clone(), drains));
+                Poll::Pending
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Some((node, key, _, _)) = self.registered.take() {
+            node.remove_waiter(key);
+        }
+    }
+}
+
+impl Drop for CancelWait {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}

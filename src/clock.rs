@@ -1,0 +1,220 @@
+//! Time: where `now` comes from, and the timers (scope deadlines and sleeping tasks) waiting on it.
+//!
+//! A runtime owns one [`Clock`]; every scope entered in that runtime shares it (scopes take it
+//! from their parent). Two sources of time exist: the real one (`Instant::now()`, used by
+//! [`run`](crate::run)) and a virtual one that stands still while any task can run and jumps to
+//! the next timer when none can (used by [`testing`](crate::testing)).
+//!
+//! Timers are kept in one ordered map. Keys order them by instant, then deadlines before
+//! wake-ups, then (deadlines) depth with ancestors first and scope creation order, or (wake-ups)
+//! registration order. Firing pops them in that order, which gives S9: every deadline due at an
+//! instant is processed before any task woken at that instant runs, and ties are deterministic.
+
+use std::collections::BTreeMap;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use crate::scope_tree::ScopeNode;
+use crate::sync::{self, Arc, Mutex};
+
+/// Orders timers; see the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct TimerKey {
+    at: Instant,
+    /// 0 for a scope deadline, 1 for a task wake-up.
+    class: u8,
+    depth: u32,
+    seq: u64,
+}
+
+impl TimerKey {
+    pub(crate) fn at(&self) -> Instant {
+        self.at
+    }
+}
+
+#[derive(Debug)]
+enum Timer {
+    Deadline(Arc<ScopeNode>),
+    Wake(Waker),
+}
+
+impl std::fmt::Debug for ScopeNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopeNode").field("scope", self.info()).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+enum Source {
+    Real,
+    /// `start` plus the elapsed virtual time.
+    Virtual { start: Instant, elapsed: Mutex<Duration> },
+}
+
+#[derive(Debug)]
+struct Timers {
+    map: BTreeMap<TimerKey, Timer>,
+    next_seq: u64,
+    /// Woken when a timer earlier than every other is added, so a runtime parked until the old
+    /// earliest timer wakes up and re-plans (the timer may come from another thread).
+    runtime: Option<Waker>,
+}
+
+/// A source of time plus the timers waiting on it.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    source: Source,
+    timers: Mutex<Timers>,
+}
+
+impl Clock {
+    fn with_source(source: Source) -> Arc<Clock> {
+        Arc::new(Clock {
+            source,
+            timers: Mutex::new(Timers {
+                map: BTreeMap::new(),
+                next_seq: 0,
+                runtime: None,
+            }),
+        })
+    }
+
+    /// The real clock.
+    pub(crate) fn real() -> Arc<Clock> {
+        Self::with_source(Source::Real)
+    }
+
+    /// A virtual clock starting now.
+    pub(crate) fn virtual_time() -> Arc<Clock> {
+        Self::with_source(Source::Virtual {
+            start: Instant::now(),
+            elapsed: Mutex::new(Duration::ZERO),
+        })
+    }
+
+    pub(crate) fn is_virtual(&self) -> bool {
+        matches!(self.source, Source::Virtual { .. })
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        match &self.source {
+            Source::Real => Instant::now(),
+            Source::Virtual { start, elapsed } => *start + *sync::lock(elapsed),
+        }
+    }
+
+    /// Virtual time elapsed since the clock started (zero for the real clock).
+    pub(crate) fn elapsed(&self) -> Duration {
+        match &self.source {
+            Source::Real => Duration::ZERO,
+            Source::Virtual { elapsed, .. } => *sync::lock(elapsed),
+        }
+    }
+
+    pub(crate) fn set_runtime_waker(&self, waker: Option<Waker>) {
+        sync::lock(&self.timers).runtime = waker;
+    }
+
+    fn insert(&self, key: TimerKey, timer: Timer) {
+        let mut timers = sync::lock(&self.timers);
+        let earliest = timers.map.keys().next().is_none_or(|first| key < *first);
+        timers.map.insert(key, timer);
+        let runtime = if earliest { timers.runtime.clone() } else { None };
+        drop(timers);
+        if let Some(waker) = runtime {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn add_deadline(&self, at: Instant, depth: u32, seq: u64, node: Arc<ScopeNode>) -> TimerKey {
+        let key = TimerKey {
+            at,
+            class: 0,
+            depth,
+            seq,
+        };
+        self.insert(key, Timer::Deadline(node));
+        key
+    }
+
+    pub(crate) fn add_wake(&self, at: Instant, waker: Waker) -> TimerKey {
+        let seq = {
+            let mut timers = sync::lock(&self.timers);
+            timers.next_seq += 1;
+            timers.next_seq
+        };
+        let key = TimerKey {
+            at,
+            class: 1,
+            depth: 0,
+            seq,
+        };
+        self.insert(key, Timer::Wake(waker));
+        key
+    }
+
+    /// Replaces the waker of a wake-up timer, if it is still pending.
+    pub(crate) fn refresh_wake(&self, key: TimerKey, waker: &Waker) -> bool {
+        match sync::lock(&self.timers).map.get_mut(&key) {
+            Some(Timer::Wake(w)) => {
+                if !w.will_wake(waker) {
+                    w.clone_from(waker);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn remove(&self, key: TimerKey) {
+        let removed = sync::lock(&self.timers).map.remove(&key);
+        drop(removed); // a deadline's node may be dropped here, outside the lock
+    }
+
+    /// The instant of the earliest pending timer.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        sync::lock(&self.timers).map.keys().next().map(TimerKey::at)
+    }
+
+    /// Fires every timer due at the current time, in key order. Returns how many fired.
+    pub(crate) fn fire_due(&self) -> usize {
+        let now = self.now();
+        let mut fired = 0;
+        loop {
+            let next = {
+                let mut timers = sync::lock(&self.timers);
+                match timers.map.first_entry() {
+                    Some(entry) if entry.key().at <= now => Some(entry.remove_entry()),
+                    _ => None,
+                }
+            };
+            let Some((key, timer)) = next else { return fired };
+            fired += 1;
+            match timer {
+                Timer::Deadline(node) => node.deadline_fired(key),
+                Timer::Wake(waker) => waker.wake(),
+            }
+        }
+    }
+
+    /// Virtual clock only: jumps to the earliest pending timer and fires what is due there.
+    /// Returns `false` when no timer is pending (nothing can ever happen again).
+    pub(crate) fn advance_to_next_timer(&self) -> bool {
+        let Source::Virtual { start, elapsed } = &self.source else {
+            return false;
+        };
+        let Some(next) = self.next_timer() else {
+            return false;
+        };
+        {
+            let mut elapsed = sync::lock(elapsed);
+            let target = next.saturating_duration_since(*start);
+            if target > *elapsed {
+                *elapsed = target;
+            }
+        }
+        self.fire_due();
+        true
+    }
+}

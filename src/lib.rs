@@ -1,0 +1,83 @@
+//! Structured concurrency in the style of Trio's nurseries, where **every cancellation says why**.
+//!
+//! - A tree of cancel [`Scope`]s: a scope entered while another is being polled is its child.
+//!   Cancelling a scope cancels everything below it, except behind a [`shield`].
+//! - Every cancellation carries a typed [`Cause`] ([`Timeout`](Cause::Timeout),
+//!   [`SiblingPanic`](Cause::SiblingPanic), [`Parent`](Cause::Parent),
+//!   [`Explicit`](Cause::Explicit), ...) that chains through the tree and prints as one line.
+//! - [`nursery`] runs tasks that cannot leak: it returns only when all of them have finished, and
+//!   a failure in one cancels the others with a cause that names it.
+//! - Cancellation is level-triggered and cooperative: every cancellation point ([`checkpoint`],
+//!   [`sleep`], [`cancelled`], [`guard`], [`JoinHandle::join`]) fails with [`Cancelled`] while the
+//!   task's scope is cancelled, and the scope that caused it absorbs it.
+//! - [`run`] is a small embedded executor with the real clock; [`testing::block_on`] runs the
+//!   same code on virtual time.
+//!
+//! ```
+//! use std::time::Duration;
+//! use wherefore::{Cancelled, Nursery};
+//!
+//! wherefore::testing::block_on(async {
+//!     let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+//!         n.spawn_named("fetch", async {
+//!             wherefore::sleep(Duration::from_secs(1)).await?;
+//!             Ok(())
+//!         })
+//!         .unwrap();
+//!         n.spawn_named("log", async { Ok(()) }).unwrap();
+//!         Ok(42)
+//!     })
+//!     .await; // waits for every member
+//!     assert_eq!(out.unwrap(), 42);
+//!
+//!     let slow = async {
+//!         wherefore::sleep(Duration::from_secs(60)).await?;
+//!         Ok::<_, Cancelled>("slow")
+//!     };
+//!     match wherefore::move_on_after(Duration::from_secs(5), slow).await {
+//!         Ok(Some(v)) => println!("finished: {v}"),
+//!         Ok(None) => println!("timed out"),
+//!         Err(cancelled) => println!("we were cancelled ourselves: {cancelled}"),
+//!     }
+//! });
+//! ```
+//!
+//! DESIGN.md in the repository describes the scope state machine, the invariants and the choices
+//! made where Trio, asyncio, Kotlin and Go disagree.
+
+mod cancelled;
+mod cause;
+mod checkpoint;
+mod clock;
+mod context;
+mod failure;
+mod guard;
+mod identity;
+mod nursery;
+#[cfg(not(wherefore_loom))]
+mod runtime;
+mod scope;
+mod scope_tree;
+mod shield;
+mod slab;
+mod sleep;
+mod sync;
+mod task;
+#[cfg(not(wherefore_loom))]
+pub mod testing;
+mod timeout;
+
+pub use cancelled::{CancelError, Cancelled, TimedOut};
+pub use cause::{Cause, Chain, Explicit, Parent, SiblingFailure, Timeout};
+pub use checkpoint::{CancelledFuture, Checkpoint, cancelled, check_cancelled, checkpoint};
+pub use failure::{Failure, FailureKind, NurseryError, SpawnError};
+pub use guard::{Cancellable, Guarded, guard};
+pub use identity::{ScopeId, ScopeInfo, TaskId, TaskInfo};
+pub use nursery::{Nursery, NurseryBuilder, nursery};
+#[cfg(not(wherefore_loom))]
+pub use runtime::run;
+pub use scope::{CancelHandle, Scope, ScopeFuture};
+pub use shield::{Shielded, shield, shield_with_grace};
+pub use sleep::{Sleep, now, sleep, sleep_until};
+pub use task::{Join, JoinHandle, TaskExit};
+pub use timeout::{FailAfter, fail_after, fail_at, move_on_after, move_on_at};

@@ -1,0 +1,498 @@
+//! Nurseries: scopes that own tasks and return only when every one of them has finished.
+//!
+//! The nursery future owns its running members and polls them inline, so members need no
+//! runtime, may borrow from the enclosing stack (`'env`) and may be `!Send`. The body and the
+//! members get a cloneable [`Nursery`] handle; spawning through it puts the future in a queue
+//! that the nursery future drains into its running set on every poll. No `unsafe` is involved:
+//! members are bounded by `'env`, which outlives the nursery future, so forgetting the nursery
+//! future leaks the members but can never let them outlive what they borrow.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use crate::cancelled::CancelError;
+use crate::cause::{Cause, SiblingFailure};
+use crate::context;
+use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
+use crate::identity::{ScopeInfo, TaskId, TaskInfo};
+use crate::scope::CancelHandle;
+use crate::scope_tree::{Phase, ScopeNode};
+use crate::sync::{self, Arc, Frozen};
+use crate::task::{End, Ended, JoinHandle, Member, classify, member, panic_message};
+
+/// The handle through which the body and the members of a nursery spawn into it.
+///
+/// Cloneable; `!Send` (members run inline on the nursery's thread). See [`nursery`].
+pub struct Nursery<'env, E> {
+    shared: Rc<Shared<'env, E>>,
+}
+
+impl<E> Clone for Nursery<'_, E> {
+    fn clone(&self) -> Self {
+        Nursery {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+struct Shared<'env, E> {
+    node: Arc<ScopeNode>,
+    /// Spawned members not yet moved into the running set, and whether spawning is allowed.
+    queue: RefCell<Queue<'env, E>>,
+}
+
+struct Queue<'env, E> {
+    /// False once the nursery has finished (or its future was dropped): spawns are refused.
+    open: bool,
+    members: Vec<Member<'env, E>>,
+}
+
+impl<'env, E> Nursery<'env, E>
+where
+    E: CancelError + fmt::Display + 'env,
+{
+    /// Spawns an unnamed member. It starts at the nursery's next poll, inside the nursery's
+    /// scope, and may spawn further members through a clone of this handle.
+    ///
+    /// Spawning into a nursery that is cancelled but still running is accepted (S4): the member
+    /// runs to its first cancellation point. Spawning into a nursery that has finished hands the
+    /// future back in [`SpawnError::Closed`]; from the body or a member this cannot happen,
+    /// since the nursery is running while they are.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// let total = std::cell::Cell::new(0); // members may borrow from the enclosing stack
+    /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+    ///     for i in 1..=3 {
+    ///         let total = &total;
+    ///         n.spawn(async move {
+    ///             total.set(total.get() + i);
+    ///             Ok(())
+    ///         })
+    ///         .unwrap();
+    ///     }
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(total.get(), 6);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn spawn<F, T>(&self, future: F) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: Future<Output = Result<T, E>> + 'env,
+        T: 'env,
+    {
+        self.spawn_task(None, Location::caller(), future)
+    }
+
+    /// Spawns a named member; the name appears in causes, failures and reports.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+    ///     let fetch = n.spawn_named("fetch", async { Ok(()) }).unwrap();
+    ///     assert_eq!(fetch.task().to_string(), "task \"fetch\"");
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn spawn_named<F, T>(
+        &self,
+        name: impl Into<Frozen<str>>,
+        future: F,
+    ) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: Future<Output = Result<T, E>> + 'env,
+        T: 'env,
+    {
+        self.spawn_task(Some(name.into()), Location::caller(), future)
+    }
+
+    fn spawn_task<F, T>(
+        &self,
+        name: Option<Frozen<str>>,
+        spawned_at: &'static Location<'static>,
+        future: F,
+    ) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: Future<Output = Result<T, E>> + 'env,
+        T: 'env,
+    {
+        let mut queue = self.shared.queue.borrow_mut();
+        if !queue.open {
+            return Err(SpawnError::Closed(future));
+        }
+        let task = TaskInfo {
+            id: TaskId(sync::next_id()),
+            name,
+            spawned_at,
+        };
+        let (member, handle) = member(task, self.shared.node.clone(), future);
+        queue.members.push(member);
+        Ok(handle)
+    }
+}
+
+impl<E> Nursery<'_, E> {
+    /// The handle of the nursery's own scope: cancelling it cancels every member (and the body).
+    ///
+    /// A nursery never absorbs a cancellation: when its own scope was cancelled, it returns
+    /// [`NurseryError::Cancelled`] (see DESIGN.md for why). To stop a group of tasks and carry
+    /// on, run the nursery inside a [`Scope`](crate::Scope) and cancel that.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use wherefore::{Nursery, NurseryError};
+    /// let out = wherefore::nursery(async |n: Nursery<'_, wherefore::Cancelled>| {
+    ///     n.spawn(async { wherefore::sleep(std::time::Duration::from_secs(3600)).await })
+    ///         .unwrap();
+    ///     n.cancel_handle().cancel_with("enough");
+    ///     wherefore::checkpoint().await
+    /// })
+    /// .await;
+    /// assert!(matches!(out, Err(NurseryError::Cancelled(_))));
+    /// # });
+    /// ```
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle::from_node(self.shared.node.clone())
+    }
+
+    /// Who the nursery's scope is.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// wherefore::NurseryBuilder::named("workers")
+    ///     .run(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+    ///         assert_eq!(n.scope().name(), Some("workers"));
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// # });
+    /// ```
+    pub fn scope(&self) -> ScopeInfo {
+        self.shared.node.info().clone()
+    }
+}
+
+impl<E> fmt::Debug for Nursery<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Nursery")
+            .field("scope", self.shared.node.info())
+            .field("open", &self.shared.queue.borrow().open)
+            .finish()
+    }
+}
+
+/// Runs `body` and every member it spawns concurrently; returns when all have finished.
+///
+/// `body` is an async closure that receives the [`Nursery`] handle. The nursery is a cancel
+/// scope: a child of the scope it is polled in, and the scope of its body and members.
+///
+/// - When a member or the body **fails** (returns an error that is not its cancellation, or
+///   panics), the nursery cancels every other member with [`Cause::SiblingError`] or
+///   [`Cause::SiblingPanic`] naming the failing task, waits for all to finish (shielded cleanup
+///   included), and returns [`NurseryError::Failed`] with every failure in order. Members that
+///   ended only because of that cancellation are not failures.
+/// - **Panics**, by default, follow `std::thread::scope`: siblings are cancelled, everyone
+///   finishes, then the first panic resumes (other failures are printed to stderr, never lost).
+///   [`NurseryBuilder::collect_panics`] turns panics into failures instead.
+/// - Otherwise it returns the body's value, or [`NurseryError::Cancelled`] if the body ended
+///   with a cancellation.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::time::Duration;
+/// use wherefore::Nursery;
+///
+/// let out = wherefore::nursery(async |n: Nursery<'_, wherefore::Cancelled>| {
+///     n.spawn_named("fetch", async {
+///         wherefore::sleep(Duration::from_secs(1)).await?;
+///         Ok(())
+///     })
+///     .unwrap();
+///     n.spawn_named("log", async { Ok(()) }).unwrap();
+///     Ok(42)
+/// })
+/// .await; // waits for every member
+/// assert_eq!(out.unwrap(), 42);
+/// # });
+/// ```
+#[track_caller]
+pub fn nursery<'env, B, T, E>(body: B) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
+where
+    B: AsyncFnOnce(Nursery<'env, E>) -> Result<T, E> + 'env,
+    T: 'env,
+    E: CancelError + fmt::Display + 'env,
+{
+    NurseryBuilder::new().run(body)
+}
+
+/// Options for a nursery: a name, and what to do with panics.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use wherefore::{FailureKind, Nursery, NurseryBuilder};
+/// let err = NurseryBuilder::named("workers")
+///     .collect_panics()
+///     .run(async |n: Nursery<'_, wherefore::Cancelled>| {
+///         n.spawn(async { panic!("boom") as Result<(), _> }).unwrap();
+///         Ok(())
+///     })
+///     .await
+///     .unwrap_err();
+/// assert!(matches!(err.failures()[0].kind(), FailureKind::Panic(m) if m == "boom"));
+/// # });
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until you `run` a body"]
+pub struct NurseryBuilder {
+    name: Option<Frozen<str>>,
+    collect_panics: bool,
+}
+
+impl NurseryBuilder {
+    /// An unnamed nursery that resumes panics (the default of [`nursery`]).
+    ///
+    /// ```
+    /// let builder = wherefore::NurseryBuilder::new();
+    /// # let _ = builder;
+    /// ```
+    pub fn new() -> Self {
+        NurseryBuilder::default()
+    }
+
+    /// A named nursery; the name is its scope's name.
+    ///
+    /// ```
+    /// let builder = wherefore::NurseryBuilder::named("server");
+    /// # let _ = builder;
+    /// ```
+    pub fn named(name: impl Into<Frozen<str>>) -> Self {
+        NurseryBuilder {
+            name: Some(name.into()),
+            collect_panics: false,
+        }
+    }
+
+    /// Report panics as [`FailureKind::Panic`] failures instead of resuming them.
+    ///
+    /// See the type-level example.
+    pub fn collect_panics(mut self) -> Self {
+        self.collect_panics = true;
+        self
+    }
+
+    /// Runs the nursery; see [`nursery`].
+    ///
+    /// See the type-level example.
+    #[track_caller]
+    pub fn run<'env, B, T, E>(self, body: B) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
+    where
+        B: AsyncFnOnce(Nursery<'env, E>) -> Result<T, E> + 'env,
+        T: 'env,
+        E: CancelError + fmt::Display + 'env,
+    {
+        let node = ScopeNode::new(self.name.clone());
+        let body_task = TaskInfo {
+            id: TaskId(sync::next_id()),
+            name: Some(Frozen::from("body")),
+            spawned_at: Location::caller(),
+        };
+        let collect_panics = self.collect_panics;
+        async move {
+            let shared = Rc::new(Shared {
+                node,
+                queue: RefCell::new(Queue {
+                    open: true,
+                    members: Vec::new(),
+                }),
+            });
+            let handle = Nursery {
+                shared: shared.clone(),
+            };
+            let driver = Driver {
+                shared,
+                body: Some(Box::pin(body(handle))),
+                body_task,
+                running: FuturesUnordered::new(),
+                outcome: None,
+                failures: Vec::new(),
+                panic: None,
+                collect_panics,
+            };
+            driver.await
+        }
+    }
+}
+
+/// The nursery future proper: polls the body and the running members inside the nursery scope.
+struct Driver<'env, Fut, T, E> {
+    shared: Rc<Shared<'env, E>>,
+    body: Option<Pin<Box<Fut>>>,
+    body_task: TaskInfo,
+    running: FuturesUnordered<Member<'env, E>>,
+    /// The body's result, once it ended without failing.
+    outcome: Option<Result<T, crate::Cancelled>>,
+    /// Every failure, in the order it happened.
+    failures: Vec<Failure<E>>,
+    /// The first panic, to resume at the end (default mode).
+    panic: Option<Box<dyn Any + Send>>,
+    collect_panics: bool,
+}
+
+impl<Fut, T, E> Unpin for Driver<'_, Fut, T, E> {}
+
+impl<'env, Fut, T, E> Driver<'env, Fut, T, E>
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: CancelError + fmt::Display,
+{
+    fn node(&self) -> &Arc<ScopeNode> {
+        &self.shared.node
+    }
+
+    /// Moves spawned members into the running set. Returns whether there were any.
+    fn admit_spawned(&mut self) -> bool {
+        let spawned = std::mem::take(&mut self.shared.queue.borrow_mut().members);
+        let any = !spawned.is_empty();
+        self.running.extend(spawned);
+        any
+    }
+
+    fn poll_body(&mut self, cx: &mut Context<'_>) {
+        let Some(body) = self.body.as_mut() else { return };
+        let polled = catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx)));
+        let end = match polled {
+            Ok(Poll::Pending) => return,
+            Ok(Poll::Ready(Ok(value))) => {
+                self.outcome = Some(Ok(value));
+                End::Completed
+            }
+            Ok(Poll::Ready(Err(e))) => match classify(self.node(), e) {
+                Ok(cancelled) => {
+                    self.outcome = Some(Err(cancelled));
+                    End::Cancelled
+                }
+                Err(e) => End::Failed(e),
+            },
+            Err(payload) => End::Panicked(payload),
+        };
+        self.body = None;
+        let task = self.body_task.clone();
+        self.member_ended(Ended { task, end });
+    }
+
+    /// Records how a member (or the body) ended; a failure cancels the siblings.
+    fn member_ended(&mut self, ended: Ended<E>) {
+        let Ended { task, end } = ended;
+        let (cause, kind) = match end {
+            End::Completed | End::Cancelled => return,
+            End::Failed(e) => {
+                let cause = Cause::SiblingError(SiblingFailure::new(task.clone(), e.to_string()));
+                (cause, FailureKind::Error(e))
+            }
+            End::Panicked(payload) => {
+                let message = panic_message(payload.as_ref());
+                let cause = Cause::SiblingPanic(SiblingFailure::new(task.clone(), message.clone()));
+                if !self.collect_panics {
+                    self.panic.get_or_insert(payload);
+                }
+                (cause, FailureKind::Panic(message))
+            }
+        };
+        self.node().record_own(cause);
+        self.failures.push(Failure { task, kind });
+    }
+
+    fn finish(&mut self) -> Result<T, NurseryError<E>> {
+        self.close();
+        if let Some(payload) = self.panic.take() {
+            for failure in &self.failures {
+                if let FailureKind::Error(_) = failure.kind {
+                    eprintln!("wherefore: nursery {}: {failure}", self.node().info());
+                }
+            }
+            resume_unwind(payload);
+        }
+        if !self.failures.is_empty() {
+            return Err(NurseryError::Failed(std::mem::take(&mut self.failures)));
+        }
+        match self.outcome.take() {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(cancelled)) => Err(NurseryError::Cancelled(cancelled)),
+            None => unreachable!("finish is called only after the body ended"),
+        }
+    }
+
+    /// Refuses further spawns, drops what was queued, and leaves the scope.
+    fn close(&mut self) {
+        let queued = {
+            let mut queue = self.shared.queue.borrow_mut();
+            queue.open = false;
+            std::mem::take(&mut queue.members)
+        };
+        drop(queued);
+        self.node().exit();
+    }
+}
+
+impl<Fut, T, E> Future for Driver<'_, Fut, T, E>
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: CancelError + fmt::Display,
+{
+    type Output = Result<T, NurseryError<E>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let node = this.node().clone();
+        if node.phase() == Phase::Created {
+            node.enter(context::current().as_ref(), None);
+        }
+        let _current = context::enter(&node);
+        this.poll_body(cx);
+        loop {
+            this.admit_spawned();
+            while let Poll::Ready(Some(ended)) = this.running.poll_next_unpin(cx) {
+                this.member_ended(ended);
+                this.admit_spawned();
+            }
+            // Members spawned during the last round of polls have not been polled yet.
+            if !this.admit_spawned() {
+                break;
+            }
+        }
+        if this.body.is_none() && this.running.is_empty() {
+            return Poll::Ready(this.finish());
+        }
+        Poll::Pending
+    }
+}
+
+impl<Fut, T, E> Drop for Driver<'_, Fut, T, E> {
+    /// Dropped before finishing: members are dropped with it (they run inline), spawns are
+    /// refused from now on, and the scope is left.
+    fn drop(&mut self) {
+        let queued = {
+            let mut queue = self.shared.queue.borrow_mut();
+            queue.open = false;
+            std::mem::take(&mut queue.members)
+        };
+        drop(queued);
+        self.shared.node.exit();
+    }
+}

@@ -1,0 +1,538 @@
+//! Cancel scopes: the builder, the future that runs a body inside one, and the handle that
+//! controls it from anywhere.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::cancelled::CancelError;
+use crate::cause::Cause;
+use crate::context;
+use crate::identity::ScopeInfo;
+use crate::scope_tree::{Phase, ScopeNode};
+use crate::sync::{Arc, Frozen};
+
+/// A cancel scope, ready to run a body: the general form of [`move_on_after`](crate::move_on_after)
+/// and [`shield`](crate::shield).
+///
+/// Build it with a name, a deadline and a shield flag, take a [`CancelHandle`] if you want to
+/// cancel it or move its deadline later, then [`run`](Scope::run) a body in it. The scope becomes
+/// a child of the scope that is current when it is first polled (dynamic extent, as in Trio).
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::time::Duration;
+/// use wherefore::Scope;
+///
+/// let scope = Scope::named("request").with_timeout(Duration::from_secs(5));
+/// let handle = scope.handle();
+/// let out = scope
+///     .run(async {
+///         wherefore::sleep(Duration::from_secs(1)).await?;
+///         Ok::<_, wherefore::Cancelled>("done")
+///     })
+///     .await;
+/// assert_eq!(out.unwrap(), Some("done"));
+/// assert!(!handle.is_cancelled());
+/// # });
+/// ```
+#[derive(Debug)]
+#[must_use = "a scope does nothing until you `run` a body in it"]
+pub struct Scope {
+    node: Arc<ScopeNode>,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope::new()
+    }
+}
+
+impl Scope {
+    /// An unnamed scope with no deadline, not shielded. Shown as `scope#N` in causes.
+    ///
+    /// ```
+    /// let scope = wherefore::Scope::new();
+    /// assert_eq!(scope.handle().scope().name(), None);
+    /// ```
+    pub fn new() -> Self {
+        Scope {
+            node: ScopeNode::new(None),
+        }
+    }
+
+    /// A scope with a name, shown in causes and reports.
+    ///
+    /// ```
+    /// let scope = wherefore::Scope::named("conn-7");
+    /// assert_eq!(scope.handle().scope().to_string(), "\"conn-7\"");
+    /// ```
+    pub fn named(name: impl Into<Frozen<str>>) -> Self {
+        Scope {
+            node: ScopeNode::new(Some(name.into())),
+        }
+    }
+
+    /// Sets an absolute deadline. A deadline in the past is valid (S12): the body runs to its
+    /// first cancellation point, which fails with [`Cause::Timeout`].
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// let at = wherefore::now() + std::time::Duration::from_secs(2);
+    /// let scope = wherefore::Scope::new().with_deadline(at);
+    /// assert_eq!(scope.handle().deadline(), Some(at));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn with_deadline(self, deadline: Instant) -> Self {
+        self.node.set_deadline(Some(deadline), Location::caller());
+        self
+    }
+
+    /// Sets a deadline `timeout` after the scope is entered. A timeout too large to represent
+    /// never fires.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// let out = wherefore::Scope::new()
+    ///     .with_timeout(Duration::from_secs(1))
+    ///     .run(wherefore::sleep(Duration::from_secs(2)))
+    ///     .await;
+    /// assert!(matches!(out, Ok(None))); // timed out, absorbed
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.node.set_timeout(timeout, Location::caller());
+        self
+    }
+
+    /// Shields the scope: cancellation from enclosing scopes does not reach its body, while its
+    /// own deadline and its own cancel still do.
+    ///
+    /// ```
+    /// let scope = wherefore::Scope::new().shielded();
+    /// assert!(scope.handle().is_shielded());
+    /// ```
+    pub fn shielded(self) -> Self {
+        self.node.set_shielded(true);
+        self
+    }
+
+    pub(crate) fn into_node(self) -> Arc<ScopeNode> {
+        self.node
+    }
+
+    /// A handle to cancel the scope, read its cause, or change its deadline and shield, from any
+    /// task or thread.
+    ///
+    /// ```
+    /// let scope = wherefore::Scope::new();
+    /// let handle = scope.handle();
+    /// assert!(handle.cancel()); // before entry: the body starts cancelled
+    /// ```
+    pub fn handle(&self) -> CancelHandle {
+        CancelHandle {
+            node: self.node.clone(),
+        }
+    }
+
+    /// Runs `body` inside the scope.
+    ///
+    /// Resolves to `Ok(Some(value))` when the body returns a value (even if the scope was
+    /// cancelled meanwhile and the body chose to finish anyway, S7), `Ok(None)` when the body
+    /// failed with a cancellation that this scope absorbs (it is the outermost cancelled scope
+    /// around the cancellation point and the cancellation came from inside it), and `Err(e)` for
+    /// every other error, including a cancellation that belongs to an enclosing scope.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// let scope = wherefore::Scope::new();
+    /// let handle = scope.handle();
+    /// let out = scope
+    ///     .run(async {
+    ///         handle.cancel_with("enough");
+    ///         wherefore::checkpoint().await?;
+    ///         Ok::<_, wherefore::Cancelled>(1)
+    ///     })
+    ///     .await;
+    /// assert!(matches!(out, Ok(None)));
+    /// # });
+    /// ```
+    pub fn run<F, T, E>(self, body: F) -> ScopeFuture<F>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: CancelError,
+    {
+        ScopeFuture {
+            inner: InScope::new(self.node, body),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Runs a body inside a scope node: enters it on first poll, installs it as the current
+    /// scope during each poll, and leaves it when the body completes or the future is dropped.
+    #[derive(Debug)]
+    pub(crate) struct InScope<F> {
+        node: Arc<ScopeNode>,
+        #[pin]
+        body: F,
+    }
+
+    impl<F> PinnedDrop for InScope<F> {
+        fn drop(this: Pin<&mut Self>) {
+            this.project().node.exit();
+        }
+    }
+}
+
+impl<F: Future> InScope<F> {
+    pub(crate) fn new(node: Arc<ScopeNode>, body: F) -> Self {
+        InScope { node, body }
+    }
+
+    pub(crate) fn node(&self) -> &Arc<ScopeNode> {
+        &self.node
+    }
+
+    /// Polls the body in the scope. On completion the scope is still entered, so the caller can
+    /// decide absorption; it must then call `node().exit()` (drop does too).
+    pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if this.node.phase() == Phase::Created {
+            this.node.enter(context::current().as_ref(), None);
+        }
+        let _current = context::enter(this.node);
+        this.body.poll(cx)
+    }
+}
+
+/// Whether `result` is a cancellation that the scope of `node` absorbs.
+pub(crate) fn absorbed<T, E: CancelError>(node: &Arc<ScopeNode>, result: &Result<T, E>) -> bool {
+    match result {
+        Err(e) => e.as_cancelled().is_some_and(|c| node.absorbs(&c.raised_in)),
+        Ok(_) => false,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future returned by [`Scope::run`], [`move_on_after`](crate::move_on_after),
+    /// [`move_on_at`](crate::move_on_at) and [`shield_with_grace`](crate::shield_with_grace).
+    ///
+    /// Resolves to `Result<Option<T>, E>`; see [`Scope::run`].
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct ScopeFuture<F> {
+        #[pin]
+        inner: InScope<F>,
+    }
+}
+
+impl<F, T, E> Future for ScopeFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: CancelError,
+{
+    type Output = Result<Option<T>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.project().inner;
+        let result = std::task::ready!(inner.as_mut().poll_body(cx));
+        let node = inner.node().clone();
+        let absorbed = absorbed(&node, &result);
+        node.exit();
+        Poll::Ready(match result {
+            Ok(value) => Ok(Some(value)),
+            Err(_) if absorbed => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+impl<F> ScopeFuture<F> {
+    /// A handle to the scope this future runs its body in.
+    ///
+    /// ```
+    /// let fut = wherefore::move_on_after(std::time::Duration::from_secs(1), async {
+    ///     Ok::<_, wherefore::Cancelled>(())
+    /// });
+    /// assert!(fut.handle().deadline().is_none()); // relative: fixed when entered
+    /// ```
+    pub fn handle(&self) -> CancelHandle {
+        CancelHandle {
+            node: self.inner.node.clone(),
+        }
+    }
+}
+
+/// Controls a scope from any task or thread: cancel it, read whether and why it was cancelled,
+/// move its deadline, raise or lower its shield.
+///
+/// `Send + Sync + Clone`. Holding a handle keeps the scope's record (name, cause) alive, not the
+/// scope's body: once the scope has exited, requests have no effect (S15) and reads return what
+/// was recorded.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use wherefore::Scope;
+/// let scope = Scope::named("job");
+/// let handle = scope.handle();
+/// let remote = handle.clone();
+/// std::thread::spawn(move || remote.cancel_with("from a thread")).join().unwrap();
+/// assert!(handle.is_cancelled());
+/// let out = scope.run(wherefore::checkpoint()).await;
+/// assert!(matches!(out, Ok(None)));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct CancelHandle {
+    node: Arc<ScopeNode>,
+}
+
+impl CancelHandle {
+    pub(crate) fn from_node(node: Arc<ScopeNode>) -> Self {
+        CancelHandle { node }
+    }
+
+    /// The handle of the scope the calling code runs in, if any.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// let out = wherefore::Scope::named("here")
+    ///     .run(async {
+    ///         let me = wherefore::CancelHandle::current().unwrap();
+    ///         Ok::<_, wherefore::Cancelled>(me.scope().name().map(str::to_owned))
+    ///     })
+    ///     .await;
+    /// assert_eq!(out.unwrap().unwrap().as_deref(), Some("here"));
+    /// # });
+    /// ```
+    pub fn current() -> Option<CancelHandle> {
+        context::current().map(CancelHandle::from_node)
+    }
+
+    /// Cancels the scope with an [`Explicit`](Cause::Explicit) cause and no tag.
+    ///
+    /// Returns whether this call made the scope effectively cancelled: `false` if it already was
+    /// (through its own cause or its parent's; the request is still counted in
+    /// [`ignored_requests`](Self::ignored_requests)) or if the scope has exited (S15).
+    /// Idempotent: the first cause wins.
+    ///
+    /// ```
+    /// let handle = wherefore::Scope::new().handle();
+    /// assert!(handle.cancel());
+    /// assert!(!handle.cancel());
+    /// assert_eq!(handle.ignored_requests(), 1);
+    /// ```
+    #[track_caller]
+    pub fn cancel(&self) -> bool {
+        self.node.cancel_explicit(None, Location::caller())
+    }
+
+    /// Cancels the scope with an [`Explicit`](Cause::Explicit) cause carrying `tag` (a signal
+    /// name, a reason, a request id). Returns as [`cancel`](Self::cancel) does.
+    ///
+    /// ```
+    /// let handle = wherefore::Scope::new().handle();
+    /// handle.cancel_with("SIGTERM");
+    /// assert!(handle.cause().unwrap().to_string().starts_with("explicit (\"SIGTERM\") at "));
+    /// ```
+    #[track_caller]
+    pub fn cancel_with<T>(&self, tag: T) -> bool
+    where
+        T: fmt::Debug + Send + Sync + 'static,
+    {
+        self.node.cancel_explicit(Some(Frozen::new(tag)), Location::caller())
+    }
+
+    /// Whether the scope is effectively cancelled now: by itself, its deadline, or an unshielded
+    /// ancestor.
+    ///
+    /// ```
+    /// let handle = wherefore::Scope::new().handle();
+    /// assert!(!handle.is_cancelled());
+    /// handle.cancel();
+    /// assert!(handle.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.node.is_cancelled()
+    }
+
+    /// The cause that applies now (S14: the scope's own first cause if shielded, otherwise
+    /// whichever of its own and its parent's reached it first), or the last one that applied.
+    /// `None` if the scope was never cancelled.
+    ///
+    /// ```
+    /// let handle = wherefore::Scope::new().handle();
+    /// assert!(handle.cause().is_none());
+    /// handle.cancel();
+    /// assert_eq!(handle.cause().unwrap().kind(), "explicit");
+    /// ```
+    pub fn cause(&self) -> Option<Cause> {
+        self.node.cause()
+    }
+
+    /// The scope's own first cause (its explicit cancel, deadline, or nursery failure), whatever
+    /// its shield and its parents.
+    ///
+    /// ```
+    /// let handle = wherefore::Scope::new().handle();
+    /// handle.cancel();
+    /// assert_eq!(handle.own_cause().unwrap().kind(), "explicit");
+    /// ```
+    pub fn own_cause(&self) -> Option<Cause> {
+        self.node.own_cause()
+    }
+
+    /// How many cancel requests (explicit, deadline, parent) reached the scope after it was
+    /// already cancelled and so changed nothing (S17).
+    ///
+    /// ```
+    /// let handle = wherefore::Scope::new().handle();
+    /// handle.cancel();
+    /// handle.cancel_with("again");
+    /// assert_eq!(handle.ignored_requests(), 1);
+    /// ```
+    pub fn ignored_requests(&self) -> u32 {
+        self.node.ignored_requests()
+    }
+
+    /// Who the scope is.
+    ///
+    /// ```
+    /// assert_eq!(wherefore::Scope::named("x").handle().scope().name(), Some("x"));
+    /// ```
+    pub fn scope(&self) -> ScopeInfo {
+        self.node.info().clone()
+    }
+
+    /// The scope's absolute deadline, if it has one and it is known (a relative timeout becomes
+    /// absolute when the scope is entered).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// let handle = wherefore::Scope::new().handle();
+    /// let at = wherefore::now();
+    /// handle.set_deadline(at + std::time::Duration::from_secs(9));
+    /// assert_eq!(handle.deadline(), Some(at + std::time::Duration::from_secs(9)));
+    /// # });
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline()
+    }
+
+    /// Moves the deadline; takes effect at once. A deadline moved into the past cancels the
+    /// scope now (the next cancellation point fails). After the scope was cancelled, the new
+    /// deadline is recorded but changes nothing: a deadline never un-cancels and never replaces
+    /// the recorded cause (S13).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// let scope = wherefore::Scope::new();
+    /// let handle = scope.handle();
+    /// let out = scope
+    ///     .run(async {
+    ///         handle.set_deadline(wherefore::now()); // now is not in the future: fires
+    ///         wherefore::checkpoint().await
+    ///     })
+    ///     .await;
+    /// assert!(matches!(out, Ok(None)));
+    /// assert_eq!(handle.cause().unwrap().kind(), "timeout");
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn set_deadline(&self, deadline: Instant) {
+        self.node.set_deadline(Some(deadline), Location::caller());
+    }
+
+    /// Sets the deadline `timeout` from now; see [`set_deadline`](Self::set_deadline).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// let handle = wherefore::Scope::new().handle();
+    /// handle.set_timeout(std::time::Duration::from_secs(1));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.node.set_timeout(timeout, Location::caller());
+    }
+
+    /// Removes the deadline. Does not un-cancel a scope whose deadline already fired.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// let handle = wherefore::Scope::new().with_deadline(wherefore::now()).handle();
+    /// handle.clear_deadline();
+    /// assert_eq!(handle.deadline(), None);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn clear_deadline(&self) {
+        self.node.set_deadline(None, Location::caller());
+    }
+
+    /// Whether the scope is shielded.
+    ///
+    /// ```
+    /// assert!(!wherefore::Scope::new().handle().is_shielded());
+    /// ```
+    pub fn is_shielded(&self) -> bool {
+        self.node.is_shielded()
+    }
+
+    /// Raises or lowers the shield; takes effect at once. Lowering it lets a pending cancellation
+    /// of an enclosing scope in; raising it stops one that came from above (the scope's own
+    /// cause stays).
+    ///
+    /// ```
+    /// let handle = wherefore::Scope::new().handle();
+    /// handle.set_shielded(true);
+    /// assert!(handle.is_shielded());
+    /// ```
+    pub fn set_shielded(&self, shielded: bool) {
+        self.node.set_shielded(shielded);
+    }
+
+    /// Whether the scope has finished (its body completed or its future was dropped).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// let scope = wherefore::Scope::new();
+    /// let handle = scope.handle();
+    /// let _ = scope.run(async { Ok::<_, wherefore::Cancelled>(()) }).await;
+    /// assert!(handle.has_exited());
+    /// assert!(!handle.cancel()); // S15: no effect on an exited scope
+    /// # });
+    /// ```
+    pub fn has_exited(&self) -> bool {
+        self.node.phase() == Phase::Exited
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("scope", self.node.info())
+            .field("cancelled", &self.node.is_cancelled())
+            .finish()
+    }
+}
+
+impl fmt::Display for CancelHandle {
+    /// `scope "name"` followed by its state: `running`, `cancelled: <cause chain>`, `exited`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "scope {}", self.node.info())?;
+        match (self.node.phase(), self.node.cause()) {
+            (_, Some(cause)) if self.node.is_cancelled() => write!(f, " (cancelled: {cause})"),
+            (Phase::Exited, _) => f.write_str(" (exited)"),
+            (Phase::Created, _) => f.write_str(" (not entered)"),
+            (Phase::Entered, _) => f.write_str(" (running)"),
+        }
+    }
+}

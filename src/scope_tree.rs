@@ -1,0 +1,606 @@
+//! The cancel-scope tree: the one place where cancellation state lives and changes.
+//!
+//! Public handles ([`CancelHandle`](crate::CancelHandle), the scope and nursery futures) hold an
+//! `Arc<ScopeNode>` and call into this module; they keep no state of their own about cancellation.
+//!
+//! # State of a scope
+//!
+//! ```text
+//!   Created ──enter (first poll)──▶ Entered ──exit / drop──▶ Exited
+//! ```
+//! Orthogonal to the phase, each node records at most one *own* cause (its explicit cancel, its
+//! deadline, its nursery's failure: the first one wins) and whether its parent's cancellation
+//! reached it, and which of the two arrived first.
+//!
+//! # Invariants
+//!
+//! 1. `own` is written at most once, and only while the phase is not `Exited` (S15: cancelling an
+//!    exited scope records nothing).
+//! 2. The node is *effectively cancelled* iff `own` is set, or it is not shielded and its parent is
+//!    effectively cancelled. `cancelled` (the atomic) equals that, as of the last [`update`] that
+//!    visited the node; every change to an input (own cause, shield, parent's flag) is followed by
+//!    an `update` of the node, so the flag is never stale once the changing call returns.
+//! 3. A child is in its parent's `children` exactly while it is `Entered`. The parent link is set
+//!    before the child is inserted, so a propagation that finds the child can read its parent.
+//! 4. Every waker in `waiters` belongs to a task blocked at a cancellation point in this scope;
+//!    all of them are woken when the flag turns on, and none is registered while it is on.
+//! 5. The effective cause is the own cause if shielded, else whichever of own and inherited
+//!    arrived first (S14). `last_cause` keeps the most recent effective cause once there was one,
+//!    so a `Parent` link read later still names a cause.
+//!
+//! # Locks
+//!
+//! Each node has one mutex, and **no code holds two node locks at once**: propagation locks a
+//! parent, copies what it needs, unlocks, then locks each child in turn. The only nesting is node
+//! lock → clock timer lock (to register or remove a deadline); the clock never calls back into a
+//! node while holding its own lock. Hence no lock-order cycle and no deadlock.
+//!
+//! Tree walks (propagation, teardown, cause chains) are loops with an explicit stack, so a tree of
+//! any depth never grows the call stack.
+
+use std::panic::Location;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use crate::cancelled::Cancelled;
+use crate::cause::{Cause, Explicit, Parent, Timeout};
+use crate::clock::{Clock, TimerKey};
+use crate::identity::{ScopeId, ScopeInfo};
+use crate::slab::{Slab, SlabKey};
+use crate::sync::{self, Arc, AtomicBool, AtomicU64, Frozen, Mutex, Ordering};
+
+/// One cancel scope in the tree.
+pub(crate) struct ScopeNode {
+    info: ScopeInfo,
+    /// Whether the scope is effectively cancelled (invariant 2). Read without the lock on the fast
+    /// path; written only under `state`'s lock.
+    cancelled: AtomicBool,
+    /// How many times `waiters` was drained. A waiter registered under an older count may have
+    /// been removed, so it must register again rather than trust its key (see `CancelWait`).
+    drains: AtomicU64,
+    state: Mutex<NodeState>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Built, not yet polled: no parent, no clock; a handle may already cancel it.
+    Created,
+    /// Running: attached to its parent (if any), its deadline registered with the clock.
+    Entered,
+    /// Finished or dropped: detached; requests have no effect any more.
+    Exited,
+}
+
+/// Which cause reached the node first (S14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum First {
+    Own,
+    Inherited,
+}
+
+struct NodeState {
+    phase: Phase,
+    /// The enclosing scope, set on entry; kept after exit so escaped causes can still be traced.
+    parent: Option<Arc<ScopeNode>>,
+    /// Distance from the root; orders same-instant deadlines (ancestors first, S9).
+    depth: u32,
+    /// The entered children (invariant 3).
+    children: Slab<Arc<ScopeNode>>,
+    /// Our key in the parent's `children`, while entered.
+    key_in_parent: Option<SlabKey>,
+    shielded: bool,
+    deadline: Option<Deadline>,
+    /// The clock of the runtime the scope was entered in, if there is one.
+    clock: Option<Arc<Clock>>,
+    /// The scope's own first cause (invariant 1).
+    own: Option<Cause>,
+    /// Whether the parent's cancellation has reached this node at some point.
+    inherited: bool,
+    first: Option<First>,
+    /// The last effective cause (invariant 5).
+    last_cause: Option<Cause>,
+    /// Cancel requests that arrived after the first and had no effect (S17: kept visible).
+    ignored_requests: u32,
+    /// Tasks blocked at a cancellation point in this scope (invariant 4).
+    waiters: Slab<Waker>,
+}
+
+/// A deadline as requested: absolute, or relative to entry when the scope had no clock yet.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    when: When,
+    set_at: &'static Location<'static>,
+    /// The registered timer, while entered and the deadline lies in the future.
+    timer: Option<TimerKey>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum When {
+    At { at: Instant, after: Option<Duration> },
+    /// `None` after: a timeout so long that the deadline is past any representable instant.
+    AfterEntry(Duration),
+}
+
+/// What a cancellation point learns when it asks about its scope.
+pub(crate) enum WaitRegistration {
+    /// The scope is effectively cancelled: fail with this.
+    Cancelled(Cancelled),
+    /// Registered under this key, at this drain count; the waker is woken when the scope becomes
+    /// effectively cancelled.
+    Waiting(SlabKey, u64),
+}
+
+impl ScopeNode {
+    pub(crate) fn new(name: Option<Frozen<str>>) -> Arc<ScopeNode> {
+        Arc::new(ScopeNode {
+            info: ScopeInfo {
+                id: ScopeId(sync::next_id()),
+                name,
+            },
+            cancelled: AtomicBool::new(false),
+            drains: AtomicU64::new(0),
+            state: Mutex::new(NodeState {
+                phase: Phase::Created,
+                parent: None,
+                depth: 0,
+                children: Slab::new(),
+                key_in_parent: None,
+                shielded: false,
+                deadline: None,
+                clock: None,
+                own: None,
+                inherited: false,
+                first: None,
+                last_cause: None,
+                ignored_requests: 0,
+                waiters: Slab::new(),
+            }),
+        })
+    }
+
+    pub(crate) fn info(&self) -> &ScopeInfo {
+        &self.info
+    }
+
+    /// How many times the waiters were drained so far.
+    pub(crate) fn drains(&self) -> u64 {
+        self.drains.load(Ordering::Acquire)
+    }
+
+    /// The fast path: whether the scope is effectively cancelled, without taking the lock.
+    #[inline]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        sync::lock(&self.state).phase
+    }
+
+    pub(crate) fn parent(&self) -> Option<Arc<ScopeNode>> {
+        sync::lock(&self.state).parent.clone()
+    }
+
+    pub(crate) fn clock(&self) -> Option<Arc<Clock>> {
+        sync::lock(&self.state).clock.clone()
+    }
+
+    pub(crate) fn is_shielded(&self) -> bool {
+        sync::lock(&self.state).shielded
+    }
+
+    pub(crate) fn ignored_requests(&self) -> u32 {
+        sync::lock(&self.state).ignored_requests
+    }
+
+    /// The effective cause now, or the last one if the scope is no longer effectively cancelled.
+    pub(crate) fn cause(self: &Arc<Self>) -> Option<Cause> {
+        let st = sync::lock(&self.state);
+        st.effective_cause().or_else(|| st.last_cause.clone())
+    }
+
+    /// The scope's own first cause, regardless of shields.
+    pub(crate) fn own_cause(&self) -> Option<Cause> {
+        sync::lock(&self.state).own.clone()
+    }
+
+    /// What a child sees as this scope's cause through a `Parent` link.
+    pub(crate) fn cause_for_children(&self) -> Cause {
+        let st = sync::lock(&self.state);
+        st.effective_cause()
+            .or_else(|| st.last_cause.clone())
+            .or_else(|| st.own.clone())
+            .expect("a Parent link is only made to a scope that was effectively cancelled")
+    }
+
+    /// The `Cancelled` error a cancellation point in this scope returns, if it is cancelled.
+    pub(crate) fn cancelled_error(self: &Arc<Self>) -> Option<Cancelled> {
+        if !self.is_cancelled() {
+            return None;
+        }
+        let cause = self.cause()?;
+        Some(Cancelled {
+            cause,
+            raised_in: self.clone(),
+        })
+    }
+
+    // ----- configuration -------------------------------------------------------------------
+
+    pub(crate) fn set_shielded(self: &Arc<Self>, shielded: bool) {
+        {
+            let mut st = sync::lock(&self.state);
+            if st.shielded == shielded {
+                return;
+            }
+            st.shielded = shielded;
+        }
+        update(self.clone());
+    }
+
+    /// Sets (or clears, with `None`) the deadline. Never un-cancels and never changes a recorded
+    /// cause (S13): after the deadline fired, the new value is stored and has no effect.
+    pub(crate) fn set_deadline(
+        self: &Arc<Self>,
+        at: Option<Instant>,
+        set_at: &'static Location<'static>,
+    ) {
+        let when = at.map(|at| {
+            let clock = self.clock();
+            let after = clock.map(|c| at.saturating_duration_since(c.now()));
+            When::At { at, after }
+        });
+        self.replace_deadline(when, set_at);
+    }
+
+    /// Sets the deadline `timeout` from now (from entry, if the scope has not been entered yet).
+    pub(crate) fn set_timeout(self: &Arc<Self>, timeout: Duration, set_at: &'static Location<'static>) {
+        let when = match self.clock() {
+            Some(clock) => match clock.now().checked_add(timeout) {
+                Some(at) => Some(When::At {
+                    at,
+                    after: Some(timeout),
+                }),
+                None => None, // beyond any instant: never fires (S-notes: huge timeouts)
+            },
+            None => Some(When::AfterEntry(timeout)),
+        };
+        self.replace_deadline(when, set_at);
+    }
+
+    fn replace_deadline(self: &Arc<Self>, when: Option<When>, set_at: &'static Location<'static>) {
+        let fire = {
+            let mut st = sync::lock(&self.state);
+            if st.phase == Phase::Exited {
+                return;
+            }
+            st.remove_timer();
+            st.deadline = when.map(|when| Deadline {
+                when,
+                set_at,
+                timer: None,
+            });
+            if st.phase == Phase::Entered {
+                self.arm_deadline(&mut st)
+            } else {
+                None
+            }
+        };
+        if let Some(timeout) = fire {
+            self.record_own(Cause::Timeout(timeout));
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let st = sync::lock(&self.state);
+        match st.deadline?.when {
+            When::At { at, .. } => Some(at),
+            When::AfterEntry(_) => None,
+        }
+    }
+
+    /// Resolves a relative deadline and registers the timer. Returns the timeout cause to record
+    /// at once if the deadline has already passed (S12: a past deadline is valid input).
+    fn arm_deadline(self: &Arc<Self>, st: &mut NodeState) -> Option<Timeout> {
+        let clock = st.clock.clone();
+        let deadline = st.deadline.as_mut()?;
+        let Some(clock) = clock else {
+            panic!(
+                "wherefore: scope {} has a deadline (set at {}) but no clock: run it inside \
+                 `wherefore::run` or `wherefore::testing::block_on`",
+                self.info, deadline.set_at
+            );
+        };
+        let now = clock.now();
+        let (at, after) = match deadline.when {
+            When::At { at, after } => (at, after),
+            When::AfterEntry(timeout) => match now.checked_add(timeout) {
+                Some(at) => (at, Some(timeout)),
+                None => {
+                    st.deadline = None;
+                    return None;
+                }
+            },
+        };
+        deadline.when = When::At { at, after };
+        if st.own.is_some() {
+            return None;
+        }
+        if at <= now {
+            return Some(Timeout {
+                scope: self.info.clone(),
+                deadline: at,
+                after,
+                set_at: deadline.set_at,
+            });
+        }
+        deadline.timer = Some(clock.add_deadline(at, st.depth, self.info.id.0, self.clone()));
+        None
+    }
+
+    /// Called by the clock when a registered deadline passes.
+    pub(crate) fn deadline_fired(self: &Arc<Self>, key: TimerKey) {
+        let timeout = {
+            let mut st = sync::lock(&self.state);
+            let Some(deadline) = st.deadline.as_mut() else { return };
+            if deadline.timer != Some(key) {
+                return; // the deadline was moved; this timer is stale
+            }
+            deadline.timer = None;
+            let When::At { at, after } = deadline.when else { return };
+            Timeout {
+                scope: self.info.clone(),
+                deadline: at,
+                after,
+                set_at: deadline.set_at,
+            }
+        };
+        self.record_own(Cause::Timeout(timeout));
+    }
+
+    // ----- cancellation ---------------------------------------------------------------------
+
+    /// An explicit cancel request. Returns whether it made the scope effectively cancelled.
+    pub(crate) fn cancel_explicit(
+        self: &Arc<Self>,
+        tag: Option<Frozen<dyn std::fmt::Debug + Send + Sync>>,
+        location: &'static Location<'static>,
+    ) -> bool {
+        self.record_own(Cause::Explicit(Explicit {
+            tag,
+            scope: self.info.clone(),
+            location,
+        }))
+    }
+
+    /// Records `cause` as the scope's own cause if it has none (first cause wins, S17), then
+    /// brings the tree up to date. Returns whether the scope went from not effectively cancelled
+    /// to effectively cancelled because of this call (S14).
+    pub(crate) fn record_own(self: &Arc<Self>, cause: Cause) -> bool {
+        {
+            let mut st = sync::lock(&self.state);
+            if st.phase == Phase::Exited {
+                return false; // S15
+            }
+            let parent_cancelled = st.parent_cancelled();
+            if st.own.is_some() || (!st.shielded && parent_cancelled) {
+                st.ignored_requests = st.ignored_requests.saturating_add(1);
+            }
+            if st.own.is_some() {
+                return false;
+            }
+            if !st.shielded && parent_cancelled && st.first.is_none() {
+                st.first = Some(First::Inherited);
+            }
+            st.first.get_or_insert(First::Own);
+            let was_effective = st.is_effective(parent_cancelled);
+            st.own = Some(cause);
+            st.remove_timer();
+            if was_effective {
+                return false;
+            }
+        }
+        update(self.clone());
+        true
+    }
+
+    // ----- entering and leaving -------------------------------------------------------------
+
+    /// Enters the scope under `parent` (the scope being polled when this one was first polled),
+    /// taking the clock from the parent, or `clock` for a root.
+    pub(crate) fn enter(self: &Arc<Self>, parent: Option<&Arc<ScopeNode>>, clock: Option<Arc<Clock>>) {
+        let (parent_clock, parent_depth) = match parent {
+            Some(p) => {
+                let pst = sync::lock(&p.state);
+                (pst.clock.clone(), pst.depth)
+            }
+            None => (None, 0),
+        };
+        {
+            let mut st = sync::lock(&self.state);
+            debug_assert_eq!(st.phase, Phase::Created, "a scope is entered once");
+            st.parent = parent.cloned();
+            st.depth = if parent.is_some() { parent_depth + 1 } else { 0 };
+            st.clock = parent_clock.or(clock);
+        }
+        if let Some(p) = parent {
+            let key = sync::lock(&p.state).children.insert(self.clone());
+            sync::lock(&self.state).key_in_parent = Some(key);
+        }
+        let fire = {
+            let mut st = sync::lock(&self.state);
+            st.phase = Phase::Entered;
+            self.arm_deadline(&mut st)
+        };
+        if let Some(timeout) = fire {
+            self.record_own(Cause::Timeout(timeout));
+        }
+        update(self.clone());
+    }
+
+    /// Leaves the scope: detaches it from its parent and the clock. Idempotent.
+    pub(crate) fn exit(self: &Arc<Self>) {
+        let (parent, key) = {
+            let mut st = sync::lock(&self.state);
+            if st.phase == Phase::Exited {
+                return;
+            }
+            st.phase = Phase::Exited;
+            st.remove_timer();
+            drop(std::mem::replace(&mut st.children, Slab::new()));
+            (st.parent.clone(), st.key_in_parent.take())
+        };
+        if let (Some(parent), Some(key)) = (parent, key) {
+            sync::lock(&parent.state).children.remove(key);
+        }
+    }
+
+    // ----- waiting --------------------------------------------------------------------------
+
+    /// Registers (or refreshes, with `key`) a waker to be woken when the scope becomes
+    /// effectively cancelled, unless it already is.
+    pub(crate) fn register_waiter(self: &Arc<Self>, key: Option<SlabKey>, waker: &Waker) -> WaitRegistration {
+        let mut st = sync::lock(&self.state);
+        if self.cancelled.load(Ordering::Acquire) {
+            if let Some(key) = key {
+                st.waiters.remove(key);
+            }
+            drop(st);
+            return match self.cancelled_error() {
+                Some(c) => WaitRegistration::Cancelled(c),
+                None => self.register_waiter(None, waker), // un-cancelled meanwhile (shield)
+            };
+        }
+        match key.and_then(|k| st.waiters.get_mut(k).map(|w| (k, w))) {
+            Some((k, slot)) => {
+                if !slot.will_wake(waker) {
+                    slot.clone_from(waker);
+                }
+                WaitRegistration::Waiting(k, self.drains())
+            }
+            None => WaitRegistration::Waiting(st.waiters.insert(waker.clone()), self.drains()),
+        }
+    }
+
+    pub(crate) fn remove_waiter(&self, key: SlabKey) {
+        sync::lock(&self.state).waiters.remove(key);
+    }
+
+    /// Whether this node is `ancestor` or lies below it. Walks parent links in a loop.
+    pub(crate) fn is_within(self: &Arc<Self>, ancestor: &Arc<ScopeNode>) -> bool {
+        let mut node = Some(self.clone());
+        while let Some(n) = node {
+            if Arc::ptr_eq(&n, ancestor) {
+                return true;
+            }
+            node = n.parent();
+        }
+        false
+    }
+
+    /// Whether a `Cancelled` raised in `raised_in` stops at this scope: this scope is effectively
+    /// cancelled, it is the outermost cancelled scope below the nearest shield (S2), and the
+    /// cancellation came from inside it (S16).
+    pub(crate) fn absorbs(self: &Arc<Self>, raised_in: &Arc<ScopeNode>) -> bool {
+        let outermost = {
+            let st = sync::lock(&self.state);
+            self.is_cancelled() && (st.shielded || !st.parent_cancelled())
+        };
+        outermost && raised_in.is_within(self)
+    }
+}
+
+impl NodeState {
+    fn parent_cancelled(&self) -> bool {
+        self.parent.as_ref().is_some_and(|p| p.is_cancelled())
+    }
+
+    fn is_effective(&self, parent_cancelled: bool) -> bool {
+        self.own.is_some() || (!self.shielded && parent_cancelled)
+    }
+
+    /// The effective cause now (invariant 5), or `None` if not effectively cancelled.
+    fn effective_cause(&self) -> Option<Cause> {
+        let inherited = !self.shielded && self.parent_cancelled();
+        let from_parent = || {
+            self.parent
+                .as_ref()
+                .map(|node| Cause::Parent(Parent { node: node.clone() }))
+        };
+        match (&self.own, inherited) {
+            (Some(_), true) if self.first == Some(First::Inherited) => from_parent(),
+            (Some(own), _) => Some(own.clone()),
+            (None, true) => from_parent(),
+            (None, false) => None,
+        }
+    }
+
+    fn remove_timer(&mut self) {
+        if let Some(deadline) = self.deadline.as_mut()
+            && let Some(key) = deadline.timer.take()
+            && let Some(clock) = &self.clock
+        {
+            clock.remove(key);
+        }
+    }
+}
+
+/// Recomputes the effective state of `start` and, wherever it changed, of its descendants.
+///
+/// A loop over an explicit stack (no recursion). Each visit locks one node only; children are
+/// visited after their parent's flag was stored, and read that flag themselves, so the last visit
+/// of a child always sees its parent's latest state (invariant 2) even when two updates overlap.
+pub(crate) fn update(start: Arc<ScopeNode>) {
+    let mut stack = vec![start];
+    let mut to_wake: Vec<Waker> = Vec::new();
+    while let Some(node) = stack.pop() {
+        let mut st = sync::lock(&node.state);
+        let parent_cancelled = st.parent_cancelled();
+        if parent_cancelled && !st.shielded {
+            st.inherited = true;
+            st.first.get_or_insert(First::Inherited);
+        }
+        let now = st.is_effective(parent_cancelled);
+        if now {
+            st.last_cause = st.effective_cause();
+        }
+        if now == node.cancelled.load(Ordering::Relaxed) {
+            continue;
+        }
+        node.cancelled.store(now, Ordering::Release);
+        if now && st.waiters.len() > 0 {
+            node.drains.fetch_add(1, Ordering::Release);
+            to_wake.extend(st.waiters.drain());
+        }
+        stack.extend(st.children.iter().cloned());
+        drop(st);
+        for waker in to_wake.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for ScopeNode {
+    /// Tears down a chain of ancestors (and the scopes their causes point at) in a loop, so that
+    /// dropping the last reference to a deep tree never overflows the stack.
+    fn drop(&mut self) {
+        let mut stack: Vec<Arc<ScopeNode>> = Vec::new();
+        take_links(sync::get_mut(&mut self.state), &mut stack);
+        while let Some(node) = stack.pop() {
+            if let Ok(mut node) = Arc::try_unwrap(node) {
+                take_links(sync::get_mut(&mut node.state), &mut stack);
+            }
+        }
+    }
+}
+
+/// Moves every `Arc<ScopeNode>` a node owns onto `stack`.
+fn take_links(st: &mut NodeState, stack: &mut Vec<Arc<ScopeNode>>) {
+    stack.extend(st.parent.take());
+    stack.extend(st.children.drain());
+    for cause in [st.own.take(), st.last_cause.take()].into_iter().flatten() {
+        if let Cause::Parent(p) = cause {
+            stack.push(p.node);
+        }
+    }
+}

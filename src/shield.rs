@@ -1,0 +1,89 @@
+//! Shields: scopes that cancellation from outside cannot enter, so cleanup can still await.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::cancelled::CancelError;
+use crate::scope::{InScope, Scope, ScopeFuture};
+
+/// Runs `body` in a shielded scope: cancellation of enclosing scopes does not reach it, so
+/// cleanup after a cancellation can still await (sleep, I/O through [`guard`](crate::guard)).
+///
+/// A shield only blocks cancellation from above; when it ends, the enclosing cancellation is
+/// still pending and the next cancellation point outside fails again (level-triggered, S1).
+/// A shield without a deadline can hang forever: for cleanup that might, use
+/// [`shield_with_grace`].
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::time::Duration;
+/// use wherefore::Scope;
+/// let scope = Scope::new();
+/// let handle = scope.handle();
+/// let out = scope
+///     .run(async {
+///         handle.cancel_with("shutdown");
+///         let flushed = wherefore::shield(async {
+///             wherefore::sleep(Duration::from_secs(1)).await?; // not cancelled in here
+///             Ok::<_, wherefore::Cancelled>("flushed")
+///         })
+///         .await?;
+///         assert_eq!(flushed, "flushed");
+///         wherefore::checkpoint().await // cancelled again outside the shield
+///     })
+///     .await;
+/// assert!(matches!(out, Ok(None)));
+/// # });
+/// ```
+pub fn shield<F: Future>(body: F) -> Shielded<F> {
+    Shielded {
+        inner: InScope::new(Scope::new().shielded().into_node(), body),
+    }
+}
+
+/// Runs `body` in a shielded scope with its own deadline: cleanup that can await, but for at
+/// most `grace`. When the grace period passes, the body is cancelled with a
+/// [`Cause::Timeout`](crate::Cause::Timeout) naming the shield, and this resolves to `Ok(None)`.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::time::Duration;
+/// let out = wherefore::shield_with_grace(Duration::from_secs(2), async {
+///     wherefore::sleep(Duration::from_secs(60)).await?; // cleanup that hangs
+///     Ok::<_, wherefore::Cancelled>(())
+/// })
+/// .await;
+/// assert!(matches!(out, Ok(None))); // cut at the grace deadline
+/// # });
+/// ```
+#[track_caller]
+pub fn shield_with_grace<F, T, E>(grace: Duration, body: F) -> ScopeFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: CancelError,
+{
+    Scope::new().shielded().with_timeout(grace).run(body)
+}
+
+pin_project_lite::pin_project! {
+    /// Future returned by [`shield`]. Resolves to the body's output.
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Shielded<F> {
+        #[pin]
+        inner: InScope<F>,
+    }
+}
+
+impl<F: Future> Future for Shielded<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut inner = self.project().inner;
+        let output = std::task::ready!(inner.as_mut().poll_body(cx));
+        inner.node().exit();
+        Poll::Ready(output)
+    }
+}

@@ -1,0 +1,153 @@
+//! Sleeping on the runtime's clock, as a cancellation point.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::cancelled::Cancelled;
+use crate::checkpoint::CancelWait;
+use crate::clock::{Clock, TimerKey};
+use crate::context;
+use crate::sync::Arc;
+
+/// The current time on the runtime's clock: the real time under [`run`](crate::run), the virtual
+/// time under [`testing`](crate::testing).
+///
+/// # Panics
+///
+/// Outside a `wherefore` runtime there is no clock; this panics with a message saying so.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::time::Duration;
+/// let start = wherefore::now();
+/// wherefore::sleep(Duration::from_secs(3600)).await?; // virtual: takes no real time
+/// assert_eq!(wherefore::now() - start, Duration::from_secs(3600));
+/// # Ok::<(), wherefore::Cancelled>(())
+/// # }).unwrap();
+/// ```
+pub fn now() -> Instant {
+    current_clock("wherefore::now").now()
+}
+
+/// The clock of the current scope, or a panic that says how to get one.
+pub(crate) fn current_clock(what: &str) -> Arc<Clock> {
+    match context::current().and_then(|node| node.clock()) {
+        Some(clock) => clock,
+        None => panic!(
+            "{what} needs a clock: call it inside `wherefore::run` or `wherefore::testing::block_on`"
+        ),
+    }
+}
+
+/// Sleeps for `duration`, measured from the first poll; a cancellation point.
+///
+/// Fails with [`Cancelled`] as soon as the current scope is effectively cancelled.
+///
+/// # Panics
+///
+/// When first polled outside a `wherefore` runtime (there is no clock to sleep on).
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// wherefore::sleep(std::time::Duration::from_millis(10)).await?;
+/// # Ok::<(), wherefore::Cancelled>(())
+/// # }).unwrap();
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep {
+        target: Target::After(duration),
+        timer: None,
+        wait: CancelWait::default(),
+    }
+}
+
+/// Sleeps until `deadline`; a cancellation point. A deadline in the past completes at once
+/// (unless the scope is cancelled).
+///
+/// # Panics
+///
+/// When first polled outside a `wherefore` runtime.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// let at = wherefore::now() + std::time::Duration::from_secs(1);
+/// wherefore::sleep_until(at).await?;
+/// assert_eq!(wherefore::now(), at);
+/// # Ok::<(), wherefore::Cancelled>(())
+/// # }).unwrap();
+/// ```
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        target: Target::At(deadline),
+        timer: None,
+        wait: CancelWait::default(),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    After(Duration),
+    At(Instant),
+    /// So far away that it never comes.
+    Never,
+}
+
+/// Future returned by [`sleep`] and [`sleep_until`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    target: Target,
+    /// The clock and the registered wake-up, once polled.
+    timer: Option<(Arc<Clock>, Option<TimerKey>)>,
+    wait: CancelWait,
+}
+
+impl Future for Sleep {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Poll::Ready(cancelled) = this.wait.poll(cx) {
+            return Poll::Ready(Err(cancelled));
+        }
+        let (clock, key) = this
+            .timer
+            .get_or_insert_with(|| (current_clock("wherefore::sleep"), None));
+        let now = clock.now();
+        let at = match this.target {
+            Target::At(at) => at,
+            Target::Never => return Poll::Pending,
+            Target::After(duration) => match now.checked_add(duration) {
+                Some(at) => {
+                    this.target = Target::At(at);
+                    at
+                }
+                None => {
+                    this.target = Target::Never;
+                    return Poll::Pending;
+                }
+            },
+        };
+        if at <= now {
+            if let Some(key) = key.take() {
+                clock.remove(key);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        match key {
+            Some(k) if clock.refresh_wake(*k, cx.waker()) => {}
+            _ => *key = Some(clock.add_wake(at, cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some((clock, Some(key))) = self.timer.take() {
+            clock.remove(key);
+        }
+    }
+}

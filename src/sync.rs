@@ -1,0 +1,56 @@
+//! Every piece of synchronisation the crate uses, in one place.
+//!
+//! Under `--cfg wherefore_loom` these are `loom`'s types, so the loom models in `loom-tests/` check
+//! the real scope tree rather than a copy of it. The cfg name is crate-specific (as crossbeam does):
+//! a plain `--cfg loom` would also flip `concurrent-queue` and `event-listener`, whose loom builds
+//! do not compile against ours. No other file names `std::sync`.
+
+#[cfg(not(wherefore_loom))]
+pub(crate) use std::sync::{
+    Arc, Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+#[cfg(not(wherefore_loom))]
+pub(crate) use std::thread_local;
+
+#[cfg(wherefore_loom)]
+pub(crate) use loom::sync::{
+    Arc, Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+#[cfg(wherefore_loom)]
+pub(crate) use loom::thread_local;
+
+/// An `Arc` for data that is immutable once shared (cause payloads, names).
+///
+/// Always std's: such data needs no model, and loom's `Arc` cannot hold an unsized value such as
+/// `dyn Debug`.
+pub(crate) type Frozen<T> = std::sync::Arc<T>;
+
+/// Locks `mutex`, ignoring poisoning.
+///
+/// Every critical section in the crate leaves its state consistent before it can panic (user code
+/// never runs under one of our locks), so a poisoned lock still guards valid data.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Hands out process-wide unique, increasing identifiers for scopes and tasks.
+///
+/// Not modelled by loom on purpose: identifiers only name things, no decision depends on their
+/// order across threads, and loom atomics cannot live in a `static`.
+pub(crate) fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Mutable access to a mutex's data through a unique reference, ignoring poisoning.
+pub(crate) fn get_mut<T>(mutex: &mut Mutex<T>) -> &mut T {
+    match mutex.get_mut() {
+        Ok(data) => data,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

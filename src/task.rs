@@ -1,0 +1,338 @@
+//! Nursery members: the wrapper that runs a spawned future and classifies how it ended, and the
+//! [`JoinHandle`] through which its exit is read.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use crate::cancelled::{CancelError, Cancelled};
+use crate::cause::Cause;
+use crate::checkpoint::CancelWait;
+use crate::identity::TaskInfo;
+use crate::scope_tree::ScopeNode;
+use crate::sync::Arc;
+
+/// How a nursery member ended, as its [`JoinHandle`] reports it.
+///
+/// A failure's error value stays with the nursery, which reports it (joining never consumes a
+/// failure, S8); the handle gets its message.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use wherefore::{Nursery, TaskExit};
+/// wherefore::nursery(async |n: Nursery<'_, wherefore::Cancelled>| {
+///     let child = n.spawn(async { Ok(6 * 7) }).unwrap();
+///     let exit = child.join().await?; // `?`: *my* cancellation
+///     assert!(matches!(exit, TaskExit::Completed(42))); // the child's exit
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TaskExit<T> {
+    /// It returned a value.
+    Completed(T),
+    /// It returned an error (not a cancellation); the error itself is in the nursery's result.
+    Failed {
+        /// The error's `Display`.
+        message: String,
+    },
+    /// It ended because its scope was cancelled, for this reason.
+    Cancelled(Cause),
+    /// It panicked with this message.
+    Panicked {
+        /// The panic payload as text.
+        message: String,
+    },
+}
+
+impl<T> TaskExit<T> {
+    /// The value, if the task completed.
+    ///
+    /// ```
+    /// assert_eq!(wherefore::TaskExit::Completed(3).completed(), Some(3));
+    /// ```
+    pub fn completed(self) -> Option<T> {
+        match self {
+            TaskExit::Completed(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl<T> fmt::Display for TaskExit<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskExit::Completed(_) => f.write_str("completed"),
+            TaskExit::Failed { message } => write!(f, "failed: {message}"),
+            TaskExit::Cancelled(cause) => write!(f, "cancelled: {cause}"),
+            TaskExit::Panicked { message } => write!(f, "panicked: {message}"),
+        }
+    }
+}
+
+/// Where a member's exit is left for its handle.
+struct Slot<T> {
+    task: TaskInfo,
+    state: RefCell<SlotState<T>>,
+}
+
+struct SlotState<T> {
+    exit: Option<TaskExit<T>>,
+    finished: bool,
+    joiner: Option<Waker>,
+}
+
+impl<T> Slot<T> {
+    fn finish(&self, exit: TaskExit<T>) {
+        let joiner = {
+            let mut st = self.state.borrow_mut();
+            st.exit = Some(exit);
+            st.finished = true;
+            st.joiner.take()
+        };
+        if let Some(waker) = joiner {
+            waker.wake();
+        }
+    }
+}
+
+/// The handle of a nursery member: read how it ended.
+///
+/// Dropping it does not cancel or detach the task: the nursery still runs and awaits it.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+///     let child = n.spawn_named("worker", async { Ok("done") }).unwrap();
+///     assert_eq!(child.task().name(), Some("worker"));
+///     assert_eq!(child.join().await?.completed(), Some("done"));
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+pub struct JoinHandle<T> {
+    slot: Rc<Slot<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Who the task is.
+    ///
+    /// See the type-level example.
+    pub fn task(&self) -> &TaskInfo {
+        &self.slot.task
+    }
+
+    /// Whether the task has ended.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+    ///     let child = n.spawn(async { Ok(()) }).unwrap();
+    ///     assert!(!child.is_finished()); // not polled yet
+    ///     wherefore::checkpoint().await?; // let it run
+    ///     assert!(child.is_finished());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.slot.state.borrow().finished
+    }
+
+    /// The exit if the task has ended, without waiting (and without being a cancellation point);
+    /// the handle back otherwise.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+    ///     let child = n.spawn(async { Ok(1) }).unwrap();
+    ///     let child = child.try_join().unwrap_err(); // still running
+    ///     wherefore::checkpoint().await?;
+    ///     assert_eq!(child.try_join().ok().and_then(|e| e.completed()), Some(1));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn try_join(self) -> Result<TaskExit<T>, JoinHandle<T>> {
+        let exit = self.slot.state.borrow_mut().exit.take();
+        exit.ok_or(self)
+    }
+
+    /// Waits for the task to end; a cancellation point.
+    ///
+    /// The two kinds of cancellation are apart in the type: the outer `Result` is the *caller's*
+    /// own cancellation (S8: it wins even if the child has already finished; `?` propagates it),
+    /// the inner [`TaskExit`] is how the *child* ended, [`TaskExit::Cancelled`] included.
+    ///
+    /// See the type-level example.
+    pub fn join(self) -> Join<T> {
+        Join {
+            slot: self.slot,
+            wait: CancelWait::default(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("task", &self.slot.task)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Future returned by [`JoinHandle::join`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Join<T> {
+    slot: Rc<Slot<T>>,
+    wait: CancelWait,
+}
+
+impl<T> fmt::Debug for Join<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Join").field("task", &self.slot.task).finish_non_exhaustive()
+    }
+}
+
+impl<T> Future for Join<T> {
+    type Output = Result<TaskExit<T>, Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(own) = self.wait.poll(cx) {
+            return Poll::Ready(Err(own));
+        }
+        let mut st = self.slot.state.borrow_mut();
+        if let Some(exit) = st.exit.take() {
+            return Poll::Ready(Ok(exit));
+        }
+        if st.finished {
+            // The exit was taken by `try_join` on a handle that no longer exists: impossible,
+            // since both consume the only handle. Keep waiting rather than panic.
+            return Poll::Pending;
+        }
+        st.joiner = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// How a member ended, as the nursery needs to know it.
+pub(crate) enum End<E> {
+    Completed,
+    Cancelled,
+    Failed(E),
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// What a member's wrapper yields to the nursery when it ends.
+pub(crate) struct Ended<E> {
+    pub(crate) task: TaskInfo,
+    pub(crate) end: End<E>,
+}
+
+/// A member as the nursery polls it.
+pub(crate) type Member<'env, E> = Pin<Box<dyn Future<Output = Ended<E>> + 'env>>;
+
+pin_project_lite::pin_project! {
+    /// Runs one member: polls it (catching panics), classifies its end, and leaves the exit
+    /// for its handle.
+    struct Run<F, T> {
+        #[pin]
+        future: F,
+        slot: Rc<Slot<T>>,
+        nursery: Arc<ScopeNode>,
+    }
+}
+
+/// Wraps a spawned future as a member; returns it and its handle.
+pub(crate) fn member<'env, F, T, E>(
+    task: TaskInfo,
+    nursery: Arc<ScopeNode>,
+    future: F,
+) -> (Member<'env, E>, JoinHandle<T>)
+where
+    F: Future<Output = Result<T, E>> + 'env,
+    T: 'env,
+    E: CancelError + fmt::Display + 'env,
+{
+    let slot = Rc::new(Slot {
+        task,
+        state: RefCell::new(SlotState {
+            exit: None,
+            finished: false,
+            joiner: None,
+        }),
+    });
+    let run = Run {
+        future,
+        slot: slot.clone(),
+        nursery,
+    };
+    (Box::pin(run), JoinHandle { slot })
+}
+
+impl<F, T, E> Future for Run<F, T>
+where
+    F: Future<Output = Result<T, E>>,
+    E: CancelError + fmt::Display,
+{
+    type Output = Ended<E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
+        let this = self.project();
+        let polled = catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)));
+        let (exit, end) = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(value))) => (TaskExit::Completed(value), End::Completed),
+            Ok(Poll::Ready(Err(e))) => match classify(this.nursery, e) {
+                Ok(cancelled) => (TaskExit::Cancelled(cancelled.cause), End::Cancelled),
+                Err(e) => (TaskExit::Failed { message: e.to_string() }, End::Failed(e)),
+            },
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                (TaskExit::Panicked { message }, End::Panicked(payload))
+            }
+        };
+        this.slot.finish(exit);
+        Poll::Ready(Ended {
+            task: this.slot.task.clone(),
+            end,
+        })
+    }
+}
+
+/// Splits a member's error into "it ended because the nursery's scope is cancelled" (S3: not a
+/// failure) and a failure. A cancellation that does not come from inside the nursery, or arrives
+/// while the nursery is not cancelled, escaped from elsewhere and is a failure (S16).
+pub(crate) fn classify<E: CancelError>(nursery: &Arc<ScopeNode>, e: E) -> Result<Cancelled, E> {
+    match e.as_cancelled() {
+        Some(c) if nursery.is_cancelled() && c.raised_in.is_within(nursery) => Ok(c.clone()),
+        _ => Err(e),
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
