@@ -111,7 +111,9 @@ impl Cause {
         match self {
             Cause::Explicit(e) => fmt::Display::fmt(e, f),
             Cause::Timeout(t) => fmt::Display::fmt(t, f),
-            Cause::SiblingPanic(s) => write!(f, "sibling {} panicked: {}", s.describe(), s.message()),
+            Cause::SiblingPanic(s) => {
+                write!(f, "sibling {} panicked: {}", s.describe(), s.message())
+            }
             Cause::SiblingError(s) => write!(f, "sibling {} failed: {}", s.describe(), s.message()),
             Cause::Parent(p) => write!(f, "parent scope {} was cancelled", p.scope()),
         }
@@ -344,7 +346,11 @@ impl fmt::Display for Timeout {
                 "scope {} timed out after {after:?} (deadline set at {})",
                 self.scope, self.set_at
             ),
-            None => write!(f, "scope {} timed out (deadline set at {})", self.scope, self.set_at),
+            None => write!(
+                f,
+                "scope {} timed out (deadline set at {})",
+                self.scope, self.set_at
+            ),
         }
     }
 }
@@ -407,7 +413,10 @@ impl SiblingFailure {
     }
 
     fn describe(&self) -> String {
-        format!("{} (spawned at {})", self.inner.task, self.inner.task.spawned_at)
+        format!(
+            "{} (spawned at {})",
+            self.inner.task, self.inner.task.spawned_at
+        )
     }
 }
 
@@ -448,6 +457,8 @@ impl Parent {
 
 impl fmt::Debug for Parent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Parent").field("scope", self.node.info()).finish_non_exhaustive()
+        f.debug_struct("Parent")
+            .field("scope", self.node.info())
+            .finish_non_exhaustive()
     }
 }

@@ -41,7 +41,9 @@ enum Timer {
 
 impl std::fmt::Debug for ScopeNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScopeNode").field("scope", self.info()).finish_non_exhaustive()
+        f.debug_struct("ScopeNode")
+            .field("scope", self.info())
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,7 +51,10 @@ impl std::fmt::Debug for ScopeNode {
 enum Source {
     Real,
     /// `start` plus the elapsed virtual time.
-    Virtual { start: Instant, elapsed: Mutex<Duration> },
+    Virtual {
+        start: Instant,
+        elapsed: Mutex<Duration>,
+    },
 }
 
 #[derive(Debug)]
@@ -120,14 +125,24 @@ impl Clock {
         let mut timers = sync::lock(&self.timers);
         let earliest = timers.map.keys().next().is_none_or(|first| key < *first);
         timers.map.insert(key, timer);
-        let runtime = if earliest { timers.runtime.clone() } else { None };
+        let runtime = if earliest {
+            timers.runtime.clone()
+        } else {
+            None
+        };
         drop(timers);
         if let Some(waker) = runtime {
             waker.wake();
         }
     }
 
-    pub(crate) fn add_deadline(&self, at: Instant, depth: u32, seq: u64, node: Arc<ScopeNode>) -> TimerKey {
+    pub(crate) fn add_deadline(
+        &self,
+        at: Instant,
+        depth: u32,
+        seq: u64,
+        node: Arc<ScopeNode>,
+    ) -> TimerKey {
         let key = TimerKey {
             at,
             class: 0,
@@ -189,7 +204,9 @@ impl Clock {
                     _ => None,
                 }
             };
-            let Some((key, timer)) = next else { return fired };
+            let Some((key, timer)) = next else {
+                return fired;
+            };
             fired += 1;
             match timer {
                 Timer::Deadline(node) => node.deadline_fired(key),

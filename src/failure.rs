@@ -91,7 +91,11 @@ impl<E: fmt::Display> fmt::Display for FailureKind<E> {
 
 impl<E: fmt::Display> fmt::Display for Failure<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (spawned at {}) {}", self.task, self.task.spawned_at, self.kind)
+        write!(
+            f,
+            "{} (spawned at {}) {}",
+            self.task, self.task.spawned_at, self.kind
+        )
     }
 }
 

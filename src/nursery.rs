@@ -300,7 +300,10 @@ impl NurseryBuilder {
     ///
     /// See the type-level example.
     #[track_caller]
-    pub fn run<'env, B, T, E>(self, body: B) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
+    pub fn run<'env, B, T, E>(
+        self,
+        body: B,
+    ) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
     where
         B: AsyncFnOnce(Nursery<'env, E>) -> Result<T, E> + 'env,
         T: 'env,
@@ -374,7 +377,9 @@ where
     }
 
     fn poll_body(&mut self, cx: &mut Context<'_>) {
-        let Some(body) = self.body.as_mut() else { return };
+        let Some(body) = self.body.as_mut() else {
+            return;
+        };
         let polled = catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx)));
         let end = match polled {
             Ok(Poll::Pending) => return,

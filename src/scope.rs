@@ -347,7 +347,8 @@ impl CancelHandle {
     where
         T: fmt::Debug + Send + Sync + 'static,
     {
-        self.node.cancel_explicit(Some(Frozen::new(tag)), Location::caller())
+        self.node
+            .cancel_explicit(Some(Frozen::new(tag)), Location::caller())
     }
 
     /// Whether the scope is effectively cancelled now: by itself, its deadline, or an unshielded

@@ -116,7 +116,10 @@ struct Deadline {
 
 #[derive(Clone, Copy, Debug)]
 enum When {
-    At { at: Instant, after: Option<Duration> },
+    At {
+        at: Instant,
+        after: Option<Duration>,
+    },
     /// `None` after: a timeout so long that the deadline is past any representable instant.
     AfterEntry(Duration),
 }
@@ -254,15 +257,17 @@ impl ScopeNode {
     }
 
     /// Sets the deadline `timeout` from now (from entry, if the scope has not been entered yet).
-    pub(crate) fn set_timeout(self: &Arc<Self>, timeout: Duration, set_at: &'static Location<'static>) {
+    pub(crate) fn set_timeout(
+        self: &Arc<Self>,
+        timeout: Duration,
+        set_at: &'static Location<'static>,
+    ) {
         let when = match self.clock() {
-            Some(clock) => match clock.now().checked_add(timeout) {
-                Some(at) => Some(When::At {
-                    at,
-                    after: Some(timeout),
-                }),
-                None => None, // beyond any instant: never fires (S-notes: huge timeouts)
-            },
+            // Beyond any representable instant: no deadline, it would never fire.
+            Some(clock) => clock.now().checked_add(timeout).map(|at| When::At {
+                at,
+                after: Some(timeout),
+            }),
             None => Some(When::AfterEntry(timeout)),
         };
         self.replace_deadline(when, set_at);
@@ -342,12 +347,16 @@ impl ScopeNode {
     pub(crate) fn deadline_fired(self: &Arc<Self>, key: TimerKey) {
         let timeout = {
             let mut st = sync::lock(&self.state);
-            let Some(deadline) = st.deadline.as_mut() else { return };
+            let Some(deadline) = st.deadline.as_mut() else {
+                return;
+            };
             if deadline.timer != Some(key) {
                 return; // the deadline was moved; this timer is stale
             }
             deadline.timer = None;
-            let When::At { at, after } = deadline.when else { return };
+            let When::At { at, after } = deadline.when else {
+                return;
+            };
             Timeout {
                 scope: self.info.clone(),
                 deadline: at,
@@ -408,7 +417,11 @@ impl ScopeNode {
 
     /// Enters the scope under `parent` (the scope being polled when this one was first polled),
     /// taking the clock from the parent, or `clock` for a root.
-    pub(crate) fn enter(self: &Arc<Self>, parent: Option<&Arc<ScopeNode>>, clock: Option<Arc<Clock>>) {
+    pub(crate) fn enter(
+        self: &Arc<Self>,
+        parent: Option<&Arc<ScopeNode>>,
+        clock: Option<Arc<Clock>>,
+    ) {
         let (parent_clock, parent_depth) = match parent {
             Some(p) => {
                 let pst = sync::lock(&p.state);
@@ -420,7 +433,11 @@ impl ScopeNode {
             let mut st = sync::lock(&self.state);
             debug_assert_eq!(st.phase, Phase::Created, "a scope is entered once");
             st.parent = parent.cloned();
-            st.depth = if parent.is_some() { parent_depth + 1 } else { 0 };
+            st.depth = if parent.is_some() {
+                parent_depth + 1
+            } else {
+                0
+            };
             st.clock = parent_clock.or(clock);
         }
         if let Some(p) = parent {
@@ -459,7 +476,11 @@ impl ScopeNode {
 
     /// Registers (or refreshes, with `key`) a waker to be woken when the scope becomes
     /// effectively cancelled, unless it already is.
-    pub(crate) fn register_waiter(self: &Arc<Self>, key: Option<SlabKey>, waker: &Waker) -> WaitRegistration {
+    pub(crate) fn register_waiter(
+        self: &Arc<Self>,
+        key: Option<SlabKey>,
+        waker: &Waker,
+    ) -> WaitRegistration {
         let mut st = sync::lock(&self.state);
         if self.cancelled.load(Ordering::Acquire) {
             if let Some(key) = key {
@@ -556,8 +577,12 @@ pub(crate) fn update(start: Arc<ScopeNode>) {
     while let Some(node) = stack.pop() {
         let mut st = sync::lock(&node.state);
         let parent_cancelled = st.parent_cancelled();
-        if parent_cancelled && !st.shielded {
+        if parent_cancelled && !st.shielded && !st.inherited {
             st.inherited = true;
+            if st.own.is_some() {
+                // The parent's cancellation lost to the scope's own cause (S17: kept visible).
+                st.ignored_requests = st.ignored_requests.saturating_add(1);
+            }
             st.first.get_or_insert(First::Inherited);
         }
         let now = st.is_effective(parent_cancelled);

@@ -206,7 +206,9 @@ pub struct Join<T> {
 
 impl<T> fmt::Debug for Join<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Join").field("task", &self.slot.task).finish_non_exhaustive()
+        f.debug_struct("Join")
+            .field("task", &self.slot.task)
+            .finish_non_exhaustive()
     }
 }
 
@@ -301,7 +303,12 @@ where
             Ok(Poll::Ready(Ok(value))) => (TaskExit::Completed(value), End::Completed),
             Ok(Poll::Ready(Err(e))) => match classify(this.nursery, e) {
                 Ok(cancelled) => (TaskExit::Cancelled(cancelled.cause), End::Cancelled),
-                Err(e) => (TaskExit::Failed { message: e.to_string() }, End::Failed(e)),
+                Err(e) => (
+                    TaskExit::Failed {
+                        message: e.to_string(),
+                    },
+                    End::Failed(e),
+                ),
             },
             Err(payload) => {
                 let message = panic_message(payload.as_ref());

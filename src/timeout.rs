@@ -132,7 +132,9 @@ where
         let node = inner.node().clone();
         let absorbed = absorbed(&node, &result);
         let own_timeout = match node.own_cause() {
-            Some(Cause::Timeout(timeout)) if node.cause().is_some_and(|c| c.kind() == "timeout") => {
+            Some(Cause::Timeout(timeout))
+                if node.cause().is_some_and(|c| c.kind() == "timeout") =>
+            {
                 Some(timeout)
             }
             _ => None,

@@ -1,0 +1,162 @@
+//! First cause wins (S14, S15, S17): whichever cancellation reaches a scope first is the one it
+//! keeps, in both orders; later requests are counted, not recorded.
+mod common;
+
+use common::*;
+use wherefore::{Cancelled, Cause, Scope};
+
+#[test]
+fn explicit_cancel_before_the_deadline_keeps_the_explicit_cause() {
+    block_on(async {
+        let scope = Scope::named("job").with_timeout(secs(5));
+        let handle = scope.handle();
+        let out = scope
+            .run(async {
+                wherefore::sleep(secs(1)).await?;
+                assert!(handle.cancel_with("operator"));
+                wherefore::shield(wherefore::sleep(secs(10))).await?; // deadline passes meanwhile
+                wherefore::checkpoint().await
+            })
+            .await;
+        assert!(matches!(out, Ok(None)));
+        assert!(matches!(handle.cause(), Some(Cause::Explicit(_))));
+        // The deadline fired after the explicit cancel: no effect, but visible.
+        assert_eq!(handle.ignored_requests(), 0, "the timer was removed when the scope was cancelled");
+    });
+}
+
+#[test]
+fn deadline_before_an_explicit_cancel_keeps_the_timeout_cause() {
+    block_on(async {
+        let scope = Scope::named("job").with_timeout(secs(5));
+        let handle = scope.handle();
+        let out = scope
+            .run(async {
+                let err = wherefore::sleep(secs(60)).await.unwrap_err();
+                assert!(matches!(err.cause(), Cause::Timeout(_)));
+                assert!(!handle.cancel_with("too late"));
+                Err::<(), _>(err)
+            })
+            .await;
+        assert!(matches!(out, Ok(None)));
+        assert_eq!(handle.cause().unwrap().kind(), "timeout");
+        assert_eq!(handle.ignored_requests(), 1);
+    });
+}
+
+#[test]
+fn parent_cancel_before_own_cancel_keeps_the_parent_cause() {
+    block_on(async {
+        let outer = Scope::named("outer");
+        let outer_handle = outer.handle();
+        let inner = Scope::named("inner");
+        let inner_handle = inner.handle();
+        let _ = outer
+            .run(inner.run(async {
+                assert!(outer_handle.cancel_with("first"));
+                assert!(!inner_handle.cancel_with("second"), "already cancelled through its parent");
+                wherefore::checkpoint().await
+            }))
+            .await;
+        let cause = inner_handle.cause().unwrap();
+        assert!(matches!(cause, Cause::Parent(_)), "{cause}");
+        assert!(cause.to_string().contains("explicit (\"first\")"));
+        // The own request is still recorded as the scope's own cause (S14).
+        assert!(inner_handle.own_cause().unwrap().to_string().contains("\"second\""));
+    });
+}
+
+#[test]
+fn own_cancel_before_parent_cancel_keeps_the_own_cause() {
+    block_on(async {
+        let outer = Scope::named("outer");
+        let outer_handle = outer.handle();
+        let inner = Scope::named("inner");
+        let inner_handle = inner.handle();
+        let _ = outer
+            .run(inner.run(async {
+                assert!(inner_handle.cancel_with("first"));
+                assert!(outer_handle.cancel_with("second"), "the outer scope was not cancelled yet");
+                let err = wherefore::checkpoint().await.unwrap_err();
+                assert!(matches!(err.cause(), Cause::Explicit(_)), "{}", err.cause());
+                Err::<(), _>(err)
+            }))
+            .await;
+        assert!(inner_handle.cause().unwrap().to_string().contains("\"first\""));
+        assert_eq!(inner_handle.ignored_requests(), 1, "the parent's cancellation arrived second");
+    });
+}
+
+/// S14: cancelled through the parent, then by itself, then shielded: the shield hides the
+/// parent's cause and the scope reports its own.
+#[test]
+fn a_scope_shielded_after_both_causes_reports_its_own() {
+    block_on(async {
+        let outer = Scope::named("outer");
+        let outer_handle = outer.handle();
+        let inner = Scope::named("inner");
+        let inner_handle = inner.handle();
+        let _ = outer
+            .run(inner.run(async {
+                outer_handle.cancel_with("parent");
+                inner_handle.cancel_with("own");
+                assert!(matches!(inner_handle.cause(), Some(Cause::Parent(_))));
+                inner_handle.set_shielded(true);
+                let err = wherefore::checkpoint().await.unwrap_err();
+                assert!(err.cause().to_string().contains("\"own\""), "{}", err.cause());
+                Err::<(), _>(err)
+            }))
+            .await;
+    });
+}
+
+/// S15: a request to a scope that has exited records nothing.
+#[test]
+fn cancelling_an_exited_scope_has_no_effect() {
+    block_on(async {
+        let scope = Scope::named("done");
+        let handle = scope.handle();
+        let out = scope.run(async { Ok::<_, Cancelled>(7) }).await;
+        assert_eq!(out.unwrap(), Some(7));
+        assert!(!handle.cancel_with("late"));
+        assert!(handle.cause().is_none());
+        assert!(!handle.is_cancelled());
+    });
+}
+
+/// A scope cancelled through its handle before it is entered starts cancelled, and its body
+/// still runs to its first cancellation point (S5).
+#[test]
+fn a_scope_cancelled_before_entry_runs_its_body_to_the_first_cancellation_point() {
+    block_on(async {
+        let scope = Scope::new();
+        let handle = scope.handle();
+        assert!(handle.cancel());
+        let mut reached = false;
+        let out = scope
+            .run(async {
+                reached = true;
+                wherefore::checkpoint().await
+            })
+            .await;
+        assert!(reached);
+        assert!(matches!(out, Ok(None)));
+    });
+}
+
+#[test]
+fn concurrent_cancels_from_threads_pick_exactly_one_winner() {
+    let handle = Scope::new().handle();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let h = handle.clone();
+            std::thread::spawn(move || h.cancel_with(i))
+        })
+        .collect();
+    let winners: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(winners.iter().filter(|w| **w).count(), 1);
+    let winner = winners.iter().position(|w| *w).unwrap();
+    let Some(Cause::Explicit(explicit)) = handle.cause() else { unreachable!() };
+    assert_eq!(format!("{:?}", explicit.tag().unwrap()), winner.to_string());
+    assert_eq!(handle.ignored_requests(), 7);
+}
