@@ -10,10 +10,12 @@ fn three_nested_scopes_render_the_whole_chain() {
         let server = Scope::named("server");
         let shutdown = server.handle();
         let seen = server
-            .run(Scope::named("conn-7").run(Scope::named("handler").run(async {
-                shutdown.cancel_with("shutdown");
-                Ok::<_, Cancelled>(wherefore::cancelled().await)
-            })))
+            .run(
+                Scope::named("conn-7").run(Scope::named("handler").run(async {
+                    shutdown.cancel_with("shutdown");
+                    Ok::<_, Cancelled>(wherefore::cancelled().await)
+                })),
+            )
             .await;
         let cause = seen.unwrap().unwrap().unwrap().unwrap();
         let Cause::Explicit(explicit) = cause.root() else {
@@ -50,7 +52,9 @@ fn unnamed_scopes_show_their_id_in_the_chain() {
             .unwrap()
             .unwrap();
         assert!(
-            cause.to_string().starts_with(&format!("parent scope {id} was cancelled: explicit cancel at ")),
+            cause.to_string().starts_with(&format!(
+                "parent scope {id} was cancelled: explicit cancel at "
+            )),
             "{cause}"
         );
     });

@@ -113,7 +113,10 @@ fn deadlines_fire_before_tasks_woken_at_the_same_instant() {
             let h = handle.clone();
             n.spawn(async move {
                 wherefore::sleep(secs(5)).await?; // registered before the deadline
-                assert!(!h.cancel_with("waker"), "the deadline at the same instant came first");
+                assert!(
+                    !h.cancel_with("waker"),
+                    "the deadline at the same instant came first"
+                );
                 Ok(())
             })
             .unwrap();

@@ -21,7 +21,11 @@ fn explicit_cancel_before_the_deadline_keeps_the_explicit_cause() {
         assert!(matches!(out, Ok(None)));
         assert!(matches!(handle.cause(), Some(Cause::Explicit(_))));
         // The deadline fired after the explicit cancel: no effect, but visible.
-        assert_eq!(handle.ignored_requests(), 0, "the timer was removed when the scope was cancelled");
+        assert_eq!(
+            handle.ignored_requests(),
+            0,
+            "the timer was removed when the scope was cancelled"
+        );
     });
 }
 
@@ -54,7 +58,10 @@ fn parent_cancel_before_own_cancel_keeps_the_parent_cause() {
         let _ = outer
             .run(inner.run(async {
                 assert!(outer_handle.cancel_with("first"));
-                assert!(!inner_handle.cancel_with("second"), "already cancelled through its parent");
+                assert!(
+                    !inner_handle.cancel_with("second"),
+                    "already cancelled through its parent"
+                );
                 wherefore::checkpoint().await
             }))
             .await;
@@ -62,7 +69,13 @@ fn parent_cancel_before_own_cancel_keeps_the_parent_cause() {
         assert!(matches!(cause, Cause::Parent(_)), "{cause}");
         assert!(cause.to_string().contains("explicit (\"first\")"));
         // The own request is still recorded as the scope's own cause (S14).
-        assert!(inner_handle.own_cause().unwrap().to_string().contains("\"second\""));
+        assert!(
+            inner_handle
+                .own_cause()
+                .unwrap()
+                .to_string()
+                .contains("\"second\"")
+        );
     });
 }
 
@@ -76,14 +89,27 @@ fn own_cancel_before_parent_cancel_keeps_the_own_cause() {
         let _ = outer
             .run(inner.run(async {
                 assert!(inner_handle.cancel_with("first"));
-                assert!(outer_handle.cancel_with("second"), "the outer scope was not cancelled yet");
+                assert!(
+                    outer_handle.cancel_with("second"),
+                    "the outer scope was not cancelled yet"
+                );
                 let err = wherefore::checkpoint().await.unwrap_err();
                 assert!(matches!(err.cause(), Cause::Explicit(_)), "{}", err.cause());
                 Err::<(), _>(err)
             }))
             .await;
-        assert!(inner_handle.cause().unwrap().to_string().contains("\"first\""));
-        assert_eq!(inner_handle.ignored_requests(), 1, "the parent's cancellation arrived second");
+        assert!(
+            inner_handle
+                .cause()
+                .unwrap()
+                .to_string()
+                .contains("\"first\"")
+        );
+        assert_eq!(
+            inner_handle.ignored_requests(),
+            1,
+            "the parent's cancellation arrived second"
+        );
     });
 }
 
@@ -103,7 +129,11 @@ fn a_scope_shielded_after_both_causes_reports_its_own() {
                 assert!(matches!(inner_handle.cause(), Some(Cause::Parent(_))));
                 inner_handle.set_shielded(true);
                 let err = wherefore::checkpoint().await.unwrap_err();
-                assert!(err.cause().to_string().contains("\"own\""), "{}", err.cause());
+                assert!(
+                    err.cause().to_string().contains("\"own\""),
+                    "{}",
+                    err.cause()
+                );
                 Err::<(), _>(err)
             }))
             .await;
@@ -156,7 +186,9 @@ fn concurrent_cancels_from_threads_pick_exactly_one_winner() {
     let winners: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(winners.iter().filter(|w| **w).count(), 1);
     let winner = winners.iter().position(|w| *w).unwrap();
-    let Some(Cause::Explicit(explicit)) = handle.cause() else { unreachable!() };
+    let Some(Cause::Explicit(explicit)) = handle.cause() else {
+        unreachable!()
+    };
     assert_eq!(format!("{:?}", explicit.tag().unwrap()), winner.to_string());
     assert_eq!(handle.ignored_requests(), 7);
 }

@@ -28,7 +28,10 @@ fn a_shielded_scope_mid_tree_keeps_its_own_deadline() {
                 assert_eq!(wherefore::now() - start, secs(2));
                 assert_eq!(
                     err.cause().to_string(),
-                    format!("parent scope \"cleanup\" was cancelled: {}", shield_handle.cause().unwrap())
+                    format!(
+                        "parent scope \"cleanup\" was cancelled: {}",
+                        shield_handle.cause().unwrap()
+                    )
                 );
                 assert!(matches!(shield_handle.cause(), Some(Cause::Timeout(_))));
                 wherefore::checkpoint().await // the outer cancellation is still pending
@@ -101,8 +104,15 @@ fn a_task_blocked_in_a_shield_is_woken_when_the_shield_is_lowered() {
             wherefore::sleep(secs(1)).await?;
             shield_handle.set_shielded(false);
             let exit = blocked.join().await?;
-            assert_eq!(wherefore::now() - start, secs(1), "woken when the shield was lowered");
-            assert!(matches!(exit, wherefore::TaskExit::Completed(None)), "absorbed by outer");
+            assert_eq!(
+                wherefore::now() - start,
+                secs(1),
+                "woken when the shield was lowered"
+            );
+            assert!(
+                matches!(exit, wherefore::TaskExit::Completed(None)),
+                "absorbed by outer"
+            );
             Ok(())
         })
         .await;
@@ -123,7 +133,9 @@ fn shield_with_grace_cuts_hanging_cleanup_with_its_own_timeout() {
                 });
                 let grace = cleanup.handle();
                 assert_eq!(cleanup.await?, None);
-                let Some(Cause::Timeout(timeout)) = grace.cause() else { panic!("not a timeout") };
+                let Some(Cause::Timeout(timeout)) = grace.cause() else {
+                    panic!("not a timeout")
+                };
                 assert_eq!(timeout.after(), Some(secs(5)));
                 assert_eq!(timeout.scope(), &grace.scope());
                 wherefore::checkpoint().await
