@@ -7,7 +7,6 @@ use std::fmt;
 use crate::cause::{Cause, Timeout};
 use crate::identity::ScopeInfo;
 use crate::scope_tree::ScopeNode;
-use crate::sync::Arc;
 
 /// The error every cancellation point returns once the task's scope is effectively cancelled.
 ///
@@ -30,7 +29,7 @@ use crate::sync::Arc;
 pub struct Cancelled {
     pub(crate) cause: Cause,
     /// The innermost effectively-cancelled scope of the task at the cancellation point.
-    pub(crate) raised_in: Arc<ScopeNode>,
+    pub(crate) raised_in: ScopeNode,
 }
 
 impl Cancelled {

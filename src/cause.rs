@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::identity::{ScopeInfo, TaskInfo};
 use crate::scope_tree::ScopeNode;
-use crate::sync::{Arc, Frozen};
+use crate::sync::Frozen;
 
 /// Why a scope was cancelled.
 ///
@@ -115,7 +115,7 @@ impl Cause {
                 write!(f, "sibling {} panicked: {}", s.describe(), s.message())
             }
             Cause::SiblingError(s) => write!(f, "sibling {} failed: {}", s.describe(), s.message()),
-            Cause::Parent(p) => write!(f, "parent scope {} was cancelled", p.scope()),
+            Cause::Parent(p) => write!(f, "parent {} was cancelled", p.scope()),
         }
     }
 }
@@ -343,12 +343,12 @@ impl fmt::Display for Timeout {
         match self.after {
             Some(after) => write!(
                 f,
-                "scope {} timed out after {after:?} (deadline set at {})",
+                "{} timed out after {after:?} (deadline set at {})",
                 self.scope, self.set_at
             ),
             None => write!(
                 f,
-                "scope {} timed out (deadline set at {})",
+                "{} timed out (deadline set at {})",
                 self.scope, self.set_at
             ),
         }
@@ -440,7 +440,7 @@ impl SiblingFailure {
 /// ```
 #[derive(Clone)]
 pub struct Parent {
-    pub(crate) node: Arc<ScopeNode>,
+    pub(crate) node: ScopeNode,
 }
 
 impl Parent {

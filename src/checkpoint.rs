@@ -15,7 +15,6 @@ use crate::cause::Cause;
 use crate::context;
 use crate::scope_tree::{ScopeNode, WaitRegistration};
 use crate::slab::SlabKey;
-use crate::sync::Arc;
 
 /// Fails with [`Cancelled`] if the current scope is effectively cancelled; never yields.
 ///
@@ -132,7 +131,7 @@ impl Future for CancelledFuture {
 pub(crate) struct CancelWait {
     /// The scope the waker is registered with, its key there, the waker registered, and the
     /// scope's drain count at registration.
-    registered: Option<(Arc<ScopeNode>, SlabKey, Waker, u64)>,
+    registered: Option<(ScopeNode, SlabKey, Waker, u64)>,
 }
 
 impl CancelWait {
@@ -144,7 +143,7 @@ impl CancelWait {
             return Poll::Pending;
         };
         let key = match &self.registered {
-            Some((registered, key, waker, drains)) if Arc::ptr_eq(registered, &node) => {
+            Some((registered, key, waker, drains)) if registered.ptr_eq(&node) => {
                 if waker.will_wake(cx.waker()) && !node.is_cancelled() && node.drains() == *drains {
                     // Already registered with this waker: the scope will wake it (invariant 4).
                     return Poll::Pending;

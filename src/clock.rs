@@ -35,16 +35,8 @@ impl TimerKey {
 
 #[derive(Debug)]
 enum Timer {
-    Deadline(Arc<ScopeNode>),
+    Deadline(ScopeNode),
     Wake(Waker),
-}
-
-impl std::fmt::Debug for ScopeNode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScopeNode")
-            .field("scope", self.info())
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Debug)]
@@ -141,7 +133,7 @@ impl Clock {
         at: Instant,
         depth: u32,
         seq: u64,
-        node: Arc<ScopeNode>,
+        node: ScopeNode,
     ) -> TimerKey {
         let key = TimerKey {
             at,

@@ -9,14 +9,21 @@
 use std::cell::RefCell;
 
 use crate::scope_tree::ScopeNode;
-use crate::sync::{Arc, thread_local};
+use crate::sync::thread_local;
 
+#[cfg(not(wherefore_loom))]
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<ScopeNode>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<ScopeNode>> = const { RefCell::new(None) };
+}
+
+// loom's `thread_local!` has no `const` initialiser form.
+#[cfg(wherefore_loom)]
+thread_local! {
+    static CURRENT: RefCell<Option<ScopeNode>> = RefCell::new(None);
 }
 
 /// The scope being polled on this thread, if any.
-pub(crate) fn current() -> Option<Arc<ScopeNode>> {
+pub(crate) fn current() -> Option<ScopeNode> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
@@ -27,14 +34,14 @@ pub(crate) fn current_is_cancelled() -> bool {
 }
 
 /// Installs `node` as the current scope until the guard is dropped (also on unwind).
-pub(crate) fn enter(node: &Arc<ScopeNode>) -> EnterGuard {
+pub(crate) fn enter(node: &ScopeNode) -> EnterGuard {
     let previous = CURRENT.with(|c| c.replace(Some(node.clone())));
     EnterGuard { previous }
 }
 
 /// Restores the previously current scope when dropped.
 pub(crate) struct EnterGuard {
-    previous: Option<Arc<ScopeNode>>,
+    previous: Option<ScopeNode>,
 }
 
 impl Drop for EnterGuard {

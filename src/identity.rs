@@ -78,11 +78,11 @@ impl fmt::Display for TaskId {
 
 /// Who a scope is: its identifier and optional name. Cheap to clone.
 ///
-/// Displays as the quoted name, or as `scope#N` when unnamed.
+/// Displays as `scope "name"`, or as `scope#N` when unnamed.
 ///
 /// ```
 /// let named = wherefore::Scope::named("request").handle().scope();
-/// assert_eq!(named.to_string(), "\"request\"");
+/// assert_eq!(named.to_string(), "scope \"request\"");
 /// assert_eq!(named.name(), Some("request"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -115,7 +115,7 @@ impl ScopeInfo {
 impl fmt::Display for ScopeInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.name {
-            Some(name) => write!(f, "{name:?}"),
+            Some(name) => write!(f, "scope {name:?}"),
             None => write!(f, "{}", self.id),
         }
     }

@@ -45,6 +45,9 @@
 //! DESIGN.md in the repository describes the scope state machine, the invariants and the choices
 //! made where Trio, asyncio, Kotlin and Go disagree.
 
+// Under loom the embedded runtime is left out, so some of its helpers go unused.
+#![cfg_attr(wherefore_loom, allow(dead_code))]
+
 mod cancelled;
 mod cause;
 mod checkpoint;

@@ -25,7 +25,7 @@ use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::scope::CancelHandle;
 use crate::scope_tree::{Phase, ScopeNode};
-use crate::sync::{self, Arc, Frozen};
+use crate::sync::{self, Frozen};
 use crate::task::{End, Ended, JoinHandle, Member, classify, member, panic_message};
 
 /// The handle through which the body and the members of a nursery spawn into it.
@@ -44,7 +44,7 @@ impl<E> Clone for Nursery<'_, E> {
 }
 
 struct Shared<'env, E> {
-    node: Arc<ScopeNode>,
+    node: ScopeNode,
     /// Spawned members not yet moved into the running set, and whether spawning is allowed.
     queue: RefCell<Queue<'env, E>>,
 }
@@ -364,7 +364,7 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: CancelError + fmt::Display,
 {
-    fn node(&self) -> &Arc<ScopeNode> {
+    fn node(&self) -> &ScopeNode {
         &self.shared.node
     }
 

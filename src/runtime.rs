@@ -98,7 +98,7 @@ pub(crate) fn block_on<F: Future>(clock: Arc<Clock>, future: F) -> Result<F::Out
 /// Unhooks the runtime from its clock and leaves the root scope, also on unwind.
 struct Detach {
     clock: Arc<Clock>,
-    root: Arc<ScopeNode>,
+    root: ScopeNode,
 }
 
 impl Drop for Detach {

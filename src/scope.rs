@@ -13,7 +13,7 @@ use crate::cause::Cause;
 use crate::context;
 use crate::identity::ScopeInfo;
 use crate::scope_tree::{Phase, ScopeNode};
-use crate::sync::{Arc, Frozen};
+use crate::sync::Frozen;
 
 /// A cancel scope, ready to run a body: the general form of [`move_on_after`](crate::move_on_after)
 /// and [`shield`](crate::shield).
@@ -42,7 +42,7 @@ use crate::sync::{Arc, Frozen};
 #[derive(Debug)]
 #[must_use = "a scope does nothing until you `run` a body in it"]
 pub struct Scope {
-    node: Arc<ScopeNode>,
+    node: ScopeNode,
 }
 
 impl Default for Scope {
@@ -68,7 +68,7 @@ impl Scope {
     ///
     /// ```
     /// let scope = wherefore::Scope::named("conn-7");
-    /// assert_eq!(scope.handle().scope().to_string(), "\"conn-7\"");
+    /// assert_eq!(scope.handle().scope().to_string(), "scope \"conn-7\"");
     /// ```
     pub fn named(name: impl Into<Frozen<str>>) -> Self {
         Scope {
@@ -123,7 +123,7 @@ impl Scope {
         self
     }
 
-    pub(crate) fn into_node(self) -> Arc<ScopeNode> {
+    pub(crate) fn into_node(self) -> ScopeNode {
         self.node
     }
 
@@ -179,7 +179,7 @@ pin_project_lite::pin_project! {
     /// scope during each poll, and leaves it when the body completes or the future is dropped.
     #[derive(Debug)]
     pub(crate) struct InScope<F> {
-        node: Arc<ScopeNode>,
+        node: ScopeNode,
         #[pin]
         body: F,
     }
@@ -192,11 +192,11 @@ pin_project_lite::pin_project! {
 }
 
 impl<F: Future> InScope<F> {
-    pub(crate) fn new(node: Arc<ScopeNode>, body: F) -> Self {
+    pub(crate) fn new(node: ScopeNode, body: F) -> Self {
         InScope { node, body }
     }
 
-    pub(crate) fn node(&self) -> &Arc<ScopeNode> {
+    pub(crate) fn node(&self) -> &ScopeNode {
         &self.node
     }
 
@@ -213,7 +213,7 @@ impl<F: Future> InScope<F> {
 }
 
 /// Whether `result` is a cancellation that the scope of `node` absorbs.
-pub(crate) fn absorbed<T, E: CancelError>(node: &Arc<ScopeNode>, result: &Result<T, E>) -> bool {
+pub(crate) fn absorbed<T, E: CancelError>(node: &ScopeNode, result: &Result<T, E>) -> bool {
     match result {
         Err(e) => e.as_cancelled().is_some_and(|c| node.absorbs(&c.raised_in)),
         Ok(_) => false,
@@ -291,11 +291,11 @@ impl<F> ScopeFuture<F> {
 /// ```
 #[derive(Clone)]
 pub struct CancelHandle {
-    node: Arc<ScopeNode>,
+    node: ScopeNode,
 }
 
 impl CancelHandle {
-    pub(crate) fn from_node(node: Arc<ScopeNode>) -> Self {
+    pub(crate) fn from_node(node: ScopeNode) -> Self {
         CancelHandle { node }
     }
 
@@ -528,7 +528,7 @@ impl fmt::Debug for CancelHandle {
 impl fmt::Display for CancelHandle {
     /// `scope "name"` followed by its state: `running`, `cancelled: <cause chain>`, `exited`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "scope {}", self.node.info())?;
+        write!(f, "{}", self.node.info())?;
         match (self.node.phase(), self.node.cause()) {
             (_, Some(cause)) if self.node.is_cancelled() => write!(f, " (cancelled: {cause})"),
             (Phase::Exited, _) => f.write_str(" (exited)"),

@@ -1,7 +1,7 @@
 //! The cancel-scope tree: the one place where cancellation state lives and changes.
 //!
 //! Public handles ([`CancelHandle`](crate::CancelHandle), the scope and nursery futures) hold an
-//! `Arc<ScopeNode>` and call into this module; they keep no state of their own about cancellation.
+//! `ScopeNode` and call into this module; they keep no state of their own about cancellation.
 //!
 //! # State of a scope
 //!
@@ -49,8 +49,13 @@ use crate::identity::{ScopeId, ScopeInfo};
 use crate::slab::{Slab, SlabKey};
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Frozen, Mutex, Ordering};
 
-/// One cancel scope in the tree.
+/// One cancel scope in the tree: a shared reference to its record. Cloning is cheap.
+#[derive(Clone)]
 pub(crate) struct ScopeNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     info: ScopeInfo,
     /// Whether the scope is effectively cancelled (invariant 2). Read without the lock on the fast
     /// path; written only under `state`'s lock.
@@ -81,11 +86,11 @@ enum First {
 struct NodeState {
     phase: Phase,
     /// The enclosing scope, set on entry; kept after exit so escaped causes can still be traced.
-    parent: Option<Arc<ScopeNode>>,
+    parent: Option<ScopeNode>,
     /// Distance from the root; orders same-instant deadlines (ancestors first, S9).
     depth: u32,
     /// The entered children (invariant 3).
-    children: Slab<Arc<ScopeNode>>,
+    children: Slab<ScopeNode>,
     /// Our key in the parent's `children`, while entered.
     key_in_parent: Option<SlabKey>,
     shielded: bool,
@@ -134,8 +139,8 @@ pub(crate) enum WaitRegistration {
 }
 
 impl ScopeNode {
-    pub(crate) fn new(name: Option<Frozen<str>>) -> Arc<ScopeNode> {
-        Arc::new(ScopeNode {
+    pub(crate) fn new(name: Option<Frozen<str>>) -> ScopeNode {
+        let inner = Arc::new(Inner {
             info: ScopeInfo {
                 id: ScopeId(sync::next_id()),
                 name,
@@ -158,58 +163,63 @@ impl ScopeNode {
                 ignored_requests: 0,
                 waiters: Slab::new(),
             }),
-        })
+        });
+        ScopeNode { inner }
+    }
+
+    pub(crate) fn ptr_eq(&self, other: &ScopeNode) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     pub(crate) fn info(&self) -> &ScopeInfo {
-        &self.info
+        &self.inner.info
     }
 
     /// How many times the waiters were drained so far.
     pub(crate) fn drains(&self) -> u64 {
-        self.drains.load(Ordering::Acquire)
+        self.inner.drains.load(Ordering::Acquire)
     }
 
     /// The fast path: whether the scope is effectively cancelled, without taking the lock.
     #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
+        self.inner.cancelled.load(Ordering::Acquire)
     }
 
     pub(crate) fn phase(&self) -> Phase {
-        sync::lock(&self.state).phase
+        sync::lock(&self.inner.state).phase
     }
 
-    pub(crate) fn parent(&self) -> Option<Arc<ScopeNode>> {
-        sync::lock(&self.state).parent.clone()
+    pub(crate) fn parent(&self) -> Option<ScopeNode> {
+        sync::lock(&self.inner.state).parent.clone()
     }
 
     pub(crate) fn clock(&self) -> Option<Arc<Clock>> {
-        sync::lock(&self.state).clock.clone()
+        sync::lock(&self.inner.state).clock.clone()
     }
 
     pub(crate) fn is_shielded(&self) -> bool {
-        sync::lock(&self.state).shielded
+        sync::lock(&self.inner.state).shielded
     }
 
     pub(crate) fn ignored_requests(&self) -> u32 {
-        sync::lock(&self.state).ignored_requests
+        sync::lock(&self.inner.state).ignored_requests
     }
 
     /// The effective cause now, or the last one if the scope is no longer effectively cancelled.
-    pub(crate) fn cause(self: &Arc<Self>) -> Option<Cause> {
-        let st = sync::lock(&self.state);
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        let st = sync::lock(&self.inner.state);
         st.effective_cause().or_else(|| st.last_cause.clone())
     }
 
     /// The scope's own first cause, regardless of shields.
     pub(crate) fn own_cause(&self) -> Option<Cause> {
-        sync::lock(&self.state).own.clone()
+        sync::lock(&self.inner.state).own.clone()
     }
 
     /// What a child sees as this scope's cause through a `Parent` link.
     pub(crate) fn cause_for_children(&self) -> Cause {
-        let st = sync::lock(&self.state);
+        let st = sync::lock(&self.inner.state);
         st.effective_cause()
             .or_else(|| st.last_cause.clone())
             .or_else(|| st.own.clone())
@@ -217,7 +227,7 @@ impl ScopeNode {
     }
 
     /// The `Cancelled` error a cancellation point in this scope returns, if it is cancelled.
-    pub(crate) fn cancelled_error(self: &Arc<Self>) -> Option<Cancelled> {
+    pub(crate) fn cancelled_error(&self) -> Option<Cancelled> {
         if !self.is_cancelled() {
             return None;
         }
@@ -230,9 +240,9 @@ impl ScopeNode {
 
     // ----- configuration -------------------------------------------------------------------
 
-    pub(crate) fn set_shielded(self: &Arc<Self>, shielded: bool) {
+    pub(crate) fn set_shielded(&self, shielded: bool) {
         {
-            let mut st = sync::lock(&self.state);
+            let mut st = sync::lock(&self.inner.state);
             if st.shielded == shielded {
                 return;
             }
@@ -243,11 +253,7 @@ impl ScopeNode {
 
     /// Sets (or clears, with `None`) the deadline. Never un-cancels and never changes a recorded
     /// cause (S13): after the deadline fired, the new value is stored and has no effect.
-    pub(crate) fn set_deadline(
-        self: &Arc<Self>,
-        at: Option<Instant>,
-        set_at: &'static Location<'static>,
-    ) {
+    pub(crate) fn set_deadline(&self, at: Option<Instant>, set_at: &'static Location<'static>) {
         let when = at.map(|at| {
             let clock = self.clock();
             let after = clock.map(|c| at.saturating_duration_since(c.now()));
@@ -257,11 +263,7 @@ impl ScopeNode {
     }
 
     /// Sets the deadline `timeout` from now (from entry, if the scope has not been entered yet).
-    pub(crate) fn set_timeout(
-        self: &Arc<Self>,
-        timeout: Duration,
-        set_at: &'static Location<'static>,
-    ) {
+    pub(crate) fn set_timeout(&self, timeout: Duration, set_at: &'static Location<'static>) {
         let when = match self.clock() {
             // Beyond any representable instant: no deadline, it would never fire.
             Some(clock) => clock.now().checked_add(timeout).map(|at| When::At {
@@ -273,9 +275,9 @@ impl ScopeNode {
         self.replace_deadline(when, set_at);
     }
 
-    fn replace_deadline(self: &Arc<Self>, when: Option<When>, set_at: &'static Location<'static>) {
+    fn replace_deadline(&self, when: Option<When>, set_at: &'static Location<'static>) {
         let fire = {
-            let mut st = sync::lock(&self.state);
+            let mut st = sync::lock(&self.inner.state);
             if st.phase == Phase::Exited {
                 return;
             }
@@ -297,7 +299,7 @@ impl ScopeNode {
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let st = sync::lock(&self.state);
+        let st = sync::lock(&self.inner.state);
         match st.deadline?.when {
             When::At { at, .. } => Some(at),
             When::AfterEntry(_) => None,
@@ -306,14 +308,14 @@ impl ScopeNode {
 
     /// Resolves a relative deadline and registers the timer. Returns the timeout cause to record
     /// at once if the deadline has already passed (S12: a past deadline is valid input).
-    fn arm_deadline(self: &Arc<Self>, st: &mut NodeState) -> Option<Timeout> {
+    fn arm_deadline(&self, st: &mut NodeState) -> Option<Timeout> {
         let clock = st.clock.clone();
         let deadline = st.deadline.as_mut()?;
         let Some(clock) = clock else {
             panic!(
-                "wherefore: scope {} has a deadline (set at {}) but no clock: run it inside \
+                "wherefore: {} has a deadline (set at {}) but no clock: run it inside \
                  `wherefore::run` or `wherefore::testing::block_on`",
-                self.info, deadline.set_at
+                self.inner.info, deadline.set_at
             );
         };
         let now = clock.now();
@@ -333,20 +335,20 @@ impl ScopeNode {
         }
         if at <= now {
             return Some(Timeout {
-                scope: self.info.clone(),
+                scope: self.inner.info.clone(),
                 deadline: at,
                 after,
                 set_at: deadline.set_at,
             });
         }
-        deadline.timer = Some(clock.add_deadline(at, st.depth, self.info.id.0, self.clone()));
+        deadline.timer = Some(clock.add_deadline(at, st.depth, self.inner.info.id.0, self.clone()));
         None
     }
 
     /// Called by the clock when a registered deadline passes.
-    pub(crate) fn deadline_fired(self: &Arc<Self>, key: TimerKey) {
+    pub(crate) fn deadline_fired(&self, key: TimerKey) {
         let timeout = {
-            let mut st = sync::lock(&self.state);
+            let mut st = sync::lock(&self.inner.state);
             let Some(deadline) = st.deadline.as_mut() else {
                 return;
             };
@@ -358,7 +360,7 @@ impl ScopeNode {
                 return;
             };
             Timeout {
-                scope: self.info.clone(),
+                scope: self.inner.info.clone(),
                 deadline: at,
                 after,
                 set_at: deadline.set_at,
@@ -371,13 +373,13 @@ impl ScopeNode {
 
     /// An explicit cancel request. Returns whether it made the scope effectively cancelled.
     pub(crate) fn cancel_explicit(
-        self: &Arc<Self>,
+        &self,
         tag: Option<Frozen<dyn std::fmt::Debug + Send + Sync>>,
         location: &'static Location<'static>,
     ) -> bool {
         self.record_own(Cause::Explicit(Explicit {
             tag,
-            scope: self.info.clone(),
+            scope: self.inner.info.clone(),
             location,
         }))
     }
@@ -385,9 +387,9 @@ impl ScopeNode {
     /// Records `cause` as the scope's own cause if it has none (first cause wins, S17), then
     /// brings the tree up to date. Returns whether the scope went from not effectively cancelled
     /// to effectively cancelled because of this call (S14).
-    pub(crate) fn record_own(self: &Arc<Self>, cause: Cause) -> bool {
+    pub(crate) fn record_own(&self, cause: Cause) -> bool {
         {
-            let mut st = sync::lock(&self.state);
+            let mut st = sync::lock(&self.inner.state);
             if st.phase == Phase::Exited {
                 return false; // S15
             }
@@ -417,20 +419,16 @@ impl ScopeNode {
 
     /// Enters the scope under `parent` (the scope being polled when this one was first polled),
     /// taking the clock from the parent, or `clock` for a root.
-    pub(crate) fn enter(
-        self: &Arc<Self>,
-        parent: Option<&Arc<ScopeNode>>,
-        clock: Option<Arc<Clock>>,
-    ) {
+    pub(crate) fn enter(&self, parent: Option<&ScopeNode>, clock: Option<Arc<Clock>>) {
         let (parent_clock, parent_depth) = match parent {
             Some(p) => {
-                let pst = sync::lock(&p.state);
+                let pst = sync::lock(&p.inner.state);
                 (pst.clock.clone(), pst.depth)
             }
             None => (None, 0),
         };
         {
-            let mut st = sync::lock(&self.state);
+            let mut st = sync::lock(&self.inner.state);
             debug_assert_eq!(st.phase, Phase::Created, "a scope is entered once");
             st.parent = parent.cloned();
             st.depth = if parent.is_some() {
@@ -441,11 +439,11 @@ impl ScopeNode {
             st.clock = parent_clock.or(clock);
         }
         if let Some(p) = parent {
-            let key = sync::lock(&p.state).children.insert(self.clone());
-            sync::lock(&self.state).key_in_parent = Some(key);
+            let key = sync::lock(&p.inner.state).children.insert(self.clone());
+            sync::lock(&self.inner.state).key_in_parent = Some(key);
         }
         let fire = {
-            let mut st = sync::lock(&self.state);
+            let mut st = sync::lock(&self.inner.state);
             st.phase = Phase::Entered;
             self.arm_deadline(&mut st)
         };
@@ -456,9 +454,9 @@ impl ScopeNode {
     }
 
     /// Leaves the scope: detaches it from its parent and the clock. Idempotent.
-    pub(crate) fn exit(self: &Arc<Self>) {
+    pub(crate) fn exit(&self) {
         let (parent, key) = {
-            let mut st = sync::lock(&self.state);
+            let mut st = sync::lock(&self.inner.state);
             if st.phase == Phase::Exited {
                 return;
             }
@@ -468,7 +466,7 @@ impl ScopeNode {
             (st.parent.clone(), st.key_in_parent.take())
         };
         if let (Some(parent), Some(key)) = (parent, key) {
-            sync::lock(&parent.state).children.remove(key);
+            sync::lock(&parent.inner.state).children.remove(key);
         }
     }
 
@@ -476,13 +474,9 @@ impl ScopeNode {
 
     /// Registers (or refreshes, with `key`) a waker to be woken when the scope becomes
     /// effectively cancelled, unless it already is.
-    pub(crate) fn register_waiter(
-        self: &Arc<Self>,
-        key: Option<SlabKey>,
-        waker: &Waker,
-    ) -> WaitRegistration {
-        let mut st = sync::lock(&self.state);
-        if self.cancelled.load(Ordering::Acquire) {
+    pub(crate) fn register_waiter(&self, key: Option<SlabKey>, waker: &Waker) -> WaitRegistration {
+        let mut st = sync::lock(&self.inner.state);
+        if self.inner.cancelled.load(Ordering::Acquire) {
             if let Some(key) = key {
                 st.waiters.remove(key);
             }
@@ -504,14 +498,14 @@ impl ScopeNode {
     }
 
     pub(crate) fn remove_waiter(&self, key: SlabKey) {
-        sync::lock(&self.state).waiters.remove(key);
+        sync::lock(&self.inner.state).waiters.remove(key);
     }
 
     /// Whether this node is `ancestor` or lies below it. Walks parent links in a loop.
-    pub(crate) fn is_within(self: &Arc<Self>, ancestor: &Arc<ScopeNode>) -> bool {
+    pub(crate) fn is_within(&self, ancestor: &ScopeNode) -> bool {
         let mut node = Some(self.clone());
         while let Some(n) = node {
-            if Arc::ptr_eq(&n, ancestor) {
+            if n.ptr_eq(ancestor) {
                 return true;
             }
             node = n.parent();
@@ -522,12 +516,20 @@ impl ScopeNode {
     /// Whether a `Cancelled` raised in `raised_in` stops at this scope: this scope is effectively
     /// cancelled, it is the outermost cancelled scope below the nearest shield (S2), and the
     /// cancellation came from inside it (S16).
-    pub(crate) fn absorbs(self: &Arc<Self>, raised_in: &Arc<ScopeNode>) -> bool {
+    pub(crate) fn absorbs(&self, raised_in: &ScopeNode) -> bool {
         let outermost = {
-            let st = sync::lock(&self.state);
+            let st = sync::lock(&self.inner.state);
             self.is_cancelled() && (st.shielded || !st.parent_cancelled())
         };
         outermost && raised_in.is_within(self)
+    }
+}
+
+impl std::fmt::Debug for ScopeNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopeNode")
+            .field("scope", self.info())
+            .finish_non_exhaustive()
     }
 }
 
@@ -571,11 +573,11 @@ impl NodeState {
 /// A loop over an explicit stack (no recursion). Each visit locks one node only; children are
 /// visited after their parent's flag was stored, and read that flag themselves, so the last visit
 /// of a child always sees its parent's latest state (invariant 2) even when two updates overlap.
-pub(crate) fn update(start: Arc<ScopeNode>) {
+pub(crate) fn update(start: ScopeNode) {
     let mut stack = vec![start];
     let mut to_wake: Vec<Waker> = Vec::new();
     while let Some(node) = stack.pop() {
-        let mut st = sync::lock(&node.state);
+        let mut st = sync::lock(&node.inner.state);
         let parent_cancelled = st.parent_cancelled();
         if parent_cancelled && !st.shielded && !st.inherited {
             st.inherited = true;
@@ -589,12 +591,12 @@ pub(crate) fn update(start: Arc<ScopeNode>) {
         if now {
             st.last_cause = st.effective_cause();
         }
-        if now == node.cancelled.load(Ordering::Relaxed) {
+        if now == node.inner.cancelled.load(Ordering::Relaxed) {
             continue;
         }
-        node.cancelled.store(now, Ordering::Release);
+        node.inner.cancelled.store(now, Ordering::Release);
         if now && st.waiters.len() > 0 {
-            node.drains.fetch_add(1, Ordering::Release);
+            node.inner.drains.fetch_add(1, Ordering::Release);
             to_wake.extend(st.waiters.drain());
         }
         stack.extend(st.children.iter().cloned());
@@ -605,22 +607,22 @@ pub(crate) fn update(start: Arc<ScopeNode>) {
     }
 }
 
-impl Drop for ScopeNode {
+impl Drop for Inner {
     /// Tears down a chain of ancestors (and the scopes their causes point at) in a loop, so that
     /// dropping the last reference to a deep tree never overflows the stack.
     fn drop(&mut self) {
-        let mut stack: Vec<Arc<ScopeNode>> = Vec::new();
+        let mut stack: Vec<ScopeNode> = Vec::new();
         take_links(sync::get_mut(&mut self.state), &mut stack);
         while let Some(node) = stack.pop() {
-            if let Ok(mut node) = Arc::try_unwrap(node) {
-                take_links(sync::get_mut(&mut node.state), &mut stack);
+            if let Ok(mut inner) = Arc::try_unwrap(node.inner) {
+                take_links(sync::get_mut(&mut inner.state), &mut stack);
             }
         }
     }
 }
 
-/// Moves every `Arc<ScopeNode>` a node owns onto `stack`.
-fn take_links(st: &mut NodeState, stack: &mut Vec<Arc<ScopeNode>>) {
+/// Moves every `ScopeNode` a node owns onto `stack`.
+fn take_links(st: &mut NodeState, stack: &mut Vec<ScopeNode>) {
     stack.extend(st.parent.take());
     stack.extend(st.children.drain());
     for cause in [st.own.take(), st.last_cause.take()].into_iter().flatten() {

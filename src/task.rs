@@ -15,7 +15,6 @@ use crate::cause::Cause;
 use crate::checkpoint::CancelWait;
 use crate::identity::TaskInfo;
 use crate::scope_tree::ScopeNode;
-use crate::sync::Arc;
 
 /// How a nursery member ended, as its [`JoinHandle`] reports it.
 ///
@@ -257,14 +256,14 @@ pin_project_lite::pin_project! {
         #[pin]
         future: F,
         slot: Rc<Slot<T>>,
-        nursery: Arc<ScopeNode>,
+        nursery: ScopeNode,
     }
 }
 
 /// Wraps a spawned future as a member; returns it and its handle.
 pub(crate) fn member<'env, F, T, E>(
     task: TaskInfo,
-    nursery: Arc<ScopeNode>,
+    nursery: ScopeNode,
     future: F,
 ) -> (Member<'env, E>, JoinHandle<T>)
 where
@@ -326,7 +325,7 @@ where
 /// Splits a member's error into "it ended because the nursery's scope is cancelled" (S3: not a
 /// failure) and a failure. A cancellation that does not come from inside the nursery, or arrives
 /// while the nursery is not cancelled, escaped from elsewhere and is a failure (S16).
-pub(crate) fn classify<E: CancelError>(nursery: &Arc<ScopeNode>, e: E) -> Result<Cancelled, E> {
+pub(crate) fn classify<E: CancelError>(nursery: &ScopeNode, e: E) -> Result<Cancelled, E> {
     match e.as_cancelled() {
         Some(c) if nursery.is_cancelled() && c.raised_in.is_within(nursery) => Ok(c.clone()),
         _ => Err(e),
