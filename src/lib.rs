@@ -84,3 +84,8 @@ pub use shield::{Shielded, shield, shield_with_grace};
 pub use sleep::{Sleep, now, sleep, sleep_until};
 pub use task::{Join, JoinHandle, TaskExit};
 pub use timeout::{FailAfter, fail_after, fail_at, move_on_after, move_on_at};
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
