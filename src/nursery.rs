@@ -197,6 +197,18 @@ impl<E> fmt::Debug for Nursery<'_, E> {
     }
 }
 
+impl<E> fmt::Display for Nursery<'_, E> {
+    /// The nursery's scope and whether it still accepts members: `nursery scope "x" (open)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.shared.queue.borrow().open {
+            "open"
+        } else {
+            "closed"
+        };
+        write!(f, "nursery {} ({state})", self.shared.node.info())
+    }
+}
+
 /// Runs `body` and every member it spawns concurrently; returns when all have finished.
 ///
 /// `body` is an async closure that receives the [`Nursery`] handle. The nursery is a cancel

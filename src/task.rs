@@ -51,6 +51,8 @@ pub enum TaskExit<T> {
         /// The panic payload as text.
         message: String,
     },
+    /// It never finished: its nursery's future was dropped before it did, and dropped it.
+    Dropped,
 }
 
 impl<T> TaskExit<T> {
@@ -74,6 +76,7 @@ impl<T> fmt::Display for TaskExit<T> {
             TaskExit::Failed { message } => write!(f, "failed: {message}"),
             TaskExit::Cancelled(cause) => write!(f, "cancelled: {cause}"),
             TaskExit::Panicked { message } => write!(f, "panicked: {message}"),
+            TaskExit::Dropped => f.write_str("dropped with its nursery before it finished"),
         }
     }
 }
@@ -196,6 +199,18 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
+impl<T> fmt::Display for JoinHandle<T> {
+    /// The task and whether it has finished: `task "fetch" (running)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.is_finished() {
+            "finished"
+        } else {
+            "running"
+        };
+        write!(f, "{} ({state})", self.slot.task)
+    }
+}
+
 /// Future returned by [`JoinHandle::join`].
 #[must_use = "futures do nothing unless awaited"]
 pub struct Join<T> {
@@ -257,6 +272,17 @@ pin_project_lite::pin_project! {
         future: F,
         slot: Rc<Slot<T>>,
         nursery: ScopeNode,
+    }
+
+    impl<F, T> PinnedDrop for Run<F, T> {
+        /// A member dropped before it finished (its nursery future was dropped) says so to its
+        /// handle rather than leaving a joiner waiting forever.
+        fn drop(this: Pin<&mut Self>) {
+            let slot = this.project().slot;
+            if !slot.state.borrow().finished {
+                slot.finish(TaskExit::Dropped);
+            }
+        }
     }
 }
 

@@ -439,16 +439,20 @@ fn dropping_an_unfinished_nursery_drops_its_members_and_refuses_spawns() {
         let handle = std::rc::Rc::new(RefCell::new(None));
         let kept = handle.clone();
         let dropped_flag = &dropped;
+        let member_handle = std::rc::Rc::new(RefCell::new(None));
+        let member_slot = member_handle.clone();
         let out = wherefore::move_on_after(secs(1), async {
             wherefore::nursery(async move |n: Nursery<'_, Cancelled>| {
                 *kept.borrow_mut() = Some(n.clone());
                 let guard = SetOnDrop(dropped_flag);
-                n.spawn(async move {
-                    let _guard = guard;
-                    std::future::pending::<()>().await; // ignores cancellation
-                    Ok(())
-                })
-                .unwrap();
+                let member = n
+                    .spawn(async move {
+                        let _guard = guard;
+                        std::future::pending::<()>().await; // ignores cancellation
+                        Ok(())
+                    })
+                    .unwrap();
+                *member_slot.borrow_mut() = Some(member);
                 Ok(())
             })
             .await
@@ -458,6 +462,8 @@ fn dropping_an_unfinished_nursery_drops_its_members_and_refuses_spawns() {
         let _ = futures::poll!(out.as_mut());
         drop(out);
         assert!(dropped.get(), "the member was dropped with the nursery");
+        let member = member_handle.borrow_mut().take().unwrap();
+        assert!(matches!(member.try_join(), Ok(TaskExit::Dropped)));
         let late = handle.borrow_mut().take().unwrap().spawn(async { Ok(()) });
         assert!(matches!(late, Err(SpawnError::Closed(_))));
     });

@@ -77,3 +77,41 @@ fn cancel_races_waker_registration() {
         assert!(matches!(out, Ok(None)));
     });
 }
+
+/// A shield being lowered races the cancel of its parent: the task behind the shield, waiting
+/// for its cancellation, is woken exactly when both have happened and sees the parent's cause.
+#[test]
+fn shield_lowered_races_parent_cancel() {
+    loom::model(|| {
+        let parent = Scope::named("parent");
+        let parent_handle = parent.handle();
+        let shield = Scope::named("shield").shielded();
+        let shield_handle = shield.handle();
+        let canceller = thread::spawn(move || parent_handle.cancel_with("stop"));
+        let lowerer = thread::spawn(move || shield_handle.set_shielded(false));
+        let seen = loom::future::block_on(
+            parent.run(shield.run(async { Ok::<_, Cancelled>(wherefore::cancelled().await) })),
+        );
+        canceller.join().unwrap();
+        lowerer.join().unwrap();
+        let cause = seen.unwrap().unwrap().unwrap();
+        assert!(matches!(cause, Cause::Parent(_)), "{cause}");
+        assert_eq!(tag_of(&cause), "\"stop\"");
+    });
+}
+
+/// A handle dropped on one thread while the scope is cancelled through another handle: no use
+/// after free and no leak (loom checks that every `Arc` is released at the end).
+#[test]
+fn handle_dropped_while_the_scope_is_cancelled() {
+    loom::model(|| {
+        let scope = Scope::named("job");
+        let first = scope.handle();
+        let second = scope.handle();
+        drop(scope);
+        let dropper = thread::spawn(move || drop(first));
+        assert!(second.cancel_with("stop"));
+        dropper.join().unwrap();
+        assert!(second.is_cancelled());
+    });
+}

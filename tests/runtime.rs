@@ -1,0 +1,59 @@
+//! The embedded executor `run`, on the real clock.
+
+use std::time::Duration;
+
+use wherefore::{Cancelled, Cause, Scope};
+
+#[test]
+fn run_drives_a_future_to_completion() {
+    assert_eq!(wherefore::run(async { 6 * 7 }), 42);
+}
+
+#[test]
+fn run_provides_a_real_clock_for_sleeps_and_timeouts() {
+    let out = wherefore::run(async {
+        wherefore::move_on_after(Duration::from_millis(1), async {
+            wherefore::sleep(Duration::from_secs(3600)).await?;
+            Ok::<_, Cancelled>(())
+        })
+        .await
+    });
+    assert!(matches!(out, Ok(None)));
+}
+
+/// A cancel from another thread wakes a task blocked in `run` (the executor is parked).
+#[test]
+fn a_cancel_from_another_thread_wakes_the_parked_runtime() {
+    let cause = wherefore::run(async {
+        let scope = Scope::named("waiting");
+        let handle = scope.handle();
+        let canceller = std::thread::spawn(move || handle.cancel_with("from a thread"));
+        let seen = scope
+            .run(async { Ok::<_, Cancelled>(wherefore::cancelled().await) })
+            .await;
+        canceller.join().unwrap();
+        seen.unwrap().unwrap()
+    });
+    assert!(matches!(cause, Cause::Explicit(_)));
+}
+
+/// A deadline set from another thread while the runtime is parked with no timer is picked up.
+#[test]
+fn a_deadline_set_from_another_thread_wakes_the_parked_runtime() {
+    let out = wherefore::run(async {
+        let scope = Scope::named("job");
+        let handle = scope.handle();
+        let setter = std::thread::spawn(move || {
+            while handle.deadline().is_none() && !handle.has_exited() {
+                handle.set_timeout(Duration::from_millis(1));
+                std::thread::yield_now();
+            }
+        });
+        let out = scope
+            .run(wherefore::guard(std::future::pending::<()>()))
+            .await;
+        setter.join().unwrap();
+        out
+    });
+    assert!(matches!(out, Ok(None)));
+}
