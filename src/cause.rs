@@ -445,11 +445,39 @@ pub struct Parent {
 
 impl Parent {
     /// The ancestor scope that was cancelled.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use wherefore::{Cause, Scope};
+    /// let outer = Scope::named("outer");
+    /// outer.handle().cancel();
+    /// let seen = outer
+    ///     .run(Scope::new().run(async { Ok::<_, wherefore::Cancelled>(wherefore::cancelled().await) }))
+    ///     .await
+    ///     .unwrap().unwrap().unwrap();
+    /// let Cause::Parent(parent) = seen else { unreachable!() };
+    /// assert_eq!(parent.scope().name(), Some("outer"));
+    /// # });
+    /// ```
     pub fn scope(&self) -> ScopeInfo {
         self.node.info().clone()
     }
 
     /// That ancestor's own cause: the next link of the chain.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use wherefore::{Cause, Scope};
+    /// let outer = Scope::named("outer");
+    /// outer.handle().cancel_with("why");
+    /// let seen = outer
+    ///     .run(Scope::new().run(async { Ok::<_, wherefore::Cancelled>(wherefore::cancelled().await) }))
+    ///     .await
+    ///     .unwrap().unwrap().unwrap();
+    /// let Cause::Parent(parent) = seen else { unreachable!() };
+    /// assert_eq!(parent.cause().kind(), "explicit");
+    /// # });
+    /// ```
     pub fn cause(&self) -> Cause {
         self.node.cause_for_children()
     }

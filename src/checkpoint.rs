@@ -69,6 +69,11 @@ pub fn checkpoint() -> Checkpoint {
 }
 
 /// Future returned by [`checkpoint`].
+///
+/// ```
+/// let point: wherefore::Checkpoint = wherefore::checkpoint();
+/// # drop(point);
+/// ```
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Checkpoint {
@@ -111,6 +116,11 @@ pub fn cancelled() -> CancelledFuture {
 }
 
 /// Future returned by [`cancelled`].
+///
+/// ```
+/// let waiting: wherefore::CancelledFuture = wherefore::cancelled();
+/// # drop(waiting);
+/// ```
 #[derive(Debug, Default)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct CancelledFuture {

@@ -58,6 +58,11 @@ impl<F: Future> Cancellable for F {}
 
 pin_project_lite::pin_project! {
     /// Future returned by [`guard`] and [`Cancellable::cancellable`].
+    ///
+    /// ```
+    /// let guarded: wherefore::Guarded<_> = wherefore::guard(async { 1 });
+    /// assert_eq!(wherefore::testing::block_on(guarded).unwrap(), 1);
+    /// ```
     #[derive(Debug)]
     #[must_use = "futures do nothing unless awaited"]
     pub struct Guarded<F> {

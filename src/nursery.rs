@@ -31,6 +31,22 @@ use crate::task::{End, Ended, JoinHandle, Member, classify, member, panic_messag
 /// The handle through which the body and the members of a nursery spawn into it.
 ///
 /// Cloneable; `!Send` (members run inline on the nursery's thread). See [`nursery`].
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+///     let spawner = n.clone(); // members can spawn siblings through a clone
+///     n.spawn(async move {
+///         spawner.spawn(async { Ok(()) }).unwrap();
+///         Ok(())
+///     })
+///     .unwrap();
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
 pub struct Nursery<'env, E> {
     shared: Rc<Shared<'env, E>>,
 }

@@ -225,6 +225,12 @@ pin_project_lite::pin_project! {
     /// [`move_on_at`](crate::move_on_at) and [`shield_with_grace`](crate::shield_with_grace).
     ///
     /// Resolves to `Result<Option<T>, E>`; see [`Scope::run`].
+    ///
+    /// ```
+    /// let fut: wherefore::ScopeFuture<_> =
+    ///     wherefore::Scope::new().run(async { Ok::<_, wherefore::Cancelled>(()) });
+    /// # drop(fut);
+    /// ```
     #[derive(Debug)]
     #[must_use = "futures do nothing unless awaited"]
     pub struct ScopeFuture<F> {

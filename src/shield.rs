@@ -69,6 +69,11 @@ where
 
 pin_project_lite::pin_project! {
     /// Future returned by [`shield`]. Resolves to the body's output.
+    ///
+    /// ```
+    /// let cleanup: wherefore::Shielded<_> = wherefore::shield(async { "flushed" });
+    /// assert_eq!(wherefore::testing::block_on(cleanup), "flushed");
+    /// ```
     #[derive(Debug)]
     #[must_use = "futures do nothing unless awaited"]
     pub struct Shielded<F> {

@@ -95,6 +95,11 @@ enum Target {
 }
 
 /// Future returned by [`sleep`] and [`sleep_until`].
+///
+/// ```
+/// let nap: wherefore::Sleep = wherefore::sleep(std::time::Duration::from_secs(1));
+/// assert!(wherefore::testing::block_on(nap).is_ok());
+/// ```
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {

@@ -212,6 +212,18 @@ impl<T> fmt::Display for JoinHandle<T> {
 }
 
 /// Future returned by [`JoinHandle::join`].
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+///     let join: wherefore::Join<u8> = n.spawn(async { Ok(1) }).unwrap().join();
+///     assert!(join.await?.completed().is_some());
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Join<T> {
     slot: Rc<Slot<T>>,

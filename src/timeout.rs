@@ -103,6 +103,12 @@ where
 
 pin_project_lite::pin_project! {
     /// Future returned by [`fail_after`] and [`fail_at`].
+    ///
+    /// ```
+    /// let fut: wherefore::FailAfter<_> =
+    ///     wherefore::fail_after(std::time::Duration::from_secs(1), wherefore::checkpoint());
+    /// assert!(wherefore::testing::block_on(fut).is_ok());
+    /// ```
     #[derive(Debug)]
     #[must_use = "futures do nothing unless awaited"]
     pub struct FailAfter<F> {
