@@ -13,6 +13,8 @@ use std::task::{Context, Poll, Waker};
 use crate::cancelled::Cancelled;
 use crate::cause::Cause;
 use crate::context;
+use crate::env::BlockedAt;
+use crate::event::Event;
 use crate::scope_tree::{ScopeNode, WaitRegistration};
 use crate::slab::SlabKey;
 
@@ -39,18 +41,49 @@ use crate::slab::SlabKey;
 /// ```
 #[inline]
 pub fn check_cancelled() -> Result<(), Cancelled> {
+    check_cancelled_at("check_cancelled")
+}
+
+/// [`check_cancelled`], reporting a failure as observed at `point`.
+#[inline]
+fn check_cancelled_at(point: &'static str) -> Result<(), Cancelled> {
     if !context::current_is_cancelled() {
         return Ok(());
     }
-    cold_cancelled_error()
+    cold_cancelled_error(point)
 }
 
 #[cold]
-fn cold_cancelled_error() -> Result<(), Cancelled> {
+fn cold_cancelled_error(point: &'static str) -> Result<(), Cancelled> {
     match context::current().and_then(|node| node.cancelled_error()) {
-        Some(c) => Err(c),
+        Some(c) => {
+            report_observed(&c, point);
+            Err(c)
+        }
         None => Ok(()),
     }
+}
+
+/// Tells the runtime's hook that the current task failed at a cancellation point.
+pub(crate) fn report_observed(cancelled: &Cancelled, point: &'static str) {
+    context::with_env(|env| {
+        env.emit(|| Event::CancellationObserved {
+            task: context::task(),
+            scope: cancelled.raised_in.info().clone(),
+            cause: cancelled.cause.clone(),
+            point,
+        })
+    });
+}
+
+/// Tells the runtime's register of live tasks (kept under `testing`) where the current task is
+/// blocked.
+pub(crate) fn report_blocked(point: &'static str, detail: Option<&'static str>, scope: &ScopeNode) {
+    context::with_env(|env| {
+        if let Some(task) = context::task().filter(|_| env.tracks_tasks()) {
+            env.task_blocked(task, BlockedAt { point, detail }, scope.info());
+        }
+    });
 }
 
 /// A cancellation point that also yields once to the executor, like Trio's `checkpoint`.
@@ -84,7 +117,7 @@ impl Future for Checkpoint {
     type Output = Result<(), Cancelled>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        check_cancelled()?;
+        check_cancelled_at("checkpoint")?;
         if self.yielded {
             return Poll::Ready(Ok(()));
         }
@@ -131,7 +164,7 @@ impl Future for CancelledFuture {
     type Output = Cause;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Cause> {
-        self.wait.poll(cx).map(|c| c.cause)
+        self.wait.poll(cx, "cancelled", None).map(|c| c.cause)
     }
 }
 
@@ -145,9 +178,28 @@ pub(crate) struct CancelWait {
 }
 
 impl CancelWait {
-    /// Ready with the error if the current scope is effectively cancelled; otherwise makes sure
-    /// the waker is registered with it and returns `Pending`.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Cancelled> {
+    /// Ready with the error if the current scope is effectively cancelled (reported as observed
+    /// at `point`); otherwise makes sure the waker is registered with it and returns `Pending`
+    /// (reported as blocked at `point`, with `detail` such as a foreign future's type).
+    pub(crate) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        point: &'static str,
+        detail: Option<&'static str>,
+    ) -> Poll<Cancelled> {
+        let polled = self.poll_registration(cx);
+        match &polled {
+            Poll::Ready(cancelled) => report_observed(cancelled, point),
+            Poll::Pending => {
+                if let Some((node, ..)) = &self.registered {
+                    report_blocked(point, detail, node);
+                }
+            }
+        }
+        polled
+    }
+
+    fn poll_registration(&mut self, cx: &mut Context<'_>) -> Poll<Cancelled> {
         let Some(node) = context::current() else {
             self.clear();
             return Poll::Pending;

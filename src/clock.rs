@@ -101,14 +101,6 @@ impl Clock {
         }
     }
 
-    /// Virtual time elapsed since the clock started (zero for the real clock).
-    pub(crate) fn elapsed(&self) -> Duration {
-        match &self.source {
-            Source::Real => Duration::ZERO,
-            Source::Virtual { elapsed, .. } => *sync::lock(elapsed),
-        }
-    }
-
     pub(crate) fn set_runtime_waker(&self, waker: Option<Waker>) {
         sync::lock(&self.timers).runtime = waker;
     }
@@ -207,8 +199,8 @@ impl Clock {
         }
     }
 
-    /// Virtual clock only: jumps to the earliest pending timer and fires what is due there.
-    /// Returns `false` when no timer is pending (nothing can ever happen again).
+    /// Virtual clock only: jumps to the earliest pending timer (the caller then fires what is
+    /// due). Returns `false` when no timer is pending (nothing can ever happen again).
     pub(crate) fn advance_to_next_timer(&self) -> bool {
         let Source::Virtual { start, elapsed } = &self.source else {
             return false;
@@ -223,7 +215,6 @@ impl Clock {
                 *elapsed = target;
             }
         }
-        self.fire_due();
         true
     }
 }

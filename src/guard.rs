@@ -77,7 +77,10 @@ impl<F: Future> Future for Guarded<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Poll::Ready(cancelled) = this.wait.poll(cx) {
+        if let Poll::Ready(cancelled) =
+            this.wait
+                .poll(cx, "guard", Some(std::any::type_name::<F>()))
+        {
             this.future.set(None); // drop the foreign future now, not when we are dropped
             return Poll::Ready(Err(cancelled));
         }

@@ -53,6 +53,8 @@ mod cause;
 mod checkpoint;
 mod clock;
 mod context;
+mod env;
+pub mod event;
 mod failure;
 mod guard;
 mod identity;
@@ -64,6 +66,7 @@ mod scope_tree;
 mod shield;
 mod slab;
 mod sleep;
+mod snapshot;
 mod sync;
 mod task;
 #[cfg(not(wherefore_loom))]
@@ -78,10 +81,11 @@ pub use guard::{Cancellable, Guarded, guard};
 pub use identity::{ScopeId, ScopeInfo, TaskId, TaskInfo};
 pub use nursery::{Nursery, NurseryBuilder, nursery};
 #[cfg(not(wherefore_loom))]
-pub use runtime::run;
+pub use runtime::{Runtime, run};
 pub use scope::{CancelHandle, Scope, ScopeFuture};
 pub use shield::{Shielded, shield, shield_with_grace};
 pub use sleep::{Sleep, now, sleep, sleep_until};
+pub use snapshot::TreeSnapshot;
 pub use task::{Join, JoinHandle, TaskExit};
 pub use timeout::{FailAfter, fail_after, fail_at, move_on_after, move_on_at};
 

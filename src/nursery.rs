@@ -21,11 +21,12 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use crate::cancelled::CancelError;
 use crate::cause::{Cause, SiblingFailure};
 use crate::context;
+use crate::event::Event;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::scope::CancelHandle;
 use crate::scope_tree::{Phase, ScopeNode};
-use crate::sync::{self, Frozen};
+use crate::sync::Frozen;
 use crate::task::{End, Ended, JoinHandle, Member, classify, member, panic_message};
 
 /// The handle through which the body and the members of a nursery spawn into it.
@@ -152,10 +153,18 @@ where
             return Err(SpawnError::Closed(future));
         }
         let task = TaskInfo {
-            id: TaskId(sync::next_id()),
+            id: TaskId(context::next_id()),
             name,
             spawned_at,
         };
+        let scope = self.shared.node.info();
+        context::with_env(|env| {
+            env.task_started(&task, scope);
+            env.emit(|| Event::TaskSpawned {
+                task: task.clone(),
+                scope: scope.clone(),
+            });
+        });
         let (member, handle) = member(task, self.shared.node.clone(), future);
         queue.members.push(member);
         Ok(handle)
@@ -339,7 +348,7 @@ impl NurseryBuilder {
     {
         let node = ScopeNode::new(self.name.clone());
         let body_task = TaskInfo {
-            id: TaskId(sync::next_id()),
+            id: TaskId(context::next_id()),
             name: Some(Frozen::from("body")),
             spawned_at: Location::caller(),
         };

@@ -1,24 +1,29 @@
 //! The embedded executor: runs one future to completion on the current thread, with a clock.
 //!
 //! Nurseries poll their members inline, so the executor only ever drives one future (the root);
-//! all it adds is a root scope carrying the clock, and waiting: it parks the thread until a waker
-//! fires or the next timer is due (real clock), or jumps the virtual clock to the next timer.
+//! all it adds is the environment (clock, hook, numbering), a root scope and a `main` task, and
+//! waiting: it parks the thread until a waker fires or the next timer is due (real clock), or
+//! jumps the virtual clock to the next timer.
 
+use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::pin;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use crate::clock::Clock;
 use crate::context;
+use crate::env::Env;
+use crate::event::{Event, Hook};
+use crate::identity::{TaskId, TaskInfo};
 use crate::scope_tree::ScopeNode;
+use crate::snapshot::TreeSnapshot;
 use crate::sync::{Arc, AtomicBool, Frozen, Ordering};
 
 /// Runs `future` to completion on the current thread with the real clock, and returns its output.
 ///
-/// The root of everything inside is a scope named `"run"`, so `sleep`, deadlines and timeouts
-/// work, and nurseries and scopes nest under it. Enough for examples and small tools; it needs
-/// no other runtime.
+/// The same as `Runtime::new().block_on(future)`; see [`Runtime`].
 ///
 /// ```
 /// let answer = wherefore::run(async {
@@ -27,16 +32,69 @@ use crate::sync::{Arc, AtomicBool, Frozen, Ordering};
 /// });
 /// assert_eq!(answer.unwrap(), 42);
 /// ```
+#[track_caller]
 pub fn run<F: Future>(future: F) -> F::Output {
-    match block_on(Clock::real(), future) {
-        Ok(output) => output,
-        Err(Stalled) => unreachable!("the real clock never stalls: it parks until woken"),
+    Runtime::new().block_on(future)
+}
+
+/// The embedded executor, with options: a current-thread runtime on the real clock.
+///
+/// The root of everything inside is a scope named `"run"` and a task named `"main"`, so `sleep`,
+/// deadlines and timeouts work and nurseries nest under it. Scopes and tasks are numbered from 1
+/// in creation order within the runtime. Enough for examples, small tools and services that need
+/// no other runtime.
+///
+/// ```
+/// let v = wherefore::Runtime::new().block_on(async { 7 });
+/// assert_eq!(v, 7);
+/// ```
+#[derive(Default)]
+pub struct Runtime {
+    hook: Option<Frozen<dyn Hook>>,
+}
+
+impl Runtime {
+    /// A runtime with no hook.
+    ///
+    /// See the type-level example.
+    pub fn new() -> Self {
+        Runtime::default()
+    }
+
+    /// Reports every [`Event`] of this runtime to `hook`: spawns, exits, cancel requests with
+    /// their cause and outcome, cancellations observed at cancellation points, shields and
+    /// deadlines. See [`Hook`] for an example.
+    pub fn with_hook(mut self, hook: std::sync::Arc<dyn Hook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Runs `future` to completion on the current thread and returns its output.
+    ///
+    /// See the type-level example.
+    #[track_caller]
+    pub fn block_on<F: Future>(self, future: F) -> F::Output {
+        let env = Env::new(Clock::real(), self.hook, false);
+        let (root, main) = root_of(&env, Location::caller());
+        match drive(&env, &root, main, future) {
+            Ok(output) => output,
+            Err(Stalled(_)) => unreachable!("the real clock never stalls: it parks until woken"),
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("hook", &self.hook.is_some())
+            .finish()
     }
 }
 
 /// Every task is blocked and no timer is pending: on the virtual clock, nothing can ever happen.
+/// Carries the picture of the live tree at that moment.
 #[derive(Debug)]
-pub(crate) struct Stalled;
+pub(crate) struct Stalled(pub(crate) TreeSnapshot);
 
 /// Wakes the executor: sets the flag and unparks its thread.
 struct Signal {
@@ -55,15 +113,41 @@ impl Wake for Signal {
     }
 }
 
-/// Drives `future` to completion with `clock`.
-pub(crate) fn block_on<F: Future>(clock: Arc<Clock>, future: F) -> Result<F::Output, Stalled> {
+/// Makes a runtime's root scope (`"run"`) and main task, numbered 1 and 2.
+pub(crate) fn root_of(
+    env: &Arc<Env>,
+    started_at: &'static Location<'static>,
+) -> (ScopeNode, TaskInfo) {
+    let _env = context::enter_env(env);
     let root = ScopeNode::new(Some(Frozen::from("run")));
-    root.enter(None, Some(clock.clone()));
+    let main = TaskInfo {
+        id: TaskId(env.next_id()),
+        name: Some(Frozen::from("main")),
+        spawned_at: started_at,
+    };
+    (root, main)
+}
+
+/// Drives `future` to completion as task `main` in scope `root`, with `env`.
+pub(crate) fn drive<F: Future>(
+    env: &Arc<Env>,
+    root: &ScopeNode,
+    main: TaskInfo,
+    future: F,
+) -> Result<F::Output, Stalled> {
+    let _env = context::enter_env(env);
+    root.enter(None, Some(env.clone()));
+    env.task_started(&main, root.info());
+    env.emit(|| Event::TaskSpawned {
+        task: main.clone(),
+        scope: root.info().clone(),
+    });
     let signal = Arc::new(Signal {
         woken: AtomicBool::new(true),
         thread: thread::current(),
     });
     let waker = Waker::from(signal.clone());
+    let clock = env.clock().clone();
     clock.set_runtime_waker(Some(waker.clone()));
     let _detach = Detach {
         clock: clock.clone(),
@@ -73,16 +157,20 @@ pub(crate) fn block_on<F: Future>(clock: Arc<Clock>, future: F) -> Result<F::Out
     let mut future = pin!(future);
     loop {
         if signal.woken.swap(false, Ordering::AcqRel) {
-            let _current = context::enter(&root);
+            let _scope = context::enter(root);
+            let _task = context::enter_task(main.id);
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                env.task_ended(main.id);
                 return Ok(output);
             }
             continue;
         }
         if clock.is_virtual() {
             if !clock.advance_to_next_timer() {
-                return Err(Stalled);
+                return Err(Stalled(TreeSnapshot::take(root, &env.live_tasks())));
             }
+            env.emit(|| Event::ClockAdvanced { to: env.elapsed() });
+            clock.fire_due();
             continue;
         }
         if clock.fire_due() > 0 {

@@ -506,6 +506,19 @@ impl CancelHandle {
         self.node.set_shielded(shielded);
     }
 
+    /// A snapshot of this scope and everything below it: each scope's state and, under
+    /// [`testing`](crate::testing), the live tasks and where each is blocked.
+    ///
+    /// See [`TreeSnapshot`](crate::TreeSnapshot) for an example.
+    pub fn tree(&self) -> crate::TreeSnapshot {
+        let tasks = self
+            .node
+            .env()
+            .map(|env| env.live_tasks())
+            .unwrap_or_default();
+        crate::TreeSnapshot::take(&self.node, &tasks)
+    }
+
     /// Whether the scope has finished (its body completed or its future was dropped).
     ///
     /// ```

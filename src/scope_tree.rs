@@ -45,6 +45,9 @@ use std::time::{Duration, Instant};
 use crate::cancelled::Cancelled;
 use crate::cause::{Cause, Explicit, Parent, Timeout};
 use crate::clock::{Clock, TimerKey};
+use crate::context;
+use crate::env::Env;
+use crate::event::{Event, RequestOutcome};
 use crate::identity::{ScopeId, ScopeInfo};
 use crate::slab::{Slab, SlabKey};
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Frozen, Mutex, Ordering};
@@ -95,8 +98,8 @@ struct NodeState {
     key_in_parent: Option<SlabKey>,
     shielded: bool,
     deadline: Option<Deadline>,
-    /// The clock of the runtime the scope was entered in, if there is one.
-    clock: Option<Arc<Clock>>,
+    /// The runtime the scope was created or entered in, if any: its clock and its hook.
+    env: Option<Arc<Env>>,
     /// The scope's own first cause (invariant 1).
     own: Option<Cause>,
     /// Whether the parent's cancellation has reached this node at some point.
@@ -142,7 +145,7 @@ impl ScopeNode {
     pub(crate) fn new(name: Option<Frozen<str>>) -> ScopeNode {
         let inner = Arc::new(Inner {
             info: ScopeInfo {
-                id: ScopeId(sync::next_id()),
+                id: ScopeId(context::next_id()),
                 name,
             },
             cancelled: AtomicBool::new(false),
@@ -155,7 +158,7 @@ impl ScopeNode {
                 key_in_parent: None,
                 shielded: false,
                 deadline: None,
-                clock: None,
+                env: context::env(),
                 own: None,
                 inherited: false,
                 first: None,
@@ -194,8 +197,12 @@ impl ScopeNode {
         sync::lock(&self.inner.state).parent.clone()
     }
 
+    pub(crate) fn env(&self) -> Option<Arc<Env>> {
+        sync::lock(&self.inner.state).env.clone()
+    }
+
     pub(crate) fn clock(&self) -> Option<Arc<Clock>> {
-        sync::lock(&self.inner.state).clock.clone()
+        self.env().map(|env| env.clock().clone())
     }
 
     pub(crate) fn is_shielded(&self) -> bool {
@@ -241,12 +248,19 @@ impl ScopeNode {
     // ----- configuration -------------------------------------------------------------------
 
     pub(crate) fn set_shielded(&self, shielded: bool) {
-        {
+        let env = {
             let mut st = sync::lock(&self.inner.state);
             if st.shielded == shielded {
                 return;
             }
             st.shielded = shielded;
+            st.env.clone()
+        };
+        if let Some(env) = env {
+            env.emit(|| Event::ShieldChanged {
+                scope: self.inner.info.clone(),
+                shielded,
+            });
         }
         update(self.clone());
     }
@@ -276,7 +290,7 @@ impl ScopeNode {
     }
 
     fn replace_deadline(&self, when: Option<When>, set_at: &'static Location<'static>) {
-        let fire = {
+        let (fire, env, resolved) = {
             let mut st = sync::lock(&self.inner.state);
             if st.phase == Phase::Exited {
                 return;
@@ -287,12 +301,24 @@ impl ScopeNode {
                 set_at,
                 timer: None,
             });
-            if st.phase == Phase::Entered {
+            let fire = if st.phase == Phase::Entered {
                 self.arm_deadline(&mut st)
             } else {
                 None
-            }
+            };
+            let resolved = match st.deadline.map(|d| d.when) {
+                Some(When::At { at, .. }) => Some(at),
+                _ => None,
+            };
+            (fire, st.env.clone(), resolved)
         };
+        if let Some(env) = env {
+            env.emit(|| Event::DeadlineChanged {
+                scope: self.inner.info.clone(),
+                deadline: resolved.map(|at| env.since_start(at)),
+                set_at,
+            });
+        }
         if let Some(timeout) = fire {
             self.record_own(Cause::Timeout(timeout));
         }
@@ -309,7 +335,7 @@ impl ScopeNode {
     /// Resolves a relative deadline and registers the timer. Returns the timeout cause to record
     /// at once if the deadline has already passed (S12: a past deadline is valid input).
     fn arm_deadline(&self, st: &mut NodeState) -> Option<Timeout> {
-        let clock = st.clock.clone();
+        let clock = st.env.as_ref().map(|env| env.clock().clone());
         let deadline = st.deadline.as_mut()?;
         let Some(clock) = clock else {
             panic!(
@@ -388,55 +414,52 @@ impl ScopeNode {
     /// brings the tree up to date. Returns whether the scope went from not effectively cancelled
     /// to effectively cancelled because of this call (S14).
     pub(crate) fn record_own(&self, cause: Cause) -> bool {
-        {
+        let (outcome, env) = {
             let mut st = sync::lock(&self.inner.state);
-            if st.phase == Phase::Exited {
-                return false; // S15
-            }
-            let parent_cancelled = st.parent_cancelled();
-            if st.own.is_some() || (!st.shielded && parent_cancelled) {
-                st.ignored_requests = st.ignored_requests.saturating_add(1);
-            }
-            if st.own.is_some() {
-                return false;
-            }
-            if !st.shielded && parent_cancelled && st.first.is_none() {
-                st.first = Some(First::Inherited);
-            }
-            st.first.get_or_insert(First::Own);
-            let was_effective = st.is_effective(parent_cancelled);
-            st.own = Some(cause);
-            st.remove_timer();
-            if was_effective {
-                return false;
-            }
+            let outcome = st.record_own(cause.clone());
+            (outcome, st.env.clone())
+        };
+        let took_effect = matches!(outcome, RequestOutcome::TookEffect);
+        if took_effect {
+            update(self.clone());
         }
-        update(self.clone());
-        true
+        if let Some(env) = env {
+            env.emit(|| Event::CancelRequested {
+                scope: self.inner.info.clone(),
+                cause,
+                outcome,
+            });
+        }
+        took_effect
     }
 
     // ----- entering and leaving -------------------------------------------------------------
 
     /// Enters the scope under `parent` (the scope being polled when this one was first polled),
-    /// taking the clock from the parent, or `clock` for a root.
-    pub(crate) fn enter(&self, parent: Option<&ScopeNode>, clock: Option<Arc<Clock>>) {
-        let (parent_clock, parent_depth) = match parent {
+    /// taking the runtime environment from the parent, else the one it was created in, else
+    /// `env` (for a runtime's root).
+    pub(crate) fn enter(&self, parent: Option<&ScopeNode>, env: Option<Arc<Env>>) {
+        let (parent_env, parent_depth) = match parent {
             Some(p) => {
                 let pst = sync::lock(&p.inner.state);
-                (pst.clock.clone(), pst.depth)
+                (pst.env.clone(), pst.depth)
             }
             None => (None, 0),
         };
-        {
+        let (env, shielded) = {
             let mut st = sync::lock(&self.inner.state);
             debug_assert_eq!(st.phase, Phase::Created, "a scope is entered once");
             st.parent = parent.cloned();
-            st.depth = if parent.is_some() {
-                parent_depth + 1
-            } else {
-                0
-            };
-            st.clock = parent_clock.or(clock);
+            st.depth = parent.map_or(0, |_| parent_depth + 1);
+            st.env = parent_env.or_else(|| st.env.take()).or(env);
+            (st.env.clone(), st.shielded)
+        };
+        if let Some(env) = &env {
+            env.emit(|| Event::ScopeEntered {
+                scope: self.inner.info.clone(),
+                parent: parent.map(|p| p.info().clone()),
+                shielded,
+            });
         }
         if let Some(p) = parent {
             let key = sync::lock(&p.inner.state).children.insert(self.clone());
@@ -455,18 +478,29 @@ impl ScopeNode {
 
     /// Leaves the scope: detaches it from its parent and the clock. Idempotent.
     pub(crate) fn exit(&self) {
-        let (parent, key) = {
+        let (parent, key, env, was_entered) = {
             let mut st = sync::lock(&self.inner.state);
             if st.phase == Phase::Exited {
                 return;
             }
+            let was_entered = st.phase == Phase::Entered;
             st.phase = Phase::Exited;
             st.remove_timer();
             drop(std::mem::replace(&mut st.children, Slab::new()));
-            (st.parent.clone(), st.key_in_parent.take())
+            (
+                st.parent.clone(),
+                st.key_in_parent.take(),
+                st.env.clone(),
+                was_entered,
+            )
         };
         if let (Some(parent), Some(key)) = (parent, key) {
             sync::lock(&parent.inner.state).children.remove(key);
+        }
+        if let (Some(env), true) = (env, was_entered) {
+            env.emit(|| Event::ScopeExited {
+                scope: self.inner.info.clone(),
+            });
         }
     }
 
@@ -499,6 +533,15 @@ impl ScopeNode {
 
     pub(crate) fn remove_waiter(&self, key: SlabKey) {
         sync::lock(&self.inner.state).waiters.remove(key);
+    }
+
+    /// The scopes entered directly below this one, in the order they were entered.
+    pub(crate) fn children(&self) -> Vec<ScopeNode> {
+        sync::lock(&self.inner.state)
+            .children
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Whether this node is `ancestor` or lies below it. Walks parent links in a loop.
@@ -534,6 +577,32 @@ impl std::fmt::Debug for ScopeNode {
 }
 
 impl NodeState {
+    /// The bookkeeping of [`ScopeNode::record_own`], under the lock.
+    fn record_own(&mut self, cause: Cause) -> RequestOutcome {
+        if self.phase == Phase::Exited {
+            return RequestOutcome::ScopeExited; // S15
+        }
+        let parent_cancelled = self.parent_cancelled();
+        let effective_before = self.effective_cause();
+        if self.own.is_some() || (!self.shielded && parent_cancelled) {
+            self.ignored_requests = self.ignored_requests.saturating_add(1);
+        }
+        if let Some(own) = &self.own {
+            // Invariant 5: with an own cause there is always an effective one.
+            return RequestOutcome::LostTo(effective_before.unwrap_or_else(|| own.clone()));
+        }
+        if !self.shielded && parent_cancelled && self.first.is_none() {
+            self.first = Some(First::Inherited);
+        }
+        self.first.get_or_insert(First::Own);
+        self.own = Some(cause);
+        self.remove_timer();
+        match effective_before {
+            Some(winner) => RequestOutcome::LostTo(winner),
+            None => RequestOutcome::TookEffect,
+        }
+    }
+
     fn parent_cancelled(&self) -> bool {
         self.parent.as_ref().is_some_and(|p| p.is_cancelled())
     }
@@ -561,9 +630,9 @@ impl NodeState {
     fn remove_timer(&mut self) {
         if let Some(deadline) = self.deadline.as_mut()
             && let Some(key) = deadline.timer.take()
-            && let Some(clock) = &self.clock
+            && let Some(env) = &self.env
         {
-            clock.remove(key);
+            env.clock().remove(key);
         }
     }
 }

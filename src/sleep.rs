@@ -33,7 +33,9 @@ pub fn now() -> Instant {
 
 /// The clock of the current scope, or a panic that says how to get one.
 pub(crate) fn current_clock(what: &str) -> Arc<Clock> {
-    match context::current().and_then(|node| node.clock()) {
+    let clock = context::with_env(|env| env.clock().clone())
+        .or_else(|| context::current().and_then(|node| node.clock()));
+    match clock {
         Some(clock) => clock,
         None => panic!(
             "{what} needs a clock: call it inside `wherefore::run` or `wherefore::testing::block_on`"
@@ -114,7 +116,7 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if let Poll::Ready(cancelled) = this.wait.poll(cx) {
+        if let Poll::Ready(cancelled) = this.wait.poll(cx, "sleep", None) {
             return Poll::Ready(Err(cancelled));
         }
         let (clock, key) = this

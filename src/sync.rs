@@ -38,7 +38,24 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-/// Hands out process-wide unique, increasing identifiers for scopes and tasks.
+/// A counter handing out 1, 2, 3, ...: numbers scopes and tasks within one runtime.
+///
+/// Not modelled by loom, for the same reason as [`next_id`].
+#[derive(Debug)]
+pub(crate) struct IdCounter(std::sync::atomic::AtomicU64);
+
+impl IdCounter {
+    pub(crate) fn new() -> Self {
+        IdCounter(std::sync::atomic::AtomicU64::new(1))
+    }
+
+    pub(crate) fn next(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Hands out process-wide unique, increasing identifiers for scopes and tasks created outside
+/// any runtime.
 ///
 /// Not modelled by loom on purpose: identifiers only name things, no decision depends on their
 /// order across threads, and loom atomics cannot live in a `static`.

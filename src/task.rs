@@ -13,6 +13,8 @@ use std::task::{Context, Poll, Waker};
 use crate::cancelled::{CancelError, Cancelled};
 use crate::cause::Cause;
 use crate::checkpoint::CancelWait;
+use crate::context;
+use crate::event::Event;
 use crate::identity::TaskInfo;
 use crate::scope_tree::ScopeNode;
 
@@ -34,7 +36,7 @@ use crate::scope_tree::ScopeNode;
 /// .unwrap();
 /// # });
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum TaskExit<T> {
     /// It returned a value.
@@ -69,6 +71,23 @@ impl<T> TaskExit<T> {
     }
 }
 
+impl<T> TaskExit<T> {
+    /// The same exit without the value, for events.
+    pub(crate) fn summary(&self) -> TaskExit<()> {
+        match self {
+            TaskExit::Completed(_) => TaskExit::Completed(()),
+            TaskExit::Failed { message } => TaskExit::Failed {
+                message: message.clone(),
+            },
+            TaskExit::Cancelled(cause) => TaskExit::Cancelled(cause.clone()),
+            TaskExit::Panicked { message } => TaskExit::Panicked {
+                message: message.clone(),
+            },
+            TaskExit::Dropped => TaskExit::Dropped,
+        }
+    }
+}
+
 impl<T> fmt::Display for TaskExit<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -94,7 +113,15 @@ struct SlotState<T> {
 }
 
 impl<T> Slot<T> {
+    /// Leaves the exit for the handle, and reports it to the runtime.
     fn finish(&self, exit: TaskExit<T>) {
+        context::with_env(|env| {
+            env.task_ended(self.task.id);
+            env.emit(|| Event::TaskExited {
+                task: self.task.clone(),
+                exit: exit.summary(),
+            });
+        });
         let joiner = {
             let mut st = self.state.borrow_mut();
             st.exit = Some(exit);
@@ -242,7 +269,7 @@ impl<T> Future for Join<T> {
     type Output = Result<TaskExit<T>, Cancelled>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(own) = self.wait.poll(cx) {
+        if let Poll::Ready(own) = self.wait.poll(cx, "join", None) {
             return Poll::Ready(Err(own));
         }
         let mut st = self.slot.state.borrow_mut();
@@ -334,6 +361,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
         let this = self.project();
+        let _task = context::enter_task(this.slot.task.id);
         let polled = catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)));
         let (exit, end) = match polled {
             Ok(Poll::Pending) => return Poll::Pending,

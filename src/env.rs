@@ -1,0 +1,140 @@
+//! The environment a runtime gives everything it runs: its clock, its hook, its numbering of
+//! scopes and tasks, and (under `testing`) its register of live tasks for hang reports.
+//!
+//! A runtime installs its `Env` as the current one on its thread for the length of every poll;
+//! scopes created or entered then keep a reference to it, so a cancel through a handle on any
+//! other thread still reports to the right hook and reads the right clock.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::clock::Clock;
+use crate::event::{Event, Hook};
+use crate::identity::{ScopeInfo, TaskId, TaskInfo};
+use crate::sync::{self, Arc, Frozen, IdCounter, Mutex};
+
+pub(crate) struct Env {
+    clock: Arc<Clock>,
+    /// `clock.now()` when the runtime started: the zero of every reported time.
+    start: Instant,
+    hook: Option<Frozen<dyn Hook>>,
+    /// Numbers scopes and tasks from 1 in creation order, so that ids are the same on every run
+    /// of the same program (and in the journal).
+    ids: IdCounter,
+    /// Live tasks and where they are blocked, kept only when hang reports are wanted.
+    tasks: Option<Mutex<BTreeMap<TaskId, LiveTask>>>,
+}
+
+/// What a hang report says about one live task.
+#[derive(Clone, Debug)]
+pub(crate) struct LiveTask {
+    pub(crate) info: TaskInfo,
+    /// The nursery scope it was spawned into.
+    pub(crate) home: ScopeInfo,
+    /// The cancellation point (or guarded foreign future) it last returned `Pending` from, and
+    /// the innermost scope it was in there.
+    pub(crate) blocked_at: Option<(BlockedAt, ScopeInfo)>,
+}
+
+/// A cancellation point, with a detail such as the type of a guarded foreign future.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BlockedAt {
+    pub(crate) point: &'static str,
+    pub(crate) detail: Option<&'static str>,
+}
+
+impl std::fmt::Display for BlockedAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.detail {
+            Some(detail) => write!(f, "{}({detail})", self.point),
+            None => f.write_str(self.point),
+        }
+    }
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("clock", &self.clock)
+            .field("hook", &self.hook.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Env {
+    pub(crate) fn new(
+        clock: Arc<Clock>,
+        hook: Option<Frozen<dyn Hook>>,
+        track_tasks: bool,
+    ) -> Arc<Env> {
+        Arc::new(Env {
+            start: clock.now(),
+            clock,
+            hook,
+            ids: IdCounter::new(),
+            tasks: track_tasks.then(|| Mutex::new(BTreeMap::new())),
+        })
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.ids.next()
+    }
+
+    /// Time since the runtime started.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.clock.now().saturating_duration_since(self.start)
+    }
+
+    pub(crate) fn since_start(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.start)
+    }
+
+    /// Reports the event built by `event` to the hook, if one is installed; builds nothing
+    /// otherwise.
+    #[inline]
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(hook) = &self.hook {
+            hook.on_event(self.elapsed(), &event());
+        }
+    }
+
+    pub(crate) fn tracks_tasks(&self) -> bool {
+        self.tasks.is_some()
+    }
+
+    pub(crate) fn task_started(&self, info: &TaskInfo, home: &ScopeInfo) {
+        if let Some(tasks) = &self.tasks {
+            let live = LiveTask {
+                info: info.clone(),
+                home: home.clone(),
+                blocked_at: None,
+            };
+            sync::lock(tasks).insert(info.id, live);
+        }
+    }
+
+    pub(crate) fn task_ended(&self, id: TaskId) {
+        if let Some(tasks) = &self.tasks {
+            sync::lock(tasks).remove(&id);
+        }
+    }
+
+    pub(crate) fn task_blocked(&self, id: TaskId, at: BlockedAt, scope: &ScopeInfo) {
+        if let Some(tasks) = &self.tasks
+            && let Some(task) = sync::lock(tasks).get_mut(&id)
+        {
+            task.blocked_at = Some((at, scope.clone()));
+        }
+    }
+
+    pub(crate) fn live_tasks(&self) -> Vec<LiveTask> {
+        match &self.tasks {
+            Some(tasks) => sync::lock(tasks).values().cloned().collect(),
+            None => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Deterministic testing on virtual time, with a journal of everything that happened.
+//!
+//! [`run`] runs a future on a virtual clock: time stands still while anything can run, and jumps
+//! straight to the next deadline or timer when everything is blocked, so a test of an hour-long
+//! timeout takes microseconds. It returns a [`Report`] with the output and a [`Journal`]: every
+//! scope entered and left, task spawned and exited, cancel request (with its cause, and whether it
+//! took effect or lost to an earlier one), cancellation observed at a cancellation point, shield
+//! and deadline change, and clock jump, each with its virtual time. The journal's text is stable
+//! (scopes and tasks are numbered per run), so a test can compare it literally.
+//!
+//! When every task is blocked and no timer is pending, the run stops with [`Stuck`], which
+//! carries a [`TreeSnapshot`] of the live scope tree: each task, its scope, whether that scope
+//! is cancelled and why, and the cancellation point or foreign future it is blocked on.
+//!
+//! ```
+//! use std::time::Duration;
+//! use wherefore::Scope;
+//!
+//! let report = wherefore::testing::run(async {
+//!     let out = Scope::named("request")
+//!         .with_timeout(Duration::from_secs(5))
+//!         .run(async {
+//!             wherefore::sleep(Duration::from_secs(60)).await?;
+//!             Ok::<_, wherefore::Cancelled>(())
+//!         })
+//!         .await;
+//!     assert!(matches!(out, Ok(None)));
+//! });
+//! let journal = report.journal().to_string();
+//! assert!(journal.contains("t=5.000 clock    t=5.000\n"));
+//! assert!(journal.contains("t=5.000 observe  task \"main\" at sleep in scope \"request\": "));
+//! ```
+
+mod journal;
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::time::Duration;
+
+pub use journal::{Entry, Journal};
+
+use crate::clock::Clock;
+use crate::env::Env;
+use crate::event::{Event, Hook};
+use crate::runtime::{self, Stalled};
+use crate::snapshot::TreeSnapshot;
+use crate::sync::Frozen;
+
+/// Runs `future` on a fresh virtual clock and returns its output.
+///
+/// # Panics
+///
+/// When every task is blocked and no timer is pending (the run could never finish); the panic
+/// message is the hang report. [`try_block_on`] and [`run`] return it instead.
+///
+/// ```
+/// let v = wherefore::testing::block_on(async { 1 + 1 });
+/// assert_eq!(v, 2);
+/// ```
+#[track_caller]
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    Runtime::new().block_on(future)
+}
+
+/// Like [`block_on`], but returns [`Stuck`] instead of panicking when the run can never finish.
+///
+/// ```
+/// let out = wherefore::testing::try_block_on(std::future::pending::<()>());
+/// assert!(out.is_err());
+/// ```
+#[track_caller]
+pub fn try_block_on<F: Future>(future: F) -> Result<F::Output, Stuck> {
+    Runtime::new().run_inner(future, Location::caller(), None)
+}
+
+/// Runs `future` on a fresh virtual clock, recording a [`Journal`]; see the module docs.
+///
+/// ```
+/// let report = wherefore::testing::run(async { 5 });
+/// assert_eq!(report.output(), Some(&5));
+/// assert!(report.journal().to_string().starts_with("t=0.000 enter    scope \"run\"\n"));
+/// ```
+#[track_caller]
+pub fn run<F: Future>(future: F) -> Report<F::Output> {
+    Runtime::new().run(future)
+}
+
+/// A virtual-time runtime with options.
+///
+/// ```
+/// let report = wherefore::testing::Runtime::new().run(async { "done" });
+/// assert_eq!(report.into_output().unwrap(), "done");
+/// ```
+#[derive(Default)]
+pub struct Runtime {
+    hook: Option<Frozen<dyn Hook>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// A runtime with the default, fixed schedule and no hook of the user's.
+    ///
+    /// See the type-level example.
+    pub fn new() -> Self {
+        Runtime::default()
+    }
+
+    /// Also reports every event to `hook` (the journal is kept either way by [`run`](Self::run)).
+    ///
+    /// ```
+    /// # use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    /// # use wherefore::event::{Event, Hook};
+    /// struct Count(AtomicUsize);
+    /// impl Hook for Count {
+    ///     fn on_event(&self, _: std::time::Duration, _: &Event) {
+    ///         self.0.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    /// let count = Arc::new(Count(AtomicUsize::new(0)));
+    /// wherefore::testing::Runtime::new().with_hook(count.clone()).block_on(async {});
+    /// assert!(count.0.load(Ordering::Relaxed) > 0);
+    /// ```
+    pub fn with_hook(mut self, hook: std::sync::Arc<dyn Hook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Runs `future` and returns its output and the journal.
+    ///
+    /// See the type-level example.
+    #[track_caller]
+    pub fn run<F: Future>(self, future: F) -> Report<F::Output> {
+        let journal = Frozen::new(journal::Recorder::default());
+        let outcome = self.run_inner(future, Location::caller(), Some(journal.clone()));
+        Report {
+            outcome,
+            journal: journal.take(),
+        }
+    }
+
+    /// Runs `future` and returns its output.
+    ///
+    /// # Panics
+    ///
+    /// With the hang report, when the run gets stuck.
+    ///
+    /// ```
+    /// assert_eq!(wherefore::testing::Runtime::new().block_on(async { 3 }), 3);
+    /// ```
+    #[track_caller]
+    pub fn block_on<F: Future>(self, future: F) -> F::Output {
+        match self.run_inner(future, Location::caller(), None) {
+            Ok(output) => output,
+            Err(stuck) => panic!("{stuck}"),
+        }
+    }
+
+    fn run_inner<F: Future>(
+        self,
+        future: F,
+        started_at: &'static Location<'static>,
+        journal: Option<Frozen<journal::Recorder>>,
+    ) -> Result<F::Output, Stuck> {
+        let hook: Option<Frozen<dyn Hook>> = match (self.hook, journal) {
+            (None, None) => None,
+            (Some(user), None) => Some(user),
+            (None, Some(journal)) => Some(journal),
+            (Some(user), Some(journal)) => Some(Frozen::new(Both(journal, user))),
+        };
+        let env = Env::new(Clock::virtual_time(), hook, true);
+        let (root, main) = runtime::root_of(&env, started_at);
+        runtime::drive(&env, &root, main, future).map_err(|Stalled(tree)| Stuck {
+            at: env.elapsed(),
+            tree,
+        })
+    }
+}
+
+/// Two hooks in one: the journal, then the user's.
+struct Both(Frozen<journal::Recorder>, Frozen<dyn Hook>);
+
+impl Hook for Both {
+    fn on_event(&self, at: Duration, event: &Event) {
+        self.0.on_event(at, event);
+        self.1.on_event(at, event);
+    }
+}
+
+/// What [`run`] returns: the output (or why there is none) and the journal.
+///
+/// ```
+/// let report = wherefore::testing::run(std::future::pending::<()>());
+/// assert!(report.stuck().is_some());
+/// assert!(report.output().is_none());
+/// ```
+#[derive(Debug)]
+pub struct Report<T> {
+    outcome: Result<T, Stuck>,
+    journal: Journal,
+}
+
+impl<T> Report<T> {
+    /// The journal of the run.
+    ///
+    /// See the module-level example.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The output, if the run finished.
+    ///
+    /// See the type-level example.
+    pub fn output(&self) -> Option<&T> {
+        self.outcome.as_ref().ok()
+    }
+
+    /// Why the run did not finish, if it did not.
+    ///
+    /// See the type-level example.
+    pub fn stuck(&self) -> Option<&Stuck> {
+        self.outcome.as_ref().err()
+    }
+
+    /// The output, or the hang report.
+    ///
+    /// ```
+    /// let report = wherefore::testing::run(async { 1 });
+    /// assert_eq!(report.into_output().unwrap(), 1);
+    /// ```
+    pub fn into_output(self) -> Result<T, Stuck> {
+        self.outcome
+    }
+
+    /// The output and the journal, by value.
+    ///
+    /// ```
+    /// let (output, journal) = wherefore::testing::run(async { 1 }).into_parts();
+    /// assert_eq!(output.unwrap(), 1);
+    /// assert!(!journal.entries().is_empty());
+    /// ```
+    pub fn into_parts(self) -> (Result<T, Stuck>, Journal) {
+        (self.outcome, self.journal)
+    }
+}
+
+/// A run that got stuck: every task was blocked and no timer was pending, so nothing could ever
+/// happen again. Displays as the hang report: the time, then the live scope tree.
+///
+/// ```
+/// use wherefore::{Cancelled, Nursery};
+/// let stuck = wherefore::testing::try_block_on(async {
+///     wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+///         n.spawn_named("reader", wherefore::guard(std::future::pending::<()>())).unwrap();
+///         Ok(())
+///     })
+///     .await
+/// })
+/// .unwrap_err();
+/// let report = stuck.to_string();
+/// assert!(report.starts_with("stuck at t=0.000: every task is blocked and no timer is pending\n"));
+/// assert!(report.contains("task \"reader\" blocked at guard(core::future::pending::Pending<()>)"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Stuck {
+    at: Duration,
+    tree: TreeSnapshot,
+}
+
+impl Stuck {
+    /// The virtual time at which the run got stuck.
+    ///
+    /// ```
+    /// let stuck = wherefore::testing::try_block_on(std::future::pending::<()>()).unwrap_err();
+    /// assert_eq!(stuck.at(), std::time::Duration::ZERO);
+    /// ```
+    pub fn at(&self) -> Duration {
+        self.at
+    }
+
+    /// The live scope tree at that moment.
+    ///
+    /// ```
+    /// let stuck = wherefore::testing::try_block_on(std::future::pending::<()>()).unwrap_err();
+    /// assert_eq!(stuck.tree().to_string(), "scope \"run\" (running)\n  task \"main\"\n");
+    /// ```
+    pub fn tree(&self) -> &TreeSnapshot {
+        &self.tree
+    }
+}
+
+impl fmt::Display for Stuck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "stuck at {}: every task is blocked and no timer is pending",
+            crate::event::At(self.at)
+        )?;
+        write!(f, "{}", self.tree)
+    }
+}
+
+impl std::error::Error for Stuck {}
