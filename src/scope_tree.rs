@@ -254,7 +254,8 @@ impl ScopeNode {
                 return;
             }
             st.shielded = shielded;
-            st.env.clone()
+            // Changes are reported while the scope runs; entering reports the state it starts in.
+            st.env.clone().filter(|_| st.phase == Phase::Entered)
         };
         if let Some(env) = env {
             env.emit(|| Event::ShieldChanged {
@@ -278,13 +279,14 @@ impl ScopeNode {
 
     /// Sets the deadline `timeout` from now (from entry, if the scope has not been entered yet).
     pub(crate) fn set_timeout(&self, timeout: Duration, set_at: &'static Location<'static>) {
-        let when = match self.clock() {
+        let when = match (self.phase(), self.clock()) {
             // Beyond any representable instant: no deadline, it would never fire.
-            Some(clock) => clock.now().checked_add(timeout).map(|at| When::At {
+            (Phase::Entered, Some(clock)) => clock.now().checked_add(timeout).map(|at| When::At {
                 at,
                 after: Some(timeout),
             }),
-            None => Some(When::AfterEntry(timeout)),
+            // Not running yet: the timeout counts from entry.
+            _ => Some(When::AfterEntry(timeout)),
         };
         self.replace_deadline(when, set_at);
     }
@@ -306,22 +308,24 @@ impl ScopeNode {
             } else {
                 None
             };
-            let resolved = match st.deadline.map(|d| d.when) {
-                Some(When::At { at, .. }) => Some(at),
-                _ => None,
-            };
-            (fire, st.env.clone(), resolved)
+            // Changes are reported while the scope runs; entering reports the one it starts with.
+            let env = st.env.clone().filter(|_| st.phase == Phase::Entered);
+            (fire, env, st.resolved_deadline())
         };
         if let Some(env) = env {
-            env.emit(|| Event::DeadlineChanged {
-                scope: self.inner.info.clone(),
-                deadline: resolved.map(|at| env.since_start(at)),
-                set_at,
-            });
+            self.report_deadline(&env, resolved, set_at);
         }
         if let Some(timeout) = fire {
             self.record_own(Cause::Timeout(timeout));
         }
+    }
+
+    fn report_deadline(&self, env: &Env, at: Option<Instant>, set_at: &'static Location<'static>) {
+        env.emit(|| Event::DeadlineChanged {
+            scope: self.inner.info.clone(),
+            deadline: at.map(|at| env.since_start(at)),
+            set_at,
+        });
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -465,11 +469,18 @@ impl ScopeNode {
             let key = sync::lock(&p.inner.state).children.insert(self.clone());
             sync::lock(&self.inner.state).key_in_parent = Some(key);
         }
-        let fire = {
+        let (fire, deadline) = {
             let mut st = sync::lock(&self.inner.state);
             st.phase = Phase::Entered;
-            self.arm_deadline(&mut st)
+            let fire = self.arm_deadline(&mut st);
+            (
+                fire,
+                st.deadline.map(|d| (st.resolved_deadline(), d.set_at)),
+            )
         };
+        if let (Some(env), Some((at, set_at))) = (&env, deadline) {
+            self.report_deadline(env, at, set_at);
+        }
         if let Some(timeout) = fire {
             self.record_own(Cause::Timeout(timeout));
         }
@@ -600,6 +611,14 @@ impl NodeState {
         match effective_before {
             Some(winner) => RequestOutcome::LostTo(winner),
             None => RequestOutcome::TookEffect,
+        }
+    }
+
+    /// The deadline as an instant, once it is known.
+    fn resolved_deadline(&self) -> Option<Instant> {
+        match self.deadline?.when {
+            When::At { at, .. } => Some(at),
+            When::AfterEntry(_) => None,
         }
     }
 

@@ -53,3 +53,12 @@ pub fn nested_scopes<T: 'static>(
     }
     fut
 }
+
+/// Compares a journal with the expected text literally, printing both in full on a mismatch.
+#[track_caller]
+pub fn assert_journal(journal: &wherefore::testing::Journal, expected: &str) {
+    let actual = journal.to_string();
+    if actual != expected {
+        panic!("journal differs\n--- expected\n{expected}\n--- actual\n{actual}");
+    }
+}
