@@ -69,15 +69,15 @@ fn the_worker_names_each_of_the_four_causes() {
         .into();
     let here = file!();
     let expected = [
-        format!(r#"worker stopped: explicit ("operator request") at {here}:47:54"#),
+        format!(r#"worker stopped: explicit ("operator request") at {here}:50:58"#),
         format!(
-            r#"worker stopped: scope "worker" timed out after 1s (deadline set at {here}:31:27)"#
+            r#"worker stopped: scope "worker" timed out after 1s (deadline set at {here}:32:27)"#
         ),
         format!(
-            r#"worker stopped: parent scope "group" was cancelled: sibling task "sibling" (spawned at {here}:37:19) failed: database unreachable"#
+            r#"worker stopped: parent scope "group" was cancelled: sibling task "sibling" (spawned at {here}:40:23) failed: database unreachable"#
         ),
         format!(
-            r#"worker stopped: parent scope "group" was cancelled: parent scope "service" was cancelled: explicit ("SIGTERM") at {here}:48:53"#
+            r#"worker stopped: parent scope "group" was cancelled: parent scope "service" was cancelled: explicit ("SIGTERM") at {here}:51:57"#
         ),
     ];
     assert_eq!(observed, expected);
