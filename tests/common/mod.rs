@@ -5,7 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use wherefore::testing::block_on;
+/// Runs a test scenario on virtual time (see `wherefore::testing::block_on`).
+#[track_caller]
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    wherefore::testing::block_on(future)
+}
 
 /// Error type for tests whose members fail with a message.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
