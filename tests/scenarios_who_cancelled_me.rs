@@ -7,7 +7,6 @@ use std::cell::RefCell;
 use common::*;
 use wherefore::{Nursery, NurseryBuilder, Scope};
 
-
 /// The worker under test: waits for work forever, and logs why it stopped.
 async fn worker(log: &RefCell<Vec<String>>) -> Result<(), BoxError> {
     if let Err(cancelled) = wherefore::sleep(secs(3600)).await {
@@ -68,15 +67,15 @@ fn the_worker_names_each_of_the_four_causes() {
         .into();
     let here = file!();
     let expected = [
-        format!(r#"worker stopped: explicit ("operator request") at {here}:49:58"#),
+        format!(r#"worker stopped: explicit ("operator request") at {here}:48:58"#),
         format!(
-            r#"worker stopped: scope "worker" timed out after 1s (deadline set at {here}:31:27)"#
+            r#"worker stopped: scope "worker" timed out after 1s (deadline set at {here}:30:27)"#
         ),
         format!(
-            r#"worker stopped: parent scope "group" was cancelled: sibling task "sibling" (spawned at {here}:39:23) failed: database unreachable"#
+            r#"worker stopped: parent scope "group" was cancelled: sibling task "sibling" (spawned at {here}:38:23) failed: database unreachable"#
         ),
         format!(
-            r#"worker stopped: parent scope "group" was cancelled: parent scope "service" was cancelled: explicit ("SIGTERM") at {here}:50:57"#
+            r#"worker stopped: parent scope "group" was cancelled: parent scope "service" was cancelled: explicit ("SIGTERM") at {here}:49:57"#
         ),
     ];
     assert_eq!(observed, expected);
