@@ -24,6 +24,8 @@ pub(crate) struct TimerKey {
     /// 0 for a scope deadline, 1 for a task wake-up.
     class: u8,
     depth: u32,
+    /// Zero, or under a seeded schedule a random number that shuffles same-instant wake-ups.
+    shuffle: u64,
     seq: u64,
 }
 
@@ -58,17 +60,34 @@ struct Timers {
     runtime: Option<Waker>,
 }
 
+/// A small, fast, seedable generator (SplitMix64): enough to permute schedules reproducibly.
+#[derive(Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
 /// A source of time plus the timers waiting on it.
 #[derive(Debug)]
 pub(crate) struct Clock {
     source: Source,
+    /// The seeded schedule of a testing runtime made `with_seed`.
+    schedule: Option<Mutex<SplitMix64>>,
     timers: Mutex<Timers>,
 }
 
 impl Clock {
-    fn with_source(source: Source) -> Arc<Clock> {
+    fn with_source(source: Source, seed: Option<u64>) -> Arc<Clock> {
         Arc::new(Clock {
             source,
+            schedule: seed.map(|seed| Mutex::new(SplitMix64(seed))),
             timers: Mutex::new(Timers {
                 map: BTreeMap::new(),
                 next_seq: 0,
@@ -79,15 +98,35 @@ impl Clock {
 
     /// The real clock.
     pub(crate) fn real() -> Arc<Clock> {
-        Self::with_source(Source::Real)
+        Self::with_source(Source::Real, None)
     }
 
     /// A virtual clock starting now.
-    pub(crate) fn virtual_time() -> Arc<Clock> {
-        Self::with_source(Source::Virtual {
-            start: Instant::now(),
-            elapsed: Mutex::new(Duration::ZERO),
-        })
+    /// A virtual clock starting now; with a seed, same-instant wake-ups (and the tasks a
+    /// cancellation wakes) come in an order shuffled by that seed, reproducibly.
+    pub(crate) fn virtual_time(seed: Option<u64>) -> Arc<Clock> {
+        Self::with_source(
+            Source::Virtual {
+                start: Instant::now(),
+                elapsed: Mutex::new(Duration::ZERO),
+            },
+            seed,
+        )
+    }
+
+    /// The next number of the seeded schedule, if there is one.
+    fn random(&self) -> Option<u64> {
+        self.schedule.as_ref().map(|rng| sync::lock(rng).next())
+    }
+
+    /// Shuffles `items` with the seeded schedule; leaves them in order without one.
+    pub(crate) fn shuffle<T>(&self, items: &mut [T]) {
+        let Some(rng) = &self.schedule else { return };
+        let mut rng = sync::lock(rng);
+        for i in (1..items.len()).rev() {
+            let j = (rng.next() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
     }
 
     pub(crate) fn is_virtual(&self) -> bool {
@@ -131,6 +170,7 @@ impl Clock {
             at,
             class: 0,
             depth,
+            shuffle: 0, // deadlines keep their defined order (S9), whatever the seed
             seq,
         };
         self.insert(key, Timer::Deadline(node));
@@ -147,6 +187,7 @@ impl Clock {
             at,
             class: 1,
             depth: 0,
+            shuffle: self.random().unwrap_or(0),
             seq,
         };
         self.insert(key, Timer::Wake(waker));

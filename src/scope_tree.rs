@@ -686,6 +686,9 @@ pub(crate) fn update(start: ScopeNode) {
         if now && st.waiters.len() > 0 {
             node.inner.drains.fetch_add(1, Ordering::Release);
             to_wake.extend(st.waiters.drain());
+            if let Some(env) = &st.env {
+                env.clock().shuffle(&mut to_wake); // a seeded schedule wakes them in its order
+            }
         }
         stack.extend(st.children.iter().cloned());
         drop(st);

@@ -35,7 +35,7 @@ mod journal;
 
 use std::fmt;
 use std::future::Future;
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::time::Duration;
 
 pub use journal::{Entry, Journal};
@@ -95,12 +95,14 @@ pub fn run<F: Future>(future: F) -> Report<F::Output> {
 #[derive(Default)]
 pub struct Runtime {
     hook: Option<Frozen<dyn Hook>>,
+    seed: Option<u64>,
 }
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
             .field("hook", &self.hook.is_some())
+            .field("seed", &self.seed)
             .finish()
     }
 }
@@ -108,9 +110,51 @@ impl fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with the default, fixed schedule and no hook of the user's.
     ///
+    /// The fixed schedule: tasks woken at the same virtual instant run in the order their timers
+    /// were registered, tasks woken by a cancellation in the order they started waiting, and a
+    /// nursery polls its ready members in the order they were woken (new members in spawn order).
+    ///
     /// See the type-level example.
     pub fn new() -> Self {
         Runtime::default()
+    }
+
+    /// A runtime whose schedule is permuted by `seed`, reproducibly: tasks woken at the same
+    /// virtual instant, and tasks woken by the same cancellation, run in an order drawn from the
+    /// seed (and so are polled by their nursery in that order). Deadlines keep their defined
+    /// order (S9: every deadline due at an instant first, ancestors first, then creation order).
+    ///
+    /// [`check_seeds`] runs a scenario under many seeds.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use wherefore::{Cancelled, Nursery};
+    /// let order = |seed| {
+    ///     let order = RefCell::new(Vec::new());
+    ///     wherefore::testing::Runtime::new().with_seed(seed).block_on(async {
+    ///         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///             for name in ["a", "b", "c", "d"] {
+    ///                 let order = &order;
+    ///                 n.spawn(async move {
+    ///                     wherefore::sleep(std::time::Duration::from_secs(1)).await?;
+    ///                     order.borrow_mut().push(name);
+    ///                     Ok(())
+    ///                 })
+    ///                 .unwrap();
+    ///             }
+    ///             Ok(())
+    ///         })
+    ///         .await
+    ///         .unwrap();
+    ///     });
+    ///     order.into_inner()
+    /// };
+    /// assert_eq!(order(7), order(7)); // reproducible
+    /// assert!((0..20).any(|seed| order(seed) != ["a", "b", "c", "d"])); // permuted
+    /// ```
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
     }
 
     /// Also reports every event to `hook` (the journal is kept either way by [`run`](Self::run)).
@@ -175,12 +219,52 @@ impl Runtime {
             (None, Some(journal)) => Some(journal),
             (Some(user), Some(journal)) => Some(Frozen::new(Both(journal, user))),
         };
-        let env = Env::new(Clock::virtual_time(), hook, true);
+        let env = Env::new(Clock::virtual_time(self.seed), hook, true);
         let (root, main) = runtime::root_of(&env, started_at);
         runtime::drive(&env, &root, main, future).map_err(|Stalled(tree)| Stuck {
             at: env.elapsed(),
             tree,
         })
+    }
+}
+
+/// Runs `scenario` once under each seed, checking each run's [`Report`] with `check`, which
+/// fails by panicking (an `assert!`).
+///
+/// # Panics
+///
+/// On the first seed whose check fails, with the seed, the failure, a line that replays that run,
+/// and its journal.
+///
+/// ```
+/// use wherefore::Scope;
+/// wherefore::testing::check_seeds(
+///     0..50,
+///     || async {
+///         let scope = Scope::new().with_timeout(std::time::Duration::from_secs(1));
+///         scope.run(wherefore::sleep(std::time::Duration::from_secs(2))).await
+///     },
+///     |report| assert!(matches!(report.output(), Some(Ok(None)))),
+/// );
+/// ```
+#[track_caller]
+pub fn check_seeds<S, Fut, C>(seeds: impl IntoIterator<Item = u64>, mut scenario: S, mut check: C)
+where
+    S: FnMut() -> Fut,
+    Fut: Future,
+    C: FnMut(&Report<Fut::Output>),
+{
+    for seed in seeds {
+        let report = Runtime::new().with_seed(seed).run(scenario());
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| check(&report))) {
+            panic!(
+                "seed {seed} failed: {}\nreplay it with: \
+                 wherefore::testing::Runtime::new().with_seed({seed}).run(..)\n\
+                 journal of that run:\n{}",
+                crate::task::panic_message(payload.as_ref()),
+                report.journal()
+            );
+        }
     }
 }
 
