@@ -212,6 +212,8 @@ impl<E> CancelError for NurseryError<E> {
 pub enum SpawnError<F> {
     /// The nursery has finished (its body and every member ended), so nothing can join it.
     Closed(F),
+    /// The persistent group is shutting down, draining, or done, or its scope was cancelled (S10).
+    ShuttingDown(F),
 }
 
 impl<F> SpawnError<F> {
@@ -220,7 +222,7 @@ impl<F> SpawnError<F> {
     /// See the type-level example.
     pub fn into_future(self) -> F {
         match self {
-            SpawnError::Closed(f) => f,
+            SpawnError::Closed(f) | SpawnError::ShuttingDown(f) => f,
         }
     }
 }
@@ -229,6 +231,7 @@ impl<F> fmt::Debug for SpawnError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SpawnError::Closed(_) => f.write_str("Closed(..)"),
+            SpawnError::ShuttingDown(_) => f.write_str("ShuttingDown(..)"),
         }
     }
 }
@@ -237,6 +240,7 @@ impl<F> fmt::Display for SpawnError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SpawnError::Closed(_) => f.write_str("spawn into a closed nursery"),
+            SpawnError::ShuttingDown(_) => f.write_str("spawn into a group that is shutting down"),
         }
     }
 }

@@ -59,6 +59,7 @@ mod failure;
 mod guard;
 mod identity;
 mod nursery;
+mod persistent_group;
 #[cfg(not(wherefore_loom))]
 mod runtime;
 mod scope;
@@ -80,6 +81,7 @@ pub use failure::{Failure, FailureKind, NurseryError, SpawnError};
 pub use guard::{Cancellable, Guarded, guard};
 pub use identity::{ScopeId, ScopeInfo, TaskId, TaskInfo};
 pub use nursery::{Nursery, NurseryBuilder, nursery};
+pub use persistent_group::{BoxError, DroppedMember, PersistentGroup, Shutdown, ShutdownReport};
 #[cfg(not(wherefore_loom))]
 pub use runtime::{Runtime, run};
 pub use scope::{CancelHandle, Scope, ScopeFuture};

@@ -21,13 +21,13 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use crate::cancelled::CancelError;
 use crate::cause::{Cause, SiblingFailure};
 use crate::context;
-use crate::event::Event;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
+use crate::persistent_group::PersistentGroup;
 use crate::scope::CancelHandle;
 use crate::scope_tree::{Phase, ScopeNode};
 use crate::sync::Frozen;
-use crate::task::{End, Ended, JoinHandle, Member, classify, member, panic_message};
+use crate::task::{End, Ended, JoinHandle, Member, classify, member, panic_message, report_spawn};
 
 /// The handle through which the body and the members of a nursery spawn into it.
 ///
@@ -158,13 +158,7 @@ where
             spawned_at,
         };
         let scope = self.shared.node.info();
-        context::with_env(|env| {
-            env.task_started(&task, scope);
-            env.emit(|| Event::TaskSpawned {
-                task: task.clone(),
-                scope: scope.clone(),
-            });
-        });
+        context::with_env(|env| report_spawn(env, &task, scope));
         let (member, handle) = member(task, self.shared.node.clone(), future);
         queue.members.push(member);
         Ok(handle)
@@ -210,6 +204,79 @@ impl<E> Nursery<'_, E> {
     /// ```
     pub fn scope(&self) -> ScopeInfo {
         self.shared.node.info().clone()
+    }
+}
+
+impl<'env, E> Nursery<'env, E>
+where
+    E: CancelError + fmt::Display + 'env,
+{
+    /// Opens a [`PersistentGroup`] named `name` in this nursery: a scope below the nursery's for
+    /// background work, run by a member of this nursery of the same name. Its members' failures
+    /// are printed to stderr; see [`persistent_group_with`](Self::persistent_group_with).
+    ///
+    /// The nursery waits for the group like for any member, so shut the group down (or drain it)
+    /// before the nursery can return; a cancellation of the nursery closes the group too. Opened
+    /// on a nursery that has finished, the group is born done: it refuses every spawn.
+    ///
+    /// See [`PersistentGroup`] for an example.
+    #[track_caller]
+    pub fn persistent_group<G>(&self, name: impl Into<Frozen<str>>) -> PersistentGroup<G>
+    where
+        G: CancelError + fmt::Display + Send + 'static,
+    {
+        let name = name.into();
+        let scope = ScopeInfo {
+            id: self.shared.node.info().id,
+            name: Some(name.clone()),
+        };
+        self.persistent_group_with(name, crate::persistent_group::log_failure(scope))
+    }
+
+    /// Opens a [`PersistentGroup`] whose members' failures (errors and panics, with the member's
+    /// name and spawn location) go to `on_failure` instead of stderr. The handler runs on the
+    /// nursery's thread; keep it short.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::sync::{Arc, Mutex};
+    /// use wherefore::{BoxError, Cancelled, Nursery};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group_with::<BoxError>("jobs", move |failure| {
+    ///         log.lock().unwrap().push(failure.to_string())
+    ///     });
+    ///     jobs.spawn_named("mailer", async { Err("smtp down".into()) }).unwrap();
+    ///     jobs.spawn_named("indexer", async { Ok(()) }).unwrap(); // unaffected
+    ///     let report = jobs.drain().await;
+    ///     assert_eq!((report.finished(), report.failed()), (1, 1));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert!(seen.lock().unwrap()[0].starts_with("task \"mailer\" (spawned at "));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn persistent_group_with<G>(
+        &self,
+        name: impl Into<Frozen<str>>,
+        on_failure: impl Fn(Failure<G>) + Send + Sync + 'static,
+    ) -> PersistentGroup<G>
+    where
+        G: CancelError + fmt::Display + Send + 'static,
+    {
+        let name = name.into();
+        let (group, runner) = PersistentGroup::new(name.clone(), Frozen::new(on_failure));
+        let runner = async move {
+            runner.await;
+            Ok(())
+        };
+        if let Err(refused) = self.spawn_task(Some(name), Location::caller(), runner) {
+            drop(refused); // dropping the runner publishes an empty report and closes the group
+        }
+        group
     }
 }
 

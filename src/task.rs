@@ -14,8 +14,9 @@ use crate::cancelled::{CancelError, Cancelled};
 use crate::cause::Cause;
 use crate::checkpoint::CancelWait;
 use crate::context;
+use crate::env::Env;
 use crate::event::Event;
-use crate::identity::TaskInfo;
+use crate::identity::{ScopeInfo, TaskInfo};
 use crate::scope_tree::ScopeNode;
 
 /// How a nursery member ended, as its [`JoinHandle`] reports it.
@@ -115,13 +116,7 @@ struct SlotState<T> {
 impl<T> Slot<T> {
     /// Leaves the exit for the handle, and reports it to the runtime.
     fn finish(&self, exit: TaskExit<T>) {
-        context::with_env(|env| {
-            env.task_ended(self.task.id);
-            env.emit(|| Event::TaskExited {
-                task: self.task.clone(),
-                exit: exit.summary(),
-            });
-        });
+        report_exit(&self.task, &exit);
         let joiner = {
             let mut st = self.state.borrow_mut();
             st.exit = Some(exit);
@@ -361,31 +356,68 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
         let this = self.project();
-        let _task = context::enter_task(this.slot.task.id);
-        let polled = catch_unwind(AssertUnwindSafe(|| this.future.poll(cx)));
-        let (exit, end) = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(Ok(value))) => (TaskExit::Completed(value), End::Completed),
-            Ok(Poll::Ready(Err(e))) => match classify(this.nursery, e) {
-                Ok(cancelled) => (TaskExit::Cancelled(cancelled.cause), End::Cancelled),
-                Err(e) => (
-                    TaskExit::Failed {
-                        message: e.to_string(),
-                    },
-                    End::Failed(e),
-                ),
-            },
-            Err(payload) => {
-                let message = panic_message(payload.as_ref());
-                (TaskExit::Panicked { message }, End::Panicked(payload))
-            }
-        };
+        let (exit, end) =
+            std::task::ready!(poll_member(&this.slot.task, this.nursery, this.future, cx));
         this.slot.finish(exit);
+
         Poll::Ready(Ended {
             task: this.slot.task.clone(),
             end,
         })
     }
+}
+
+/// Polls a member's future once as its task (catching a panic), and on completion classifies how
+/// it ended: the exit for its handle and the end for its nursery or group.
+pub(crate) fn poll_member<F, T, E>(
+    task: &TaskInfo,
+    home: &ScopeNode,
+    future: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<(TaskExit<T>, End<E>)>
+where
+    F: Future<Output = Result<T, E>> + ?Sized,
+    E: CancelError + fmt::Display,
+{
+    let _task = context::enter_task(task.id);
+    let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
+    Poll::Ready(match polled {
+        Ok(Poll::Pending) => return Poll::Pending,
+        Ok(Poll::Ready(Ok(value))) => (TaskExit::Completed(value), End::Completed),
+        Ok(Poll::Ready(Err(e))) => match classify(home, e) {
+            Ok(cancelled) => (TaskExit::Cancelled(cancelled.cause), End::Cancelled),
+            Err(e) => (
+                TaskExit::Failed {
+                    message: e.to_string(),
+                },
+                End::Failed(e),
+            ),
+        },
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            (TaskExit::Panicked { message }, End::Panicked(payload))
+        }
+    })
+}
+
+/// Reports a new member to a runtime: its register of live tasks and its hook.
+pub(crate) fn report_spawn(env: &Env, task: &TaskInfo, home: &ScopeInfo) {
+    env.task_started(task, home);
+    env.emit(|| Event::TaskSpawned {
+        task: task.clone(),
+        scope: home.clone(),
+    });
+}
+
+/// Reports a member's end to the runtime: its register of live tasks and its hook.
+pub(crate) fn report_exit<T>(task: &TaskInfo, exit: &TaskExit<T>) {
+    context::with_env(|env| {
+        env.task_ended(task.id);
+        env.emit(|| Event::TaskExited {
+            task: task.clone(),
+            exit: exit.summary(),
+        });
+    });
 }
 
 /// Splits a member's error into "it ended because the nursery's scope is cancelled" (S3: not a

@@ -1,0 +1,867 @@
+//! Persistent task groups: a home for background work that must outlive the request that
+//! started it (a result write, an audit record, a cache refresh) but not the service.
+//!
+//! A group is a scope in the tree, a child of the nursery it was opened in, and is run by one
+//! member of that nursery (named after the group), which polls the group's members inline, like
+//! the nursery does its own. Unlike a nursery, a group does not fail when a member fails: the
+//! failure goes to a handler, and the others carry on. Its handle is `Send + Sync`, so any task or
+//! thread can spawn into it while it is open.
+//!
+//! Lifecycle: `Open` → (`shutdown` | `drain` | the enclosing scope is cancelled) → closing, where
+//! spawns are refused with the future handed back → `Done` when the last member has ended (or was
+//! dropped at the end of the shutdown's grace period), with a [`ShutdownReport`].
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use crate::cancelled::CancelError;
+use crate::cause::{Cause, Explicit};
+use crate::clock::{Clock, TimerKey};
+use crate::context;
+use crate::env::Env;
+use crate::failure::{Failure, FailureKind, SpawnError};
+use crate::identity::{ScopeInfo, TaskId, TaskInfo};
+use crate::scope::CancelHandle;
+use crate::scope_tree::{Phase, ScopeNode, WaitRegistration};
+use crate::slab::SlabKey;
+use crate::sync::{self, Arc, Frozen, Mutex};
+use crate::task::{End, TaskExit, panic_message, poll_member, report_exit, report_spawn};
+
+/// The error type of group members unless chosen otherwise.
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+type Member<E> = Pin<Box<dyn Future<Output = Result<(), E>> + Send>>;
+
+/// The handle of a persistent task group: spawn background work into it from any task or thread,
+/// and shut it down gracefully. `Clone + Send + Sync`.
+///
+/// Open one with [`Nursery::persistent_group`](crate::Nursery::persistent_group). Members are
+/// `Send + 'static` futures returning `Result<(), E>`; they run in the group's scope, a child of
+/// the nursery's, so a request scope's timeout does not reach work the request spawned here, while
+/// the service's cancellation does (with a `Parent` cause chain).
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::time::Duration;
+/// use wherefore::{Cancelled, Nursery, Scope};
+///
+/// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+///     let jobs = n.persistent_group::<Cancelled>("jobs");
+///     // A request that times out after 1 s, having started a 5 s write in the group:
+///     let request = Scope::named("request").with_timeout(Duration::from_secs(1));
+///     let _ = request
+///         .run(async {
+///             jobs.spawn_named("write", wherefore::sleep(Duration::from_secs(5))).unwrap();
+///             wherefore::sleep(Duration::from_secs(60)).await
+///         })
+///         .await;
+///     let report = jobs.drain().await; // the write still completes
+///     assert_eq!(report.finished(), 1);
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// # });
+/// ```
+pub struct PersistentGroup<E = BoxError> {
+    group: Arc<Group<E>>,
+}
+
+impl<E> Clone for PersistentGroup<E> {
+    fn clone(&self) -> Self {
+        PersistentGroup {
+            group: self.group.clone(),
+        }
+    }
+}
+
+/// What the handles and the runner share.
+struct Group<E> {
+    node: ScopeNode,
+    on_failure: Frozen<dyn Fn(Failure<E>) + Send + Sync>,
+    state: Mutex<GroupState<E>>,
+}
+
+struct GroupState<E> {
+    phase: GroupPhase,
+    /// Spawned, not yet taken by the runner.
+    incoming: Vec<Running<E>>,
+    /// The runner's waker, to hand it new members and state changes.
+    runner: Option<Waker>,
+    /// Tasks waiting in `shutdown` or `drain`.
+    waiters: Vec<Waker>,
+    /// Set once, when the group is done.
+    report: Option<ShutdownReport>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GroupPhase {
+    Open,
+    /// Closed to spawns, waiting for the members to end by themselves.
+    Draining,
+    /// Closed to spawns, members cancelled; those still running at `grace_ends` are dropped.
+    ShuttingDown {
+        grace_ends: Option<Instant>,
+    },
+    Done,
+}
+
+impl GroupPhase {
+    fn is_open(self) -> bool {
+        self == GroupPhase::Open
+    }
+}
+
+/// A member as the runner holds it.
+struct Running<E> {
+    task: TaskInfo,
+    started: Instant,
+    future: Member<E>,
+}
+
+impl<E: CancelError + fmt::Display> Running<E> {
+    fn poll_end(&mut self, home: &ScopeNode, cx: &mut Context<'_>) -> Poll<End<E>> {
+        let (exit, end) = std::task::ready!(poll_member::<_, (), E>(
+            &self.task,
+            home,
+            self.future.as_mut(),
+            cx
+        ));
+        report_exit(&self.task, &exit);
+        Poll::Ready(end)
+    }
+}
+
+impl<E> PersistentGroup<E>
+where
+    E: CancelError + fmt::Display + Send + 'static,
+{
+    /// A group named `name` whose failures go to `on_failure`; its runner still has to be spawned.
+    pub(crate) fn new(
+        name: Frozen<str>,
+        on_failure: Frozen<dyn Fn(Failure<E>) + Send + Sync>,
+    ) -> (PersistentGroup<E>, Runner<E>) {
+        let group = Arc::new(Group {
+            node: ScopeNode::new(Some(name)),
+            on_failure,
+            state: Mutex::new(GroupState {
+                phase: GroupPhase::Open,
+                incoming: Vec::new(),
+                runner: None,
+                waiters: Vec::new(),
+                report: None,
+            }),
+        });
+        let runner = Runner {
+            group: group.clone(),
+            running: FuturesUnordered::new(),
+            tally: Tally::default(),
+            grace_timer: None,
+            cancel_wait: None,
+        };
+        (PersistentGroup { group }, runner)
+    }
+
+    /// Spawns an unnamed member. Works from any clone, on any thread, while the group is open.
+    ///
+    /// Returns who the member is, or hands the future back in [`SpawnError::ShuttingDown`] once
+    /// the group is closing (S10): after `shutdown` or `drain`, or once its enclosing scope was
+    /// cancelled.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery, SpawnError};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     let remote = jobs.clone();
+    ///     std::thread::spawn(move || remote.spawn(async { Ok(()) }).unwrap()).join().unwrap();
+    ///     jobs.drain().await;
+    ///     let late = jobs.spawn(async { Ok(()) });
+    ///     assert!(matches!(late, Err(SpawnError::ShuttingDown(_))));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> Result<TaskInfo, SpawnError<F>>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.spawn_task(None, Location::caller(), future)
+    }
+
+    /// Spawns a named member; see [`spawn`](Self::spawn).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     let task = jobs.spawn_named("audit", async { Ok(()) }).unwrap();
+    ///     assert_eq!(task.name(), Some("audit"));
+    ///     jobs.drain().await;
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn spawn_named<F>(
+        &self,
+        name: impl Into<Frozen<str>>,
+        future: F,
+    ) -> Result<TaskInfo, SpawnError<F>>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.spawn_task(Some(name.into()), Location::caller(), future)
+    }
+
+    fn spawn_task<F>(
+        &self,
+        name: Option<Frozen<str>>,
+        spawned_at: &'static Location<'static>,
+        future: F,
+    ) -> Result<TaskInfo, SpawnError<F>>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let node = &self.group.node;
+        let env = node.env().or_else(context::env);
+        let id = match &env {
+            Some(env) => env.next_id(),
+            None => sync::next_id(),
+        };
+        let task = TaskInfo {
+            id: TaskId(id),
+            name,
+            spawned_at,
+        };
+        let started = now(env.as_ref());
+        let runner = {
+            let mut st = sync::lock(&self.group.state);
+            // A group whose scope was cancelled from outside is closing too.
+            if !st.phase.is_open() || node.is_cancelled() {
+                return Err(SpawnError::ShuttingDown(future));
+            }
+            st.incoming.push(Running {
+                task: task.clone(),
+                started,
+                future: Box::pin(future),
+            });
+            st.runner.clone()
+        };
+        if let Some(env) = &env {
+            report_spawn(env, &task, node.info());
+        }
+        if let Some(runner) = runner {
+            runner.wake();
+        }
+        Ok(task)
+    }
+}
+
+impl<E> PersistentGroup<E> {
+    /// Shuts the group down: refuses new members, cancels every member with an
+    /// [`Explicit`](Cause::Explicit) cause tagged `"shutdown"` (their shielded cleanup runs),
+    /// waits up to `grace` for them to end, then drops those still running and names them in the
+    /// report.
+    ///
+    /// Not a cancellation point: the wait is bounded by `grace`, and shutting down usually
+    /// happens in a scope that is itself being cancelled. A second call while one is in progress
+    /// waits for the same outcome; after it, returns the same report at once (the first call's
+    /// cause and grace stand).
+    ///
+    /// The grace period is the group's and cannot be extended by a member: a member in a
+    /// shielded cleanup, even one with a longer grace of its own, is dropped when the group's
+    /// grace ends.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     jobs.spawn_named("polite", wherefore::sleep(Duration::from_secs(3600))).unwrap();
+    ///     jobs.spawn_named("stubborn", async {
+    ///         std::future::pending::<()>().await; // ignores cancellation
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    ///     wherefore::checkpoint().await?;
+    ///     let report = jobs.shutdown(Duration::from_secs(10)).await;
+    ///     assert_eq!((report.cancelled(), report.dropped().len()), (1, 1));
+    ///     assert_eq!(report.dropped()[0].task().name(), Some("stubborn"));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn shutdown(&self, grace: Duration) -> Shutdown<E> {
+        let cause = Cause::Explicit(Explicit {
+            tag: Some(Frozen::new("shutdown")),
+            scope: self.group.node.info().clone(),
+            location: Location::caller(),
+        });
+        self.shutdown_with_cause(grace, cause)
+    }
+
+    /// [`shutdown`](Self::shutdown) with a cause of the caller's choosing, for example the cause
+    /// that stopped the service, so members see why.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     let why = wherefore::Scope::new().handle();
+    ///     why.cancel_with("SIGTERM");
+    ///     let report = jobs.shutdown_with_cause(Duration::ZERO, why.cause().unwrap()).await;
+    ///     assert!(report.to_string().contains("SIGTERM"));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn shutdown_with_cause(&self, grace: Duration, cause: Cause) -> Shutdown<E> {
+        let env = self.group.node.env().or_else(context::env);
+        let grace_ends = env
+            .as_ref()
+            .and_then(|env| env.clock().now().checked_add(grace));
+        let started = {
+            let mut st = sync::lock(&self.group.state);
+            match st.phase {
+                GroupPhase::Open | GroupPhase::Draining => {
+                    st.phase = GroupPhase::ShuttingDown { grace_ends };
+                    true
+                }
+                GroupPhase::ShuttingDown { .. } | GroupPhase::Done => false,
+            }
+        };
+        if started {
+            self.group.node.record_own(cause);
+            self.wake_runner();
+        }
+        Shutdown {
+            group: self.group.clone(),
+        }
+    }
+
+    /// Closes the group to new members and waits for the members to end by themselves, without
+    /// cancelling them. Not a cancellation point; wrap it in [`guard`](crate::guard) to give up
+    /// waiting when the caller is cancelled.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     jobs.spawn(wherefore::sleep(std::time::Duration::from_secs(5))).unwrap();
+    ///     let report = jobs.drain().await;
+    ///     assert_eq!(report.finished(), 1);
+    ///     assert!(report.cause().is_none());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn drain(&self) -> Shutdown<E> {
+        let started = {
+            let mut st = sync::lock(&self.group.state);
+            let open = st.phase.is_open();
+            if open {
+                st.phase = GroupPhase::Draining;
+            }
+            open
+        };
+        if started {
+            self.wake_runner();
+        }
+        Shutdown {
+            group: self.group.clone(),
+        }
+    }
+
+    fn wake_runner(&self) {
+        let runner = sync::lock(&self.group.state).runner.clone();
+        if let Some(runner) = runner {
+            runner.wake();
+        }
+    }
+
+    /// Whether spawning is still accepted.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     assert!(jobs.is_open());
+    ///     jobs.drain().await;
+    ///     assert!(!jobs.is_open());
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn is_open(&self) -> bool {
+        sync::lock(&self.group.state).phase.is_open() && !self.group.node.is_cancelled()
+    }
+
+    /// The handle of the group's scope: read its cause, or cancel the members without closing
+    /// the group... which also closes it (a cancelled group accepts no new members).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     assert_eq!(jobs.cancel_handle().scope().name(), Some("jobs"));
+    ///     jobs.drain().await;
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle::from_node(self.group.node.clone())
+    }
+}
+
+impl<E> fmt::Debug for PersistentGroup<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PersistentGroup")
+            .field("scope", self.group.node.info())
+            .field("phase", &sync::lock(&self.group.state).phase)
+            .finish()
+    }
+}
+
+impl<E> fmt::Display for PersistentGroup<E> {
+    /// `group "jobs" (open)`, `(closing)` or `(done)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match sync::lock(&self.group.state).phase {
+            GroupPhase::Open => "open",
+            GroupPhase::Draining | GroupPhase::ShuttingDown { .. } => "closing",
+            GroupPhase::Done => "done",
+        };
+        let name = self.group.node.info();
+        write!(f, "group {} ({phase})", name.name().unwrap_or("unnamed"))
+    }
+}
+
+/// Future returned by [`PersistentGroup::shutdown`] and [`PersistentGroup::drain`]: resolves to
+/// the group's [`ShutdownReport`] once it is done.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Shutdown<E> {
+    group: Arc<Group<E>>,
+}
+
+impl<E> fmt::Debug for Shutdown<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("group", self.group.node.info())
+            .finish()
+    }
+}
+
+impl<E> Future for Shutdown<E> {
+    type Output = ShutdownReport;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ShutdownReport> {
+        let mut st = sync::lock(&self.group.state);
+        match &st.report {
+            Some(report) => Poll::Ready(report.clone()),
+            None => {
+                if !st.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    st.waiters.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// How a group ended: who finished, who failed, who was cancelled, who was cut, and why.
+///
+/// See [`PersistentGroup::shutdown`] for an example.
+#[derive(Clone, Debug)]
+pub struct ShutdownReport {
+    group: ScopeInfo,
+    cause: Option<Cause>,
+    tally: Tally,
+    dropped: Vec<DroppedMember>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    finished: usize,
+    failed: usize,
+    cancelled: usize,
+}
+
+/// A member that was still running when its group's grace period ended, and was dropped.
+///
+/// See [`PersistentGroup::shutdown`] for an example.
+#[derive(Clone, Debug)]
+pub struct DroppedMember {
+    task: TaskInfo,
+    ran_for: Duration,
+    blocked_at: Option<String>,
+}
+
+impl DroppedMember {
+    /// Who it was.
+    pub fn task(&self) -> &TaskInfo {
+        &self.task
+    }
+
+    /// How long it had run when it was dropped.
+    pub fn ran_for(&self) -> Duration {
+        self.ran_for
+    }
+
+    /// The cancellation point or guarded foreign future it was blocked on, when known (the
+    /// runtime of [`testing`](crate::testing) keeps track; the production runtime does not).
+    pub fn blocked_at(&self) -> Option<&str> {
+        self.blocked_at.as_deref()
+    }
+}
+
+impl ShutdownReport {
+    /// The group.
+    pub fn group(&self) -> &ScopeInfo {
+        &self.group
+    }
+
+    /// Why it was shut down; `None` when it was drained or ended with its enclosing scope.
+    pub fn cause(&self) -> Option<&Cause> {
+        self.cause.as_ref()
+    }
+
+    /// Members that completed successfully, over the group's life.
+    pub fn finished(&self) -> usize {
+        self.tally.finished
+    }
+
+    /// Members that failed (returned an error or panicked), over the group's life.
+    pub fn failed(&self) -> usize {
+        self.tally.failed
+    }
+
+    /// Members that ended because they were cancelled.
+    pub fn cancelled(&self) -> usize {
+        self.tally.cancelled
+    }
+
+    /// Members dropped at the end of the grace period, in spawn order.
+    pub fn dropped(&self) -> &[DroppedMember] {
+        &self.dropped
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    /// One summary line, then one line per dropped member.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.group.name().unwrap_or("unnamed");
+        match &self.cause {
+            Some(cause) => write!(f, "group {name} shut down ({cause})")?,
+            None => write!(f, "group {name} ended")?,
+        }
+        write!(
+            f,
+            ": {} finished, {} failed, {} cancelled, {} dropped",
+            self.tally.finished,
+            self.tally.failed,
+            self.tally.cancelled,
+            self.dropped.len()
+        )?;
+        for member in &self.dropped {
+            write!(
+                f,
+                "\n  dropped {} (spawned at {}) after {:?}",
+                member.task, member.task.spawned_at, member.ran_for
+            )?;
+            if let Some(point) = &member.blocked_at {
+                write!(f, ", blocked at {point}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The member of the enclosing nursery that runs the group.
+pub(crate) struct Runner<E> {
+    group: Arc<Group<E>>,
+    running: FuturesUnordered<RunningFuture<E>>,
+    tally: Tally,
+    /// The wake-up at the end of the grace period, once shutting down.
+    grace_timer: Option<(Arc<Clock>, TimerKey)>,
+    /// Registration with the group's scope, to notice a cancellation from outside.
+    cancel_wait: Option<SlabKey>,
+}
+
+/// A running member, polled in the group's scope.
+struct RunningFuture<E> {
+    member: Running<E>,
+    home: ScopeNode,
+}
+
+impl<E: CancelError + fmt::Display> Future for RunningFuture<E> {
+    type Output = (TaskInfo, End<E>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let end = std::task::ready!(this.member.poll_end(&this.home, cx));
+        Poll::Ready((this.member.task.clone(), end))
+    }
+}
+
+impl<E> Unpin for Runner<E> {}
+
+impl<E: CancelError + fmt::Display> Runner<E> {
+    /// Takes the spawned members into the running set. Returns the phase, and whether any came.
+    fn admit(&mut self, cx: &mut Context<'_>) -> (GroupPhase, bool) {
+        let (incoming, phase) = {
+            let mut st = sync::lock(&self.group.state);
+            if st.runner.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+                st.runner = Some(cx.waker().clone());
+            }
+            (std::mem::take(&mut st.incoming), st.phase)
+        };
+        let any = !incoming.is_empty();
+        let home = self.node().clone();
+        self.running
+            .extend(incoming.into_iter().map(|member| RunningFuture {
+                member,
+                home: home.clone(),
+            }));
+        (phase, any)
+    }
+
+    fn ended(&mut self, task: TaskInfo, end: End<E>) {
+        let kind = match end {
+            End::Completed => {
+                self.tally.finished += 1;
+                return;
+            }
+            End::Cancelled => {
+                self.tally.cancelled += 1;
+                return;
+            }
+            End::Failed(e) => FailureKind::Error(e),
+            End::Panicked(payload) => FailureKind::Panic(panic_message(payload.as_ref())),
+        };
+        self.tally.failed += 1;
+        (self.group.on_failure)(Failure { task, kind });
+    }
+
+    /// Whether the group's scope is cancelled; registers to be woken when it is, otherwise.
+    fn scope_cancelled(&mut self, cx: &mut Context<'_>) -> bool {
+        match self.node().register_waiter(self.cancel_wait, cx.waker()) {
+            WaitRegistration::Cancelled(_) => {
+                self.cancel_wait = None;
+                true
+            }
+            WaitRegistration::Waiting(key, _) => {
+                self.cancel_wait = Some(key);
+                false
+            }
+        }
+    }
+
+    /// At the end of the grace period, drops the members still running; before it, makes sure
+    /// the runner is woken then.
+    fn enforce_grace(
+        &mut self,
+        grace_ends: Option<Instant>,
+        cx: &mut Context<'_>,
+    ) -> Vec<DroppedMember> {
+        let Some(env) = self.node().env() else {
+            return Vec::new();
+        };
+        let Some(grace_ends) = grace_ends else {
+            return Vec::new();
+        };
+        let clock = env.clock().clone();
+        let now = clock.now();
+        if now < grace_ends {
+            match &self.grace_timer {
+                Some((clock, key)) if clock.refresh_wake(*key, cx.waker()) => {}
+                _ => {
+                    let key = clock.add_wake(grace_ends, cx.waker().clone());
+                    self.grace_timer = Some((clock, key));
+                }
+            }
+            return Vec::new();
+        }
+        self.drop_running(Some(&env), now)
+    }
+}
+
+impl<E> Runner<E> {
+    fn node(&self) -> &ScopeNode {
+        &self.group.node
+    }
+
+    /// Drops every member still running, naming each (how long it ran, where it was blocked if
+    /// the runtime knows).
+    fn drop_running(&mut self, env: Option<&Arc<Env>>, now: Instant) -> Vec<DroppedMember> {
+        let live = env.map(|env| env.live_tasks()).unwrap_or_default();
+        let mut dropped: Vec<DroppedMember> = self
+            .running
+            .iter()
+            .map(|running| {
+                let task = running.member.task.clone();
+                let blocked_at = live
+                    .iter()
+                    .find(|t| t.info.id == task.id)
+                    .and_then(|t| t.blocked_at.as_ref())
+                    .map(|(at, _)| at.to_string());
+                DroppedMember {
+                    ran_for: now.saturating_duration_since(running.member.started),
+                    task,
+                    blocked_at,
+                }
+            })
+            .collect();
+        dropped.sort_by_key(|member| member.task.id);
+        for member in &dropped {
+            report_exit::<()>(&member.task, &TaskExit::Dropped);
+        }
+        self.running.clear();
+        dropped
+    }
+
+    fn finish(&mut self, phase: GroupPhase, dropped: Vec<DroppedMember>) {
+        let cause = match phase {
+            GroupPhase::ShuttingDown { .. } => self.node().own_cause(),
+            _ => None,
+        };
+        let report = ShutdownReport {
+            group: self.node().info().clone(),
+            cause,
+            tally: self.tally,
+            dropped,
+        };
+        let waiters = {
+            let mut st = sync::lock(&self.group.state);
+            st.phase = GroupPhase::Done;
+            st.report = Some(report);
+            st.runner = None;
+            std::mem::take(&mut st.waiters)
+        };
+        self.release();
+        self.node().exit();
+        for waiter in waiters {
+            waiter.wake();
+        }
+    }
+
+    /// Gives back the timer and the scope registration.
+    fn release(&mut self) {
+        if let Some((clock, key)) = self.grace_timer.take() {
+            clock.remove(key);
+        }
+        if let Some(key) = self.cancel_wait.take() {
+            self.node().remove_waiter(key);
+        }
+    }
+}
+
+impl<E: CancelError + fmt::Display> Future for Runner<E> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let node = this.node().clone();
+        if node.phase() == Phase::Created {
+            node.enter(context::current().as_ref(), None);
+        }
+        let _scope = context::enter(&node);
+        let mut phase;
+        loop {
+            let (now, came) = this.admit(cx);
+            phase = now;
+            while let Poll::Ready(Some((task, end))) = this.running.poll_next_unpin(cx) {
+                this.ended(task, end);
+            }
+            if !came && sync::lock(&this.group.state).incoming.is_empty() {
+                break;
+            }
+        }
+        // A cancellation of the enclosing scope closes the group as a drain would.
+        let closing = !phase.is_open() || this.scope_cancelled(cx);
+        if closing && phase.is_open() {
+            let mut st = sync::lock(&this.group.state);
+            if st.phase.is_open() {
+                st.phase = GroupPhase::Draining;
+            }
+            phase = st.phase;
+        }
+        let dropped = match phase {
+            GroupPhase::ShuttingDown { grace_ends } if !this.running.is_empty() => {
+                this.enforce_grace(grace_ends, cx)
+            }
+            _ => Vec::new(),
+        };
+        let idle = this.running.is_empty() && sync::lock(&this.group.state).incoming.is_empty();
+        if closing && idle {
+            this.finish(phase, dropped);
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl<E> Drop for Runner<E> {
+    /// The enclosing nursery was dropped before the group was done: nothing will run the members
+    /// any more. They are dropped and named in the report, so a task waiting in `shutdown` or
+    /// `drain` still gets one.
+    fn drop(&mut self) {
+        let phase = {
+            let mut st = sync::lock(&self.group.state);
+            if st.phase == GroupPhase::Done {
+                return;
+            }
+            let incoming = std::mem::take(&mut st.incoming);
+            let home = self.group.node.clone();
+            self.running
+                .extend(incoming.into_iter().map(|member| RunningFuture {
+                    member,
+                    home: home.clone(),
+                }));
+            st.phase
+        };
+        let env = self.node().env();
+        let dropped = self.drop_running(env.as_ref(), now(env.as_ref()));
+        self.finish(phase, dropped);
+    }
+}
+
+/// The current time on `env`'s clock, or the real time without one.
+fn now(env: Option<&Arc<Env>>) -> Instant {
+    env.map_or_else(Instant::now, |env| env.clock().now())
+}
+
+/// The default failure handler: a line on stderr, so no failure is lost.
+pub(crate) fn log_failure<E: fmt::Display>(group: ScopeInfo) -> impl Fn(Failure<E>) + Send + Sync {
+    move |failure| eprintln!("wherefore: {group}: member {failure}")
+}
