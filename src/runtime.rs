@@ -156,6 +156,11 @@ pub(crate) fn drive<F: Future>(
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
+        if !clock.is_virtual() {
+            // Real time passes while tasks run: fire what is due before every poll, so a stream
+            // of wake-ups (say, spawns from another thread) cannot starve the timers.
+            clock.fire_due();
+        }
         if signal.woken.swap(false, Ordering::AcqRel) {
             let _scope = context::enter(root);
             let _task = context::enter_task(main.id);
@@ -171,9 +176,6 @@ pub(crate) fn drive<F: Future>(
             }
             env.emit(|| Event::ClockAdvanced { to: env.elapsed() });
             clock.fire_due();
-            continue;
-        }
-        if clock.fire_due() > 0 {
             continue;
         }
         match clock.next_timer() {

@@ -57,3 +57,31 @@ fn a_deadline_set_from_another_thread_wakes_the_parked_runtime() {
     });
     assert!(matches!(out, Ok(None)));
 }
+
+/// A task that never blocks (it only yields) keeps the runtime busy; real-time timers must still
+/// fire, or the timeout below would never end and this test would hang.
+#[test]
+fn timers_fire_while_another_task_keeps_the_runtime_busy() {
+    let out = wherefore::run(async {
+        wherefore::nursery(async |n: wherefore::Nursery<'_, Cancelled>| {
+            n.spawn_named("busy", async {
+                loop {
+                    wherefore::checkpoint().await?;
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), Cancelled>(())
+            })
+            .unwrap();
+            let timed_out = wherefore::move_on_after(Duration::from_millis(5), async {
+                wherefore::sleep(Duration::from_secs(3600)).await?;
+                Ok::<_, Cancelled>(())
+            })
+            .await?;
+            n.cancel_handle().cancel_with("done");
+            Ok(timed_out)
+        })
+        .await
+    });
+    // The body returned the timeout's `None`; the busy member ended cancelled, not failed.
+    assert!(matches!(out, Ok(None)), "{out:?}");
+}
