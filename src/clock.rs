@@ -240,6 +240,16 @@ impl Clock {
         }
     }
 
+    /// Virtual clock only: moves time forward by `by` and fires what is due.
+    #[cfg(wherefore_loom)]
+    pub(crate) fn advance_by(&self, by: Duration) {
+        if let Source::Virtual { elapsed, .. } = &self.source {
+            let mut elapsed = sync::lock(elapsed);
+            *elapsed += by;
+        }
+        self.fire_due();
+    }
+
     /// Virtual clock only: jumps to the earliest pending timer (the caller then fires what is
     /// due). Returns `false` when no timer is pending (nothing can ever happen again).
     pub(crate) fn advance_to_next_timer(&self) -> bool {

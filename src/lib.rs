@@ -58,6 +58,9 @@ pub mod event;
 mod failure;
 mod guard;
 mod identity;
+#[cfg(wherefore_loom)]
+#[doc(hidden)]
+pub mod loom_support;
 mod nursery;
 mod persistent_group;
 #[cfg(not(wherefore_loom))]

@@ -418,8 +418,16 @@ impl ScopeNode {
     /// brings the tree up to date. Returns whether the scope went from not effectively cancelled
     /// to effectively cancelled because of this call (S14).
     pub(crate) fn record_own(&self, cause: Cause) -> bool {
+        // The deliberately broken build decides "first" before taking the lock (check-then-act),
+        // so two racing requests can both take effect; `loom-tests` shows that loom catches it.
+        #[cfg(wherefore_loom_broken)]
+        let unclaimed = sync::lock(&self.inner.state).own.is_none();
         let (outcome, env) = {
             let mut st = sync::lock(&self.inner.state);
+            #[cfg(wherefore_loom_broken)]
+            if unclaimed {
+                st.own = None;
+            }
             let outcome = st.record_own(cause.clone());
             (outcome, st.env.clone())
         };
@@ -520,8 +528,15 @@ impl ScopeNode {
     /// Registers (or refreshes, with `key`) a waker to be woken when the scope becomes
     /// effectively cancelled, unless it already is.
     pub(crate) fn register_waiter(&self, key: Option<SlabKey>, waker: &Waker) -> WaitRegistration {
+        // The flag must be read under the lock that `update` stores it under (invariant 4). The
+        // deliberately broken build reads it first, a check-then-act split that loses wake-ups;
+        // `loom-tests` shows that loom catches it.
+        #[cfg(wherefore_loom_broken)]
+        let cancelled = self.inner.cancelled.load(Ordering::Acquire);
         let mut st = sync::lock(&self.inner.state);
-        if self.inner.cancelled.load(Ordering::Acquire) {
+        #[cfg(not(wherefore_loom_broken))]
+        let cancelled = self.inner.cancelled.load(Ordering::Acquire);
+        if cancelled {
             if let Some(key) = key {
                 st.waiters.remove(key);
             }

@@ -6,10 +6,22 @@
 //! RUSTFLAGS="--cfg wherefore_loom" LOOM_MAX_PREEMPTIONS=3 \
 //!     cargo test -p loom-tests --release --target-dir target/loom
 //! ```
+//!
+//! Adding `--cfg wherefore_loom_broken` builds deliberately broken variants of two critical
+//! sections (see `scope_tree.rs`), to show that these models can fail; CI does not run it:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg wherefore_loom --cfg wherefore_loom_broken" LOOM_MAX_PREEMPTIONS=3 \
+//!     cargo test -p loom-tests --release --target-dir target/loom-broken --test scope_tree two_threads
+//! RUSTFLAGS=... (same) ... --test scope_tree cancel_races_waker
+//! ```
 #![cfg(wherefore_loom)]
 
+use std::time::Duration;
+
 use loom::thread;
-use wherefore::{Cancelled, Cause, Scope};
+use wherefore::loom_support::VirtualTime;
+use wherefore::{Cancelled, Cause, Nursery, Scope, SpawnError, TaskExit};
 
 fn tag_of(cause: &Cause) -> String {
     match cause.root() {
@@ -20,7 +32,11 @@ fn tag_of(cause: &Cause) -> String {
 
 /// Two threads cancel the same scope with different causes: exactly one `cancel` call reports
 /// that it took effect, and every observer sees that call's cause.
+///
+/// Under `--cfg wherefore_loom_broken` (a check-then-act split in `record_own`) both calls can
+/// take effect, and loom finds that interleaving: the test then expects the panic.
 #[test]
+#[cfg_attr(wherefore_loom_broken, should_panic)]
 fn two_threads_cancel_the_same_scope() {
     loom::model(|| {
         let handle = Scope::new().handle();
@@ -63,6 +79,10 @@ fn parent_cancel_races_child_attach_and_wait() {
 
 /// A cancel races a task registering its waker at a cancellation point: the task is woken, and
 /// a cancel that came before the registration makes the point return at once.
+///
+/// Under `--cfg wherefore_loom_broken` (the flag read before the lock in `register_waiter`) a
+/// wake-up is lost: loom reports `deadlock; threads = [(Id(0), Blocked(..)), (Id(1),
+/// Terminated)]`, and the process then aborts while unwinding (so no `should_panic` here).
 #[test]
 fn cancel_races_waker_registration() {
     loom::model(|| {
@@ -113,5 +133,98 @@ fn handle_dropped_while_the_scope_is_cancelled() {
         assert!(second.cancel_with("stop"));
         dropper.join().unwrap();
         assert!(second.is_cancelled());
+    });
+}
+
+/// A deadline firing races an explicit cancel: whichever is processed first is the cause, in
+/// both orders; the other is ignored, and the task observes the winner.
+#[test]
+fn deadline_firing_races_explicit_cancel() {
+    loom::model(|| {
+        let time = VirtualTime::new();
+        let (scope, handle) = time.enter(|| {
+            let deadline = wherefore::now() + Duration::from_secs(5);
+            let scope = Scope::named("job").with_deadline(deadline);
+            let handle = scope.handle();
+            (scope, handle)
+        });
+        let clock = time.clone();
+        let ticker = thread::spawn(move || clock.advance(Duration::from_secs(5)));
+        let remote = handle.clone();
+        let canceller = thread::spawn(move || remote.cancel_with("operator"));
+        let seen = time.enter(|| {
+            loom::future::block_on(
+                scope.run(async { Ok::<_, Cancelled>(wherefore::cancelled().await) }),
+            )
+        });
+        ticker.join().unwrap();
+        let explicit_won = canceller.join().unwrap();
+        let recorded = handle.cause().unwrap();
+        let observed = seen.unwrap().unwrap();
+        assert_eq!(recorded.to_string(), observed.to_string());
+        match recorded {
+            Cause::Explicit(_) => assert!(explicit_won),
+            Cause::Timeout(_) => assert!(!explicit_won),
+            other => panic!("unexpected cause: {other}"),
+        }
+    });
+}
+
+/// A member finishing races its nursery's cancellation: its exit is reported once, as whichever
+/// happened first (completed, or cancelled with the parent's cause); nothing is freed twice or
+/// leaked (loom checks every `Arc`).
+#[test]
+fn child_finishing_races_parent_cancel() {
+    loom::model(|| {
+        let outer = Scope::named("outer");
+        let stop = outer.handle();
+        let canceller = thread::spawn(move || stop.cancel_with("stop"));
+        let exit = loom::future::block_on(outer.run(wherefore::nursery(
+            async |n: Nursery<'_, Cancelled>| {
+                let member = n
+                    .spawn(async {
+                        wherefore::check_cancelled()?;
+                        Ok(())
+                    })
+                    .unwrap();
+                Ok(wherefore::shield(member.join()).await?)
+            },
+        )));
+        canceller.join().unwrap();
+        match exit {
+            Ok(Some(TaskExit::Completed(()))) => {}
+            Ok(Some(TaskExit::Cancelled(cause))) => assert_eq!(tag_of(&cause), "\"stop\""),
+            // The body itself was cancelled before the shield: the nursery reports it and the
+            // outer scope absorbs it.
+            Ok(None) => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    });
+}
+
+/// Spawning into a persistent group races its closing: the spawn either succeeds and the member
+/// runs to its end in the group, or is refused with the future handed back; never both, never
+/// neither.
+#[test]
+fn spawn_races_group_closing() {
+    loom::model(|| {
+        let outcome =
+            loom::future::block_on(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+                let jobs = n.persistent_group::<Cancelled>("jobs");
+                let remote = jobs.clone();
+                let spawner = thread::spawn(move || match remote.spawn(async { Ok(()) }) {
+                    Ok(_) => true,
+                    Err(SpawnError::ShuttingDown(future)) => {
+                        drop(future);
+                        false
+                    }
+                    Err(other) => panic!("unexpected refusal: {other}"),
+                });
+                let report = jobs.drain().await;
+                let accepted = spawner.join().unwrap();
+                Ok((accepted, report.finished()))
+            }));
+        let (accepted, finished) = outcome.unwrap();
+        assert_eq!(finished, usize::from(accepted));
     });
 }
