@@ -705,6 +705,9 @@ pub(crate) fn update(start: ScopeNode) {
                 env.clock().shuffle(&mut to_wake); // a seeded schedule wakes them in its order
             }
         }
+        // One reservation per node, not one growth step per child: a wide tree costs a handful
+        // of allocations per cancel request, not a number that grows with its width.
+        stack.reserve(st.children.len());
         stack.extend(st.children.iter().cloned());
         drop(st);
         for waker in to_wake.drain(..) {

@@ -1,0 +1,565 @@
+//! wherefore side by side with the tools people use today, in one process, one after the other.
+//!
+//! `cargo bench --bench compare` (full) or `cargo bench --bench compare -- --quick` (fewer
+//! repetitions, under two minutes on two cores). Prints one table: per workload, the median time
+//! per item for wherefore and the peer, their ratio, bytes allocated per item for each, and the
+//! target; the last line names the worst ratio against its target. BENCHMARKS.md has a run.
+
+// A bench binary: its helpers need no docs.
+#![allow(missing_docs)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use wherefore::{Cancelled, Nursery, Scope};
+
+// ----- counting allocator ---------------------------------------------------------------------
+
+struct Counting;
+
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        BYTES.fetch_add(new_size, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Allocated bytes and allocations during `f`.
+fn allocated(f: impl FnOnce()) -> (usize, usize) {
+    let (b, a) = (
+        BYTES.load(Ordering::Relaxed),
+        ALLOCATIONS.load(Ordering::Relaxed),
+    );
+    f();
+    (
+        BYTES.load(Ordering::Relaxed) - b,
+        ALLOCATIONS.load(Ordering::Relaxed) - a,
+    )
+}
+
+// ----- measuring ------------------------------------------------------------------------------
+
+/// Median wall time of `runs` runs of `f`, after one warm-up run.
+fn median(runs: usize, mut f: impl FnMut()) -> Duration {
+    f();
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+struct Side {
+    ns_per_item: f64,
+    bytes_per_item: f64,
+}
+
+fn side(runs: usize, items: usize, mut f: impl FnMut()) -> Side {
+    let time = median(runs, &mut f);
+    let (bytes, _) = allocated(&mut f);
+    Side {
+        ns_per_item: time.as_nanos() as f64 / items as f64,
+        bytes_per_item: bytes as f64 / items as f64,
+    }
+}
+
+/// A target on the ratio wherefore / peer (time, or bytes).
+struct Row {
+    workload: String,
+    peer: String,
+    ours: Side,
+    theirs: Option<Side>,
+    /// What is compared to the target, and the target.
+    check: Option<(String, f64, f64)>,
+}
+
+fn compare(workload: &str, peer: &str, ours: Side, theirs: Side, time_target: Option<f64>) -> Row {
+    let ratio = ours.ns_per_item / theirs.ns_per_item;
+    Row {
+        workload: workload.to_owned(),
+        peer: peer.to_owned(),
+        check: time_target.map(|t| ("time".to_owned(), ratio, t)),
+        ours,
+        theirs: Some(theirs),
+    }
+}
+
+// ----- futures used by the peers --------------------------------------------------------------
+
+/// Yields once, like `wherefore::checkpoint()` and `tokio::task::yield_now()`.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+// ----- workloads ------------------------------------------------------------------------------
+
+fn spawn_join(runs: usize, n: usize, rows: &mut Vec<Row>) {
+    let ours = side(runs, n, || {
+        wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+            for _ in 0..n {
+                s.spawn(wherefore::checkpoint()).unwrap();
+            }
+            Ok(())
+        }))
+        .unwrap();
+    });
+    let fu = side(runs, n, || {
+        futures::executor::block_on(async {
+            let mut set = FuturesUnordered::new();
+            for _ in 0..n {
+                set.push(YieldOnce(false));
+            }
+            while set.next().await.is_some() {}
+        })
+    });
+    let rt = current_thread();
+    let joinset = side(runs, n, || {
+        rt.block_on(async {
+            let mut set = JoinSet::new();
+            for _ in 0..n {
+                set.spawn(tokio::task::yield_now());
+            }
+            while set.join_next().await.is_some() {}
+        })
+    });
+    let bytes_ratio = ours.bytes_per_item / fu.bytes_per_item;
+    let copy = |s: &Side| Side {
+        ns_per_item: s.ns_per_item,
+        bytes_per_item: s.bytes_per_item,
+    };
+    let workload = format!("1. spawn+join {n} children yielding once");
+    rows.push(Row {
+        workload: workload.clone(),
+        peer: "FuturesUnordered (bytes)".to_owned(),
+        ours: copy(&ours),
+        theirs: Some(copy(&fu)),
+        check: Some(("bytes".to_owned(), bytes_ratio, 1.25)),
+    });
+    rows.push(compare(
+        &workload,
+        "FuturesUnordered",
+        copy(&ours),
+        fu,
+        Some(1.2),
+    ));
+    rows.push(compare(
+        &workload,
+        "tokio JoinSet",
+        ours,
+        joinset,
+        Some(0.5),
+    ));
+}
+
+fn cancel_fanout(runs: usize, n: usize, rows: &mut Vec<Row>) {
+    let ours = side(runs, n, || {
+        let out = wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+            for _ in 0..n {
+                s.spawn(async {
+                    let _cause = wherefore::cancelled().await;
+                    Ok(())
+                })
+                .unwrap();
+            }
+            wherefore::checkpoint().await?; // every child is now waiting
+            s.cancel_handle().cancel();
+            Ok(())
+        }));
+        assert!(out.is_ok());
+    });
+    let token = side(runs, n, || {
+        futures::executor::block_on(async {
+            let parent = CancellationToken::new();
+            let mut set = FuturesUnordered::new();
+            for _ in 0..n {
+                let child = parent.child_token();
+                set.push(async move { child.cancelled().await });
+            }
+            assert!(futures::poll!(set.next()).is_pending()); // every child is now waiting
+            parent.cancel();
+            while set.next().await.is_some() {}
+        })
+    });
+    rows.push(compare(
+        &format!("2. cancel {n} waiting children, all observe"),
+        "CancellationToken + child tokens",
+        ours,
+        token,
+        Some(1.0),
+    ));
+}
+
+fn checks(runs: usize, m: usize, rows: &mut Vec<Row>) {
+    let ours = side(runs, m, || {
+        wherefore::run(async {
+            let scope = Scope::new();
+            let _ = scope
+                .run(async {
+                    for _ in 0..m {
+                        black_box(wherefore::check_cancelled().is_ok());
+                    }
+                    Ok::<_, Cancelled>(())
+                })
+                .await;
+        })
+    });
+    let token = CancellationToken::new();
+    let peer = side(runs, m, || {
+        for _ in 0..m {
+            black_box(black_box(&token).is_cancelled());
+        }
+    });
+    let ns = ours.ns_per_item;
+    rows.push(compare(
+        "3. check_cancelled, scope not cancelled",
+        "CancellationToken::is_cancelled",
+        ours,
+        peer,
+        Some(0.5),
+    ));
+    rows.push(Row {
+        workload: "3. check_cancelled, absolute".to_owned(),
+        peer: "(target 2 ns)".to_owned(),
+        ours: Side {
+            ns_per_item: ns,
+            bytes_per_item: 0.0,
+        },
+        theirs: None,
+        check: Some(("ns".to_owned(), ns, 2.0)),
+    });
+    let yields = m / 10;
+    let ours = side(runs, yields, || {
+        wherefore::run(async {
+            for _ in 0..yields {
+                let _ = wherefore::checkpoint().await;
+            }
+        })
+    });
+    let rt = current_thread();
+    let peer = side(runs, yields, || {
+        rt.block_on(async {
+            for _ in 0..yields {
+                tokio::task::yield_now().await;
+            }
+        })
+    });
+    rows.push(compare(
+        "3. checkpoint() (yields)",
+        "tokio::task::yield_now",
+        ours,
+        peer,
+        None,
+    ));
+}
+
+fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
+    let ours = side(runs, n, || {
+        wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+            for _ in 0..n {
+                s.spawn(async {
+                    wherefore::move_on_after(Duration::from_secs(3600), wherefore::checkpoint())
+                        .await?;
+                    Ok(())
+                })
+                .unwrap();
+            }
+            Ok(())
+        }))
+        .unwrap();
+    });
+    let rt = current_thread();
+    let peer = side(runs, n, || {
+        rt.block_on(async {
+            let mut set = FuturesUnordered::new();
+            for _ in 0..n {
+                set.push(tokio::time::timeout(
+                    Duration::from_secs(3600),
+                    YieldOnce(false),
+                ));
+            }
+            while set.next().await.is_some() {}
+        })
+    });
+    rows.push(compare(
+        &format!("4. {n} timeouts that do not fire (embedded runtime)"),
+        "tokio::time::timeout",
+        ours,
+        peer,
+        Some(1.0),
+    ));
+}
+
+/// Cancels the root of `width` scopes side by side (a tree of depth 2); returns the time of the
+/// `cancel` call and the allocations it made.
+fn cancel_tree(width: usize) -> (Duration, usize, usize) {
+    wherefore::run(async {
+        let mut measured = (Duration::ZERO, 0, 0);
+        let outer = Scope::named("root");
+        let root = outer.handle();
+        let _ = outer
+            .run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+                for _ in 0..width {
+                    s.spawn(Scope::new().run(async {
+                        let _ = wherefore::cancelled().await;
+                        Ok::<_, Cancelled>(())
+                    }))
+                    .unwrap();
+                }
+                wherefore::checkpoint().await?;
+                let start = Instant::now();
+                let (bytes, allocations) = allocated(|| {
+                    root.cancel();
+                });
+                measured = (start.elapsed(), bytes, allocations);
+                Ok(())
+            }))
+            .await;
+        measured
+    })
+}
+
+/// Cancels the root of a chain of `depth` nested scopes; returns the time of the `cancel` call.
+fn cancel_chain(depth: usize) -> Duration {
+    std::thread::Builder::new()
+        .stack_size(1 << 31)
+        .spawn(move || {
+            wherefore::run(async move {
+                let root = Scope::named("root");
+                let handle = root.handle();
+                let mut leaf: Pin<Box<dyn Future<Output = Result<Duration, Cancelled>>>> =
+                    Box::pin(async move {
+                        let start = Instant::now();
+                        handle.cancel();
+                        Ok(start.elapsed())
+                    });
+                for _ in 0..depth {
+                    let inner = leaf;
+                    leaf = Box::pin(async move { Ok(Scope::new().run(inner).await?.unwrap()) });
+                }
+                root.run(leaf).await.unwrap().unwrap()
+            })
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+fn propagation(quick: bool, rows: &mut Vec<Row>) {
+    let sizes: &[usize] = if quick {
+        &[1_000, 10_000, 100_000]
+    } else {
+        &[1_000, 10_000, 100_000, 1_000_000]
+    };
+    let mut first = None;
+    for &size in sizes {
+        let time = cancel_tree(size).0;
+        let per = time.as_nanos() as f64 / size as f64;
+        let base = *first.get_or_insert(per);
+        rows.push(Row {
+            workload: format!("5. cancel a tree of {size} scopes"),
+            peer: "(linear: ns/scope vs 1k)".to_owned(),
+            ours: Side {
+                ns_per_item: per,
+                bytes_per_item: 0.0,
+            },
+            theirs: None,
+            check: Some(("growth".to_owned(), per / base, 2.0)),
+        });
+    }
+    let chain_sizes: &[usize] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    let mut first = None;
+    for &depth in chain_sizes {
+        let time = cancel_chain(depth);
+        let per = time.as_nanos() as f64 / depth as f64;
+        let base = *first.get_or_insert(per);
+        rows.push(Row {
+            workload: format!("5. cancel a chain of {depth} nested scopes"),
+            peer: "(linear: ns/scope vs 1k)".to_owned(),
+            ours: Side {
+                ns_per_item: per,
+                bytes_per_item: 0.0,
+            },
+            theirs: None,
+            check: Some(("growth".to_owned(), per / base, 2.0)),
+        });
+    }
+}
+
+fn cause_costs(rows: &mut Vec<Row>) {
+    let (fast_bytes, fast_allocations) = wherefore::run(async {
+        Scope::new()
+            .run(async {
+                Ok::<_, Cancelled>(allocated(|| {
+                    for _ in 0..1_000_000 {
+                        black_box(wherefore::check_cancelled().is_ok());
+                    }
+                }))
+            })
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    rows.push(Row {
+        workload: "6. fast path: 1M check_cancelled".to_owned(),
+        peer: "(allocations per check)".to_owned(),
+        ours: Side {
+            ns_per_item: 0.0,
+            bytes_per_item: fast_bytes as f64 / 1e6,
+        },
+        theirs: None,
+        check: Some(("allocs".to_owned(), fast_allocations as f64 / 1e6, 0.0)),
+    });
+    let width = 100_000;
+    let (_, bytes, allocations) = cancel_tree(width);
+    rows.push(Row {
+        workload: format!("6. one cancel of a tree of {width} waiting scopes"),
+        peer: "(allocations per descendant)".to_owned(),
+        ours: Side {
+            ns_per_item: 0.0,
+            bytes_per_item: bytes as f64 / width as f64,
+        },
+        theirs: None,
+        check: Some(("allocs".to_owned(), allocations as f64 / width as f64, 0.01)),
+    });
+    rows.push(Row {
+        workload: format!("6. one cancel of a tree of {width} waiting scopes"),
+        peer: "(allocations per request)".to_owned(),
+        ours: Side {
+            ns_per_item: 0.0,
+            bytes_per_item: bytes as f64,
+        },
+        theirs: None,
+        check: Some(("allocs".to_owned(), allocations as f64, 1.0)),
+    });
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runs = if quick { 5 } else { 21 };
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    spawn_join(runs, 100_000, &mut rows);
+    cancel_fanout(runs, 100_000, &mut rows);
+    checks(runs, 10_000_000, &mut rows);
+    timeouts(runs, 100_000, &mut rows);
+    propagation(quick, &mut rows);
+    cause_costs(&mut rows);
+
+    println!(
+        "{:<48} {:<34} {:>10} {:>10} {:>8} {:>9} {:>9}  target",
+        "workload", "peer", "ours ns", "peer ns", "ratio", "ours B", "peer B"
+    );
+    let mut worst: Option<(f64, String)> = None;
+    for row in &rows {
+        let (peer_ns, peer_b) = match &row.theirs {
+            Some(t) => (
+                format!("{:.1}", t.ns_per_item),
+                format!("{:.1}", t.bytes_per_item),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let ratio = row.theirs.as_ref().map_or("-".to_owned(), |t| {
+            format!("{:.2}", row.ours.ns_per_item / t.ns_per_item)
+        });
+        let target = match &row.check {
+            Some((what, value, target)) => {
+                let met = if *target == 0.0 {
+                    *value == 0.0
+                } else {
+                    value <= target
+                };
+                let score = if *target == 0.0 {
+                    if *value == 0.0 { 0.0 } else { f64::INFINITY }
+                } else {
+                    value / target
+                };
+                if worst.as_ref().is_none_or(|(s, _)| score > *s) {
+                    worst = Some((
+                        score,
+                        format!(
+                            "{} vs {}: {what} {value:.2}, target {target}",
+                            row.workload, row.peer
+                        ),
+                    ));
+                }
+                format!(
+                    "{what} {value:.2} <= {target}: {}",
+                    if met { "met" } else { "MISSED" }
+                )
+            }
+            None => "(reported)".to_owned(),
+        };
+        println!(
+            "{:<48} {:<34} {:>10.1} {:>10} {:>8} {:>9.1} {:>9}  {}",
+            row.workload,
+            row.peer,
+            row.ours.ns_per_item,
+            peer_ns,
+            ratio,
+            row.ours.bytes_per_item,
+            peer_b,
+            target
+        );
+    }
+    if let Some((score, what)) = worst {
+        println!("worst against its target: {what} ({score:.2}x the target)");
+    }
+    eprintln!(
+        "(took {:.1?}, {} mode)",
+        started.elapsed(),
+        if quick { "quick" } else { "full" }
+    );
+}
