@@ -44,6 +44,9 @@ enum Timer {
 #[derive(Debug)]
 enum Source {
     Real,
+    /// `tokio::time::Instant::now()`: paused and auto-advanced with tokio's test utilities.
+    #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+    Tokio,
     /// `start` plus the elapsed virtual time.
     Virtual {
         start: Instant,
@@ -101,6 +104,12 @@ impl Clock {
         Self::with_source(Source::Real, None)
     }
 
+    /// Tokio's clock; its timers are fired by a task on the tokio runtime (see `tokio.rs`).
+    #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+    pub(crate) fn tokio() -> Arc<Clock> {
+        Self::with_source(Source::Tokio, None)
+    }
+
     /// A virtual clock starting now.
     /// A virtual clock starting now; with a seed, same-instant wake-ups (and the tasks a
     /// cancellation wakes) come in an order shuffled by that seed, reproducibly.
@@ -136,6 +145,8 @@ impl Clock {
     pub(crate) fn now(&self) -> Instant {
         match &self.source {
             Source::Real => Instant::now(),
+            #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+            Source::Tokio => ::tokio::time::Instant::now().into_std(),
             Source::Virtual { start, elapsed } => *start + *sync::lock(elapsed),
         }
     }

@@ -23,6 +23,9 @@ pub(crate) struct Env {
     ids: IdCounter,
     /// Live tasks and where they are blocked, kept only when hang reports are wanted.
     tasks: Option<Mutex<BTreeMap<TaskId, LiveTask>>>,
+    /// The tokio task that fires this environment's timers, aborted when the environment goes.
+    #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+    pub(crate) timer_driver: Mutex<Option<::tokio::task::AbortHandle>>,
 }
 
 /// What a hang report says about one live task.
@@ -73,6 +76,8 @@ impl Env {
             hook,
             ids: IdCounter::new(),
             tasks: track_tasks.then(|| Mutex::new(BTreeMap::new())),
+            #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+            timer_driver: Mutex::new(None),
         })
     }
 
@@ -135,6 +140,15 @@ impl Env {
         match &self.tasks {
             Some(tasks) => sync::lock(tasks).values().cloned().collect(),
             None => Vec::new(),
+        }
+    }
+}
+
+#[cfg(all(feature = "tokio", not(wherefore_loom)))]
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(driver) = sync::get_mut(&mut self.timer_driver).take() {
+            driver.abort();
         }
     }
 }

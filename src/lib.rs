@@ -76,6 +76,8 @@ mod task;
 #[cfg(not(wherefore_loom))]
 pub mod testing;
 mod timeout;
+#[cfg(all(feature = "tokio", not(wherefore_loom)))]
+mod tokio;
 
 pub use cancelled::{CancelError, Cancelled, TimedOut};
 pub use cause::{Cause, Chain, Explicit, Parent, SiblingFailure, Timeout};

@@ -463,7 +463,10 @@ impl ScopeNode {
             debug_assert_eq!(st.phase, Phase::Created, "a scope is entered once");
             st.parent = parent.cloned();
             st.depth = parent.map_or(0, |_| parent_depth + 1);
-            st.env = parent_env.or_else(|| st.env.take()).or(env);
+            st.env = parent_env
+                .or_else(|| st.env.take())
+                .or(env)
+                .or_else(ambient_env);
             (st.env.clone(), st.shielded)
         };
         if let Some(env) = &env {
@@ -669,6 +672,15 @@ impl NodeState {
             env.clock().remove(key);
         }
     }
+}
+
+/// The environment of a scope entered outside any runtime: tokio's, with the `tokio` feature,
+/// when on a tokio runtime.
+fn ambient_env() -> Option<Arc<Env>> {
+    #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+    return crate::tokio::ambient_env();
+    #[cfg(not(all(feature = "tokio", not(wherefore_loom))))]
+    None
 }
 
 /// Recomputes the effective state of `start` and, wherever it changed, of its descendants.

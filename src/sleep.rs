@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::cancelled::Cancelled;
 use crate::checkpoint::CancelWait;
-use crate::clock::{Clock, TimerKey};
+use crate::clock::TimerKey;
 use crate::context;
+use crate::env::Env;
 use crate::sync::Arc;
 
 /// The current time on the runtime's clock: the real time under [`run`](crate::run), the virtual
@@ -28,19 +29,30 @@ use crate::sync::Arc;
 /// # }).unwrap();
 /// ```
 pub fn now() -> Instant {
-    current_clock("wherefore::now").now()
+    current_env("wherefore::now").clock().now()
 }
 
-/// The clock of the current scope, or a panic that says how to get one.
-pub(crate) fn current_clock(what: &str) -> Arc<Clock> {
-    let clock = context::with_env(|env| env.clock().clone())
-        .or_else(|| context::current().and_then(|node| node.clock()));
-    match clock {
-        Some(clock) => clock,
+/// The environment whose clock the calling code uses: its runtime's, its scope's, or (with the
+/// `tokio` feature, on a tokio runtime) a fresh one on tokio's clock; or a panic that says how to
+/// get one.
+pub(crate) fn current_env(what: &str) -> Arc<Env> {
+    let env = context::env()
+        .or_else(|| context::current().and_then(|node| node.env()))
+        .or_else(ambient_env);
+    match env {
+        Some(env) => env,
         None => panic!(
-            "{what} needs a clock: call it inside `wherefore::run` or `wherefore::testing::block_on`"
+            "{what} needs a clock: call it inside `wherefore::run` or `wherefore::testing::block_on` \
+             (or, with the `tokio` feature, on a tokio runtime)"
         ),
     }
+}
+
+fn ambient_env() -> Option<Arc<Env>> {
+    #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+    return crate::tokio::ambient_env();
+    #[cfg(not(all(feature = "tokio", not(wherefore_loom))))]
+    None
 }
 
 /// Sleeps for `duration`, measured from the first poll; a cancellation point.
@@ -106,8 +118,9 @@ enum Target {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     target: Target,
-    /// The clock and the registered wake-up, once polled.
-    timer: Option<(Arc<Clock>, Option<TimerKey>)>,
+    /// The environment (its clock; kept alive while we wait) and the registered wake-up, once
+    /// polled.
+    timer: Option<(Arc<Env>, Option<TimerKey>)>,
     wait: CancelWait,
 }
 
@@ -119,9 +132,10 @@ impl Future for Sleep {
         if let Poll::Ready(cancelled) = this.wait.poll(cx, "sleep", None) {
             return Poll::Ready(Err(cancelled));
         }
-        let (clock, key) = this
+        let (env, key) = this
             .timer
-            .get_or_insert_with(|| (current_clock("wherefore::sleep"), None));
+            .get_or_insert_with(|| (current_env("wherefore::sleep"), None));
+        let clock = env.clock();
         let now = clock.now();
         let at = match this.target {
             Target::At(at) => at,
@@ -153,8 +167,8 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some((clock, Some(key))) = self.timer.take() {
-            clock.remove(key);
+        if let Some((env, Some(key))) = self.timer.take() {
+            env.clock().remove(key);
         }
     }
 }
