@@ -214,6 +214,8 @@ pub enum SpawnError<F> {
     Closed(F),
     /// The persistent group is shutting down, draining, or done, or its scope was cancelled (S10).
     ShuttingDown(F),
+    /// A worker member (feature `tokio`) was spawned outside a tokio runtime.
+    NoRuntime(F),
 }
 
 impl<F> SpawnError<F> {
@@ -222,7 +224,7 @@ impl<F> SpawnError<F> {
     /// See the type-level example.
     pub fn into_future(self) -> F {
         match self {
-            SpawnError::Closed(f) | SpawnError::ShuttingDown(f) => f,
+            SpawnError::Closed(f) | SpawnError::ShuttingDown(f) | SpawnError::NoRuntime(f) => f,
         }
     }
 }
@@ -232,6 +234,7 @@ impl<F> fmt::Debug for SpawnError<F> {
         match self {
             SpawnError::Closed(_) => f.write_str("Closed(..)"),
             SpawnError::ShuttingDown(_) => f.write_str("ShuttingDown(..)"),
+            SpawnError::NoRuntime(_) => f.write_str("NoRuntime(..)"),
         }
     }
 }
@@ -241,6 +244,9 @@ impl<F> fmt::Display for SpawnError<F> {
         match self {
             SpawnError::Closed(_) => f.write_str("spawn into a closed nursery"),
             SpawnError::ShuttingDown(_) => f.write_str("spawn into a group that is shutting down"),
+            SpawnError::NoRuntime(_) => {
+                f.write_str("spawn of a worker member outside a tokio runtime")
+            }
         }
     }
 }

@@ -148,20 +148,142 @@ where
         F: Future<Output = Result<T, E>> + 'env,
         T: 'env,
     {
-        let mut queue = self.shared.queue.borrow_mut();
-        if !queue.open {
-            return Err(SpawnError::Closed(future));
-        }
         let task = TaskInfo {
             id: TaskId(context::next_id()),
             name,
             spawned_at,
         };
+        self.spawn_as(task, future)
+    }
+
+    /// Spawns `future` as the member `task`.
+    fn spawn_as<F, T>(&self, task: TaskInfo, future: F) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: Future<Output = Result<T, E>> + 'env,
+        T: 'env,
+    {
+        let mut queue = self.shared.queue.borrow_mut();
+        if !queue.open {
+            return Err(SpawnError::Closed(future));
+        }
         let scope = self.shared.node.info();
         context::with_env(|env| report_spawn(env, &task, scope));
         let (member, handle) = member(task, self.shared.node.clone(), future);
         queue.members.push(member);
         Ok(handle)
+    }
+}
+
+#[cfg(all(feature = "tokio", not(wherefore_loom)))]
+impl<'env, E> Nursery<'env, E>
+where
+    E: CancelError + fmt::Display + Send + 'env,
+{
+    /// Spawns a member that runs on tokio's worker threads (feature `tokio`) while it stays a
+    /// member of this nursery: the nursery waits for it; its failure or panic cancels its
+    /// siblings with the sibling cause; it sees the nursery's cancellation, with the same causes,
+    /// at its cancellation points, because the nursery's scope follows it onto the worker thread.
+    ///
+    /// It must be `Send + 'static` (it may outlive the nursery's borrows). If the nursery future
+    /// is dropped before it ends, the member keeps running on tokio until its next cancellation
+    /// point, which fails with an explicit cause tagged `"nursery dropped"`.
+    ///
+    /// Outside a tokio runtime the future is handed back in [`SpawnError::NoRuntime`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() {
+    /// use wherefore::{Cancelled, Nursery};
+    /// let sum = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let work = n.spawn_worker(async { Ok((1..=100u64).sum::<u64>()) }).unwrap();
+    ///     Ok(work.join().await?.completed())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(sum, Some(5050));
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_worker<F, T>(&self, future: F) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'env + 'static,
+        E: 'static,
+    {
+        self.spawn_worker_task(None, Location::caller(), future)
+    }
+
+    /// [`spawn_worker`](Self::spawn_worker) with a name.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() {
+    /// # use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let h = n.spawn_worker_named("hash", async { Ok(()) }).unwrap();
+    ///     assert_eq!(h.task().name(), Some("hash"));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn spawn_worker_named<F, T>(
+        &self,
+        name: impl Into<Frozen<str>>,
+        future: F,
+    ) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'env + 'static,
+        E: 'static,
+    {
+        self.spawn_worker_task(Some(name.into()), Location::caller(), future)
+    }
+
+    fn spawn_worker_task<F, T>(
+        &self,
+        name: Option<Frozen<str>>,
+        spawned_at: &'static Location<'static>,
+        future: F,
+    ) -> Result<JoinHandle<T>, SpawnError<F>>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'env + 'static,
+        E: 'static,
+    {
+        if !self.shared.queue.borrow().open {
+            return Err(SpawnError::Closed(future));
+        }
+        let Ok(runtime) = ::tokio::runtime::Handle::try_current() else {
+            return Err(SpawnError::NoRuntime(future));
+        };
+        let task = TaskInfo {
+            id: TaskId(context::next_id()),
+            name,
+            spawned_at,
+        };
+        let worker = crate::tokio::Worker::new(
+            self.shared.node.clone(),
+            self.shared.node.env(),
+            task.id,
+            future,
+        );
+        let handle = runtime.spawn(worker);
+        let proxy = async move {
+            match handle.await {
+                Ok(result) => result,
+                Err(failed) => match failed.try_into_panic() {
+                    Ok(payload) => resume_unwind(payload), // caught and reported by the member
+                    Err(_) => unreachable!("worker members are never aborted"),
+                },
+            }
+        };
+        match self.spawn_as(task, proxy) {
+            Ok(handle) => Ok(handle),
+            Err(_) => unreachable!("the nursery was open a moment ago, on this thread"),
+        }
     }
 }
 
@@ -596,6 +718,14 @@ impl<Fut, T, E> Drop for Driver<'_, Fut, T, E> {
     /// Dropped before finishing: members are dropped with it (they run inline), spawns are
     /// refused from now on, and the scope is left.
     fn drop(&mut self) {
+        let node = &self.shared.node;
+        if node.phase() == Phase::Entered {
+            // Members on worker threads (feature `tokio`) outlive this future: tell them why.
+            node.cancel_explicit(
+                Some(Frozen::new("nursery dropped")),
+                self.body_task.spawned_at,
+            );
+        }
         let queued = {
             let mut queue = self.shared.queue.borrow_mut();
             queue.open = false;

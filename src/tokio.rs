@@ -11,7 +11,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::clock::Clock;
+use crate::context;
 use crate::env::Env;
+use crate::identity::TaskId;
+use crate::scope_tree::ScopeNode;
 use crate::sync::{self, Arc};
 
 /// An environment on tokio's clock, if the calling thread is inside a tokio runtime.
@@ -56,5 +59,41 @@ impl Future for TimerDriver {
                 return Poll::Pending;
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A nursery member running on a tokio worker thread: installs the nursery's scope, the
+    /// runtime environment and the member's task id around each poll, as the nursery does for its
+    /// inline members.
+    pub(crate) struct Worker<F> {
+        scope: ScopeNode,
+        env: Option<Arc<Env>>,
+        task: TaskId,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F> Worker<F> {
+    pub(crate) fn new(scope: ScopeNode, env: Option<Arc<Env>>, task: TaskId, future: F) -> Self {
+        Worker {
+            scope,
+            env,
+            task,
+            future,
+        }
+    }
+}
+
+impl<F: Future> Future for Worker<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _env = this.env.as_ref().map(context::enter_env);
+        let _scope = context::enter(this.scope);
+        let _task = context::enter_task(*this.task);
+        this.future.poll(cx)
     }
 }

@@ -80,3 +80,126 @@ async fn a_sleep_outside_any_scope_uses_tokios_clock() {
         Duration::from_secs(60)
     );
 }
+
+mod workers {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use wherefore::{BoxError, FailureKind, TaskExit};
+
+    /// A worker member sees the nursery's cancellation with the same cause as an inline member.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_member_sees_the_same_cause_as_an_inline_one() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (worker_seen, inline_seen) = (seen.clone(), seen.clone());
+        let out = wherefore::NurseryBuilder::named("pool")
+            .run(async |n: Nursery<'_, Cancelled>| {
+                n.spawn_worker_named("worker", async move {
+                    let cause = wherefore::cancelled().await;
+                    worker_seen.lock().unwrap().push(cause.to_string());
+                    Ok(std::thread::current().id())
+                })
+                .unwrap();
+                n.spawn_named("inline", async move {
+                    let cause = wherefore::cancelled().await;
+                    inline_seen.lock().unwrap().push(cause.to_string());
+                    Ok(std::thread::current().id())
+                })
+                .unwrap();
+                wherefore::sleep(Duration::from_millis(5)).await?;
+                n.cancel_handle().cancel_with("stop");
+                wherefore::checkpoint().await
+            })
+            .await;
+        assert!(matches!(out, Err(wherefore::NurseryError::Cancelled(_))));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], seen[1], "the same cause on both threads");
+        assert!(seen[0].starts_with("explicit (\"stop\") at tests/tokio.rs:"));
+    }
+
+    /// A failing worker cancels its siblings with the sibling cause naming it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_worker_cancels_its_siblings() {
+        let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+            n.spawn_worker_named("parser", async {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                Err::<(), BoxError>("bad input".into())
+            })
+            .unwrap();
+            let sibling = n
+                .spawn_named("sibling", async { Ok(wherefore::cancelled().await) })
+                .unwrap();
+            let cause = wherefore::shield(sibling.join()).await?;
+            let TaskExit::Completed(cause) = cause else {
+                panic!("{cause}")
+            };
+            assert!(
+                cause
+                    .to_string()
+                    .starts_with("sibling task \"parser\" (spawned at tests/tokio.rs:")
+            );
+            assert!(cause.to_string().ends_with(") failed: bad input"));
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.failures().len(), 1);
+        assert_eq!(err.failures()[0].task().name(), Some("parser"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_worker_is_reported_as_a_panic() {
+        let err = wherefore::NurseryBuilder::new()
+            .collect_panics()
+            .run(async |n: Nursery<'_, Cancelled>| {
+                n.spawn_worker_named("crasher", async {
+                    if true {
+                        panic!("worker exploded");
+                    }
+                    Ok(())
+                })
+                .unwrap();
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err.failures()[0].kind(), FailureKind::Panic(m) if m == "worker exploded")
+        );
+    }
+
+    /// Dropping the nursery future does not drop a worker member (it runs elsewhere): it is
+    /// cancelled with a cause that says why.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_outliving_its_dropped_nursery_is_told_why() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let nursery = wherefore::nursery(async move |n: Nursery<'_, Cancelled>| {
+            n.spawn_worker(async move {
+                let cause = wherefore::cancelled().await;
+                tx.send(cause.to_string()).unwrap();
+                Ok(())
+            })
+            .unwrap();
+            wherefore::sleep(Duration::from_secs(3600)).await
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(5), nursery).await; // dropped here
+        let cause = rx.await.unwrap();
+        assert!(
+            cause.starts_with("explicit (\"nursery dropped\") at tests/tokio.rs:"),
+            "{cause}"
+        );
+    }
+
+    #[test]
+    fn a_worker_spawned_outside_tokio_is_handed_back() {
+        wherefore::testing::block_on(async {
+            wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+                let refused = n.spawn_worker(async { Ok(()) });
+                assert!(matches!(refused, Err(wherefore::SpawnError::NoRuntime(_))));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        });
+    }
+}
