@@ -77,7 +77,7 @@ mod task;
 pub mod testing;
 mod timeout;
 #[cfg(all(feature = "tokio", not(wherefore_loom)))]
-mod tokio;
+pub mod tokio;
 
 pub use cancelled::{CancelError, Cancelled, TimedOut};
 pub use cause::{Cause, Chain, Explicit, Parent, SiblingFailure, Timeout};

@@ -509,10 +509,12 @@ impl ScopeNode {
             st.phase = Phase::Exited;
             st.remove_timer();
             drop(std::mem::replace(&mut st.children, Slab::new()));
+            // An exited scope needs no clock or hook any more; letting go of the environment
+            // lets a runtime's resources (tokio's timer task) go with the last scope using them.
             (
                 st.parent.clone(),
                 st.key_in_parent.take(),
-                st.env.clone(),
+                st.env.take(),
                 was_entered,
             )
         };

@@ -97,3 +97,136 @@ impl<F: Future> Future for Worker<F> {
         this.future.poll(cx)
     }
 }
+
+/// Why a graceful shutdown had to be forced: see [`shutdown_on_signals`].
+///
+/// ```
+/// let forced = wherefore::tokio::Forced::SecondSignal("SIGINT");
+/// assert_eq!(forced.to_string(), "a second SIGINT arrived during the graceful shutdown");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Forced {
+    /// A second signal arrived while the graceful shutdown was running.
+    SecondSignal(&'static str),
+    /// The grace period passed before the service finished.
+    GraceExpired(std::time::Duration),
+}
+
+impl std::fmt::Display for Forced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Forced::SecondSignal(signal) => {
+                write!(f, "a second {signal} arrived during the graceful shutdown")
+            }
+            Forced::GraceExpired(grace) => {
+                write!(f, "the graceful shutdown did not finish within {grace:?}")
+            }
+        }
+    }
+}
+
+/// Graceful shutdown on Ctrl+C and SIGTERM: the first signal cancels `scope` with an
+/// [`Explicit`](crate::Cause::Explicit) cause whose tag is the signal's name (`"SIGINT"` or
+/// `"SIGTERM"`); the returned future then resolves, to force the shutdown, on a second signal or
+/// when `grace` has passed since the first. Race it with the service and drop the service when it
+/// wins.
+///
+/// On platforms without SIGTERM (Windows), only Ctrl+C is listened to. [`shutdown_on`] takes
+/// any source of signals instead (for tests, or other signals).
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() {
+/// use std::time::Duration;
+/// let server = wherefore::Scope::named("server");
+/// let forced = wherefore::tokio::shutdown_on_signals(server.handle(), Duration::from_secs(10));
+/// tokio::select! {
+///     _ = server.run(async { wherefore::cancelled().await; Ok::<_, wherefore::Cancelled>(()) }) => {}
+///     why = forced => eprintln!("forced: {why}"),
+/// }
+/// # }
+/// ```
+pub async fn shutdown_on_signals(scope: crate::CancelHandle, grace: std::time::Duration) -> Forced {
+    let (tx, rx) = ::tokio::sync::mpsc::unbounded_channel::<&'static str>();
+    let ctrl_c = tx.clone();
+    let listeners = ::tokio::spawn(async move {
+        let interrupts = async {
+            while ::tokio::signal::ctrl_c().await.is_ok() {
+                if ctrl_c.send("SIGINT").is_err() {
+                    break;
+                }
+            }
+        };
+        #[cfg(unix)]
+        let terms = async {
+            use ::tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                while term.recv().await.is_some() {
+                    if tx.send("SIGTERM").is_err() {
+                        break;
+                    }
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terms = async { drop(tx) };
+        futures_util::future::join(interrupts, terms).await;
+    });
+    let mut rx = rx;
+    let signals = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let forced = shutdown_on(scope, grace, signals).await;
+    listeners.abort();
+    forced
+}
+
+/// [`shutdown_on_signals`] with the signals coming from a stream, each named by a string: the
+/// first cancels `scope` with an explicit cause tagged with its name; the returned future
+/// resolves on the next one, or when `grace` has passed since the first. If `signals` closes
+/// before any signal, the future never resolves.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use wherefore::tokio::{Forced, shutdown_on};
+/// let (send, mut signals) = tokio::sync::mpsc::unbounded_channel();
+/// let signals = futures::stream::poll_fn(move |cx| signals.poll_recv(cx));
+/// let server = wherefore::Scope::named("server");
+/// let handle = server.handle();
+/// send.send("SIGTERM").unwrap();
+/// let forced = shutdown_on(handle.clone(), Duration::from_secs(10), signals).await;
+/// assert_eq!(forced, Forced::GraceExpired(Duration::from_secs(10)));
+/// assert!(handle.cause().unwrap().to_string().starts_with("explicit (\"SIGTERM\")"));
+/// # }
+/// ```
+pub async fn shutdown_on<S>(
+    scope: crate::CancelHandle,
+    grace: std::time::Duration,
+    signals: S,
+) -> Forced
+where
+    S: futures_util::Stream<Item = &'static str>,
+{
+    use futures_util::StreamExt;
+    futures_util::pin_mut!(signals);
+    let Some(first) = signals.next().await else {
+        return std::future::pending().await;
+    };
+    scope.cancel_with(first);
+    let second = async {
+        match signals.next().await {
+            Some(signal) => Forced::SecondSignal(signal),
+            None => std::future::pending().await,
+        }
+    };
+    let expired = async {
+        ::tokio::time::sleep(grace).await;
+        Forced::GraceExpired(grace)
+    };
+    futures_util::pin_mut!(second, expired);
+    match futures_util::future::select(second, expired).await {
+        futures_util::future::Either::Left((forced, _)) => forced,
+        futures_util::future::Either::Right((forced, _)) => forced,
+    }
+}
