@@ -1,7 +1,8 @@
 //! wherefore side by side with the tools people use today, in one process, one after the other.
 //!
 //! `cargo bench --bench compare` (full) or `cargo bench --bench compare -- --quick` (fewer
-//! repetitions, under two minutes on two cores). Prints one table: per workload, the median time
+//! repetitions, under two minutes on two cores); add `--features tokio` for the timeouts on
+//! tokio's clock. Prints one table: per workload, the median time
 //! per item for wherefore and the peer, their ratio, bytes allocated per item for each, and the
 //! target; the last line names the worst ratio against its target. BENCHMARKS.md has a run.
 
@@ -329,11 +330,41 @@ fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
             while set.next().await.is_some() {}
         })
     });
+    #[cfg(feature = "tokio")]
+    let peer_again = Side {
+        ns_per_item: peer.ns_per_item,
+        bytes_per_item: peer.bytes_per_item,
+    };
     rows.push(compare(
         &format!("4. {n} timeouts that do not fire (embedded runtime)"),
         "tokio::time::timeout",
         ours,
         peer,
+        Some(1.0),
+    ));
+    // The same inside tokio, on tokio's clock (feature `tokio`): the nursery runs in the tokio
+    // runtime's `block_on`, its timers fired by a tokio task.
+    #[cfg(feature = "tokio")]
+    let on_tokio = side(runs, n, || {
+        rt.block_on(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+            for _ in 0..n {
+                s.spawn(async {
+                    wherefore::move_on_after(Duration::from_secs(3600), wherefore::checkpoint())
+                        .await?;
+                    Ok(())
+                })
+                .unwrap();
+            }
+            Ok(())
+        }))
+        .unwrap();
+    });
+    #[cfg(feature = "tokio")]
+    rows.push(compare(
+        &format!("4. {n} timeouts that do not fire (tokio clock)"),
+        "tokio::time::timeout",
+        on_tokio,
+        peer_again,
         Some(1.0),
     ));
 }
