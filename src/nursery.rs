@@ -668,17 +668,6 @@ where
             None => unreachable!("finish is called only after the body ended"),
         }
     }
-
-    /// Refuses further spawns, drops what was queued, and leaves the scope.
-    fn close(&mut self) {
-        let queued = {
-            let mut queue = self.shared.queue.borrow_mut();
-            queue.open = false;
-            std::mem::take(&mut queue.members)
-        };
-        drop(queued);
-        self.node().exit();
-    }
 }
 
 impl<Fut, T, E> Future for Driver<'_, Fut, T, E>
@@ -726,12 +715,19 @@ impl<Fut, T, E> Drop for Driver<'_, Fut, T, E> {
                 self.body_task.spawned_at,
             );
         }
+        self.close();
+    }
+}
+
+impl<Fut, T, E> Driver<'_, Fut, T, E> {
+    /// Refuses further spawns, drops what was queued, and leaves the scope. Idempotent.
+    fn close(&mut self) {
         let queued = {
             let mut queue = self.shared.queue.borrow_mut();
             queue.open = false;
             std::mem::take(&mut queue.members)
         };
-        drop(queued);
+        drop(queued); // outside the borrow: a member's drop may try to spawn (and be refused)
         self.shared.node.exit();
     }
 }

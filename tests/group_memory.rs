@@ -3,41 +3,9 @@
 //! disturb the count.
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
+use common::counting::{Counting, live_bytes};
 use common::*;
 use wherefore::{Cancelled, Nursery};
-
-struct Counting;
-
-thread_local! {
-    /// Bytes allocated minus bytes freed by this thread. Const-initialised and without a
-    /// destructor, so the allocator may touch it.
-    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
-}
-
-fn live_bytes() -> isize {
-    LIVE_BYTES.with(Cell::get)
-}
-
-fn count(delta: isize) {
-    let _ = LIVE_BYTES.try_with(|live| live.set(live.get() + delta));
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(-(layout.size() as isize));
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;

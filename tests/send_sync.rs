@@ -38,3 +38,15 @@ fn futures_are_send_when_their_body_is() {
         async { Ok::<_, Cancelled>(()) },
     ));
 }
+
+#[test]
+fn persistent_groups_and_their_reports_cross_threads() {
+    send_sync::<PersistentGroup<Cancelled>>();
+    clone::<PersistentGroup<BoxError>>();
+    send_sync::<ShutdownReport>();
+    send_sync::<DroppedMember>();
+    send_sync::<Shutdown<Cancelled>>();
+    send_sync::<event::Event>();
+    send_sync::<TreeSnapshot>();
+    send_sync::<testing::Journal>();
+}

@@ -31,6 +31,90 @@
 //! assert!(journal.contains("t=5.000 observe  task \"main\" at sleep in scope \"request\": "));
 //! ```
 
+//!
+//! # Scenarios
+//!
+//! The tests in `tests/scenarios_*.rs` compare whole journals; shorter versions follow.
+//!
+//! **Graceful shutdown with a cleanup that hangs.** The cleanup's own grace period cuts it, with a
+//! `Timeout` cause naming the shield, while the shutdown's cause stays pending outside it:
+//!
+//! ```
+//! use std::time::Duration;
+//! use wherefore::{Cancelled, Scope};
+//!
+//! let report = wherefore::testing::run(async {
+//!     let worker = Scope::named("worker");
+//!     let stop = worker.handle();
+//!     worker
+//!         .run(async {
+//!             stop.cancel_with("shutdown");
+//!             let cleanup = Scope::named("cleanup").shielded().with_timeout(Duration::from_secs(5));
+//!             let _ = cleanup.run(wherefore::sleep(Duration::from_secs(3600))).await?;
+//!             wherefore::checkpoint().await
+//!         })
+//!         .await
+//! });
+//! let causes = report.journal().observed_by("main");
+//! assert_eq!(causes[0].to_string().split(" (").next(), Some("scope \"cleanup\" timed out after 5s"));
+//! assert!(causes[1].to_string().starts_with("explicit (\"shutdown\")"));
+//! ```
+//!
+//! **Who cancelled me.** The task reads the cause it observed, chain and all:
+//!
+//! ```
+//! use std::time::Duration;
+//! use wherefore::{Cancelled, Cause, Scope};
+//!
+//! let report = wherefore::testing::run(async {
+//!     let service = Scope::named("service");
+//!     service.handle().cancel_with("SIGTERM");
+//!     let _ = service
+//!         .run(Scope::named("worker").run(wherefore::sleep(Duration::from_secs(1))))
+//!         .await;
+//! });
+//! let seen = &report.journal().observed_by("main")[0];
+//! assert!(matches!(seen, Cause::Parent(_)));
+//! assert!(matches!(seen.root(), Cause::Explicit(_)));
+//! ```
+//!
+//! **Races at one instant, under many seeds.** Whatever the order, the first request processed
+//! is the cause, and the journal says which lost:
+//!
+//! ```
+//! use std::time::Duration;
+//! use wherefore::{Cancelled, Nursery, Scope};
+//!
+//! wherefore::testing::check_seeds(
+//!     0..20,
+//!     || async {
+//!         let job = Scope::named("job");
+//!         let handle = job.handle();
+//!         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+//!             for tag in ["alice", "bob"] {
+//!                 let handle = handle.clone();
+//!                 n.spawn(async move {
+//!                     wherefore::sleep(Duration::from_secs(1)).await?;
+//!                     handle.cancel_with(tag);
+//!                     Ok(())
+//!                 })
+//!                 .unwrap();
+//!             }
+//!             let _ = job.run(wherefore::sleep(Duration::from_secs(5))).await?;
+//!             Ok(())
+//!         })
+//!         .await
+//!         .unwrap();
+//!         handle.cause().unwrap().to_string()
+//!     },
+//!     |report| {
+//!         let text = report.journal().to_string();
+//!         let winner = report.output().unwrap();
+//!         assert!(text.contains(&format!("[lost to: {winner}]")), "{text}");
+//!     },
+//! );
+//! ```
+
 mod journal;
 
 use std::fmt;
