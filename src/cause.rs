@@ -178,12 +178,43 @@ impl Iterator for Chain {
 /// ```
 #[derive(Clone)]
 pub struct Explicit {
-    pub(crate) tag: Option<Frozen<dyn fmt::Debug + Send + Sync>>,
-    pub(crate) scope: ScopeInfo,
-    pub(crate) location: &'static Location<'static>,
+    /// One allocation per request, the tag inline: keeps `Cause` two words wide.
+    inner: Frozen<ExplicitRecord<dyn fmt::Debug + Send + Sync>>,
+}
+
+struct ExplicitRecord<T: ?Sized> {
+    scope: ScopeInfo,
+    location: &'static Location<'static>,
+    tagged: bool,
+    tag: T,
 }
 
 impl Explicit {
+    pub(crate) fn new<T>(
+        scope: ScopeInfo,
+        location: &'static Location<'static>,
+        tag: Option<T>,
+    ) -> Self
+    where
+        T: fmt::Debug + Send + Sync + 'static,
+    {
+        let inner: Frozen<ExplicitRecord<dyn fmt::Debug + Send + Sync>> = match tag {
+            Some(tag) => Frozen::new(ExplicitRecord {
+                scope,
+                location,
+                tagged: true,
+                tag,
+            }),
+            None => Frozen::new(ExplicitRecord {
+                scope,
+                location,
+                tagged: false,
+                tag: (),
+            }),
+        };
+        Explicit { inner }
+    }
+
     /// The tag given to [`cancel_with`](crate::CancelHandle::cancel_with), if any.
     ///
     /// ```
@@ -194,7 +225,7 @@ impl Explicit {
     /// assert!(explicit.tag().is_none());
     /// ```
     pub fn tag(&self) -> Option<&(dyn fmt::Debug + Send + Sync)> {
-        self.tag.as_deref()
+        self.inner.tagged.then_some(&self.inner.tag)
     }
 
     /// The scope that was cancelled.
@@ -207,7 +238,7 @@ impl Explicit {
     /// assert_eq!(explicit.scope(), &handle.scope());
     /// ```
     pub fn scope(&self) -> &ScopeInfo {
-        &self.scope
+        &self.inner.scope
     }
 
     /// Where `cancel` was called (`#[track_caller]`).
@@ -220,15 +251,15 @@ impl Explicit {
     /// assert_eq!(explicit.location().line(), line!() - 2);
     /// ```
     pub fn location(&self) -> &'static Location<'static> {
-        self.location
+        self.inner.location
     }
 }
 
 impl fmt::Display for Explicit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.tag {
-            Some(tag) => write!(f, "explicit ({tag:?}) at {}", self.location),
-            None => write!(f, "explicit cancel at {}", self.location),
+        match self.tag() {
+            Some(tag) => write!(f, "explicit ({tag:?}) at {}", self.inner.location),
+            None => write!(f, "explicit cancel at {}", self.inner.location),
         }
     }
 }
@@ -236,9 +267,9 @@ impl fmt::Display for Explicit {
 impl fmt::Debug for Explicit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Explicit")
-            .field("tag", &self.tag)
-            .field("scope", &self.scope)
-            .field("location", &self.location)
+            .field("tag", &self.tag())
+            .field("scope", &self.inner.scope)
+            .field("location", &self.inner.location)
             .finish()
     }
 }
@@ -263,15 +294,48 @@ impl fmt::Debug for Explicit {
 /// );
 /// # });
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Timeout {
-    pub(crate) scope: ScopeInfo,
-    pub(crate) deadline: Instant,
-    pub(crate) after: Option<Duration>,
-    pub(crate) set_at: &'static Location<'static>,
+    /// One allocation per deadline that fires: keeps `Cause` two words wide.
+    inner: Frozen<TimeoutRecord>,
+}
+
+#[derive(Debug)]
+struct TimeoutRecord {
+    scope: ScopeInfo,
+    deadline: Instant,
+    after: Option<Duration>,
+    set_at: &'static Location<'static>,
+}
+
+impl fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("scope", &self.inner.scope)
+            .field("deadline", &self.inner.deadline)
+            .field("after", &self.inner.after)
+            .field("set_at", &self.inner.set_at)
+            .finish()
+    }
 }
 
 impl Timeout {
+    pub(crate) fn new(
+        scope: ScopeInfo,
+        deadline: Instant,
+        after: Option<Duration>,
+        set_at: &'static Location<'static>,
+    ) -> Self {
+        Timeout {
+            inner: Frozen::new(TimeoutRecord {
+                scope,
+                deadline,
+                after,
+                set_at,
+            }),
+        }
+    }
+
     /// The scope whose deadline passed.
     ///
     /// ```
@@ -285,7 +349,7 @@ impl Timeout {
     /// # });
     /// ```
     pub fn scope(&self) -> &ScopeInfo {
-        &self.scope
+        &self.inner.scope
     }
 
     /// The deadline that passed.
@@ -301,7 +365,7 @@ impl Timeout {
     /// # });
     /// ```
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        self.inner.deadline
     }
 
     /// How long after it was set the deadline lay, when that is known (it is unless the deadline
@@ -318,7 +382,7 @@ impl Timeout {
     /// # });
     /// ```
     pub fn after(&self) -> Option<Duration> {
-        self.after
+        self.inner.after
     }
 
     /// Where the deadline was set (`#[track_caller]`).
@@ -334,22 +398,22 @@ impl Timeout {
     /// # });
     /// ```
     pub fn set_at(&self) -> &'static Location<'static> {
-        self.set_at
+        self.inner.set_at
     }
 }
 
 impl fmt::Display for Timeout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.after {
+        match self.inner.after {
             Some(after) => write!(
                 f,
                 "{} timed out after {after:?} (deadline set at {})",
-                self.scope, self.set_at
+                self.inner.scope, self.inner.set_at
             ),
             None => write!(
                 f,
                 "{} timed out (deadline set at {})",
-                self.scope, self.set_at
+                self.inner.scope, self.inner.set_at
             ),
         }
     }

@@ -61,6 +61,7 @@ mod identity;
 #[cfg(wherefore_loom)]
 #[doc(hidden)]
 pub mod loom_support;
+mod member_set;
 mod nursery;
 mod persistent_group;
 #[cfg(not(wherefore_loom))]

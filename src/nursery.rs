@@ -16,13 +16,12 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
-
 use crate::cancelled::CancelError;
 use crate::cause::{Cause, SiblingFailure};
 use crate::context;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
+use crate::member_set::MemberSet;
 use crate::persistent_group::PersistentGroup;
 use crate::scope::CancelHandle;
 use crate::scope_tree::{Phase, ScopeNode};
@@ -557,7 +556,7 @@ impl NurseryBuilder {
                 shared,
                 body: Some(Box::pin(body(handle))),
                 body_task,
-                running: FuturesUnordered::new(),
+                running: MemberSet::new(),
                 outcome: None,
                 failures: Vec::new(),
                 panic: None,
@@ -573,7 +572,7 @@ struct Driver<'env, Fut, T, E> {
     shared: Rc<Shared<'env, E>>,
     body: Option<Pin<Box<Fut>>>,
     body_task: TaskInfo,
-    running: FuturesUnordered<Member<'env, E>>,
+    running: MemberSet<Member<'env, E>>,
     /// The body's result, once it ended without failing.
     outcome: Option<Result<T, crate::Cancelled>>,
     /// Every failure, in the order it happened.
@@ -682,12 +681,13 @@ where
         let node = this.node().clone();
         if node.phase() == Phase::Created {
             node.enter(context::current().as_ref(), None);
+            this.running.set_schedule(node.clock());
         }
         let _current = context::enter(&node);
         this.poll_body(cx);
         loop {
             this.admit_spawned();
-            while let Poll::Ready(Some(ended)) = this.running.poll_next_unpin(cx) {
+            while let Poll::Ready(Some(ended)) = this.running.poll_next(cx) {
                 this.member_ended(ended);
                 this.admit_spawned();
             }
@@ -710,10 +710,7 @@ impl<Fut, T, E> Drop for Driver<'_, Fut, T, E> {
         let node = &self.shared.node;
         if node.phase() == Phase::Entered {
             // Members on worker threads (feature `tokio`) outlive this future: tell them why.
-            node.cancel_explicit(
-                Some(Frozen::new("nursery dropped")),
-                self.body_task.spawned_at,
-            );
+            node.cancel_explicit(Some("nursery dropped"), self.body_task.spawned_at);
         }
         self.close();
     }

@@ -310,11 +310,11 @@ impl<E> PersistentGroup<E> {
     /// ```
     #[track_caller]
     pub fn shutdown(&self, grace: Duration) -> Shutdown<E> {
-        let cause = Cause::Explicit(Explicit {
-            tag: Some(Frozen::new("shutdown")),
-            scope: self.group.node.info().clone(),
-            location: Location::caller(),
-        });
+        let cause = Cause::Explicit(Explicit::new(
+            self.group.node.info().clone(),
+            Location::caller(),
+            Some("shutdown"),
+        ));
         self.shutdown_with_cause(grace, cause)
     }
 

@@ -337,7 +337,7 @@ impl CancelHandle {
     /// ```
     #[track_caller]
     pub fn cancel(&self) -> bool {
-        self.node.cancel_explicit(None, Location::caller())
+        self.node.cancel_explicit(None::<()>, Location::caller())
     }
 
     /// Cancels the scope with an [`Explicit`](Cause::Explicit) cause carrying `tag` (a signal
@@ -353,8 +353,7 @@ impl CancelHandle {
     where
         T: fmt::Debug + Send + Sync + 'static,
     {
-        self.node
-            .cancel_explicit(Some(Frozen::new(tag)), Location::caller())
+        self.node.cancel_explicit(Some(tag), Location::caller())
     }
 
     /// Whether the scope is effectively cancelled now: by itself, its deadline, or an unshielded

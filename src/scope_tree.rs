@@ -364,12 +364,12 @@ impl ScopeNode {
             return None;
         }
         if at <= now {
-            return Some(Timeout {
-                scope: self.inner.info.clone(),
-                deadline: at,
+            return Some(Timeout::new(
+                self.inner.info.clone(),
+                at,
                 after,
-                set_at: deadline.set_at,
-            });
+                deadline.set_at,
+            ));
         }
         deadline.timer = Some(clock.add_deadline(at, st.depth, self.inner.info.id.0, self.clone()));
         None
@@ -389,12 +389,7 @@ impl ScopeNode {
             let When::At { at, after } = deadline.when else {
                 return;
             };
-            Timeout {
-                scope: self.inner.info.clone(),
-                deadline: at,
-                after,
-                set_at: deadline.set_at,
-            }
+            Timeout::new(self.inner.info.clone(), at, after, deadline.set_at)
         };
         self.record_own(Cause::Timeout(timeout));
     }
@@ -402,16 +397,19 @@ impl ScopeNode {
     // ----- cancellation ---------------------------------------------------------------------
 
     /// An explicit cancel request. Returns whether it made the scope effectively cancelled.
-    pub(crate) fn cancel_explicit(
+    pub(crate) fn cancel_explicit<T>(
         &self,
-        tag: Option<Frozen<dyn std::fmt::Debug + Send + Sync>>,
+        tag: Option<T>,
         location: &'static Location<'static>,
-    ) -> bool {
-        self.record_own(Cause::Explicit(Explicit {
-            tag,
-            scope: self.inner.info.clone(),
+    ) -> bool
+    where
+        T: std::fmt::Debug + Send + Sync + 'static,
+    {
+        self.record_own(Cause::Explicit(Explicit::new(
+            self.inner.info.clone(),
             location,
-        }))
+            tag,
+        )))
     }
 
     /// Records `cause` as the scope's own cause if it has none (first cause wins, S17), then

@@ -194,19 +194,21 @@ impl fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with the default, fixed schedule and no hook of the user's.
     ///
-    /// The fixed schedule: tasks woken at the same virtual instant run in the order their timers
-    /// were registered, tasks woken by a cancellation in the order they started waiting, and a
-    /// nursery polls its ready members in the order they were woken (new members in spawn order).
+    /// The fixed schedule: a nursery polls its ready members in the order they were woken (new
+    /// members in spawn order), tasks woken at the same virtual instant are woken in the order
+    /// their timers were registered, and tasks woken by a cancellation in the order they started
+    /// waiting.
     ///
     /// See the type-level example.
     pub fn new() -> Self {
         Runtime::default()
     }
 
-    /// A runtime whose schedule is permuted by `seed`, reproducibly: tasks woken at the same
-    /// virtual instant, and tasks woken by the same cancellation, run in an order drawn from the
-    /// seed (and so are polled by their nursery in that order). Deadlines keep their defined
-    /// order (S9: every deadline due at an instant first, ancestors first, then creation order).
+    /// A runtime whose schedule is permuted by `seed`, reproducibly: each nursery polls its
+    /// ready members in an order drawn from the seed, and tasks woken at the same virtual
+    /// instant, or by the same cancellation, are woken in such an order. Deadlines keep their
+    /// defined order (S9: every deadline due at an instant first, ancestors first, then creation
+    /// order).
     ///
     /// [`check_seeds`] runs a scenario under many seeds.
     ///

@@ -1,0 +1,188 @@
+//! The set of running members a nursery polls: a slab of boxed futures with one reusable waker
+//! per slot, and a queue of the slots that were woken.
+//!
+//! It does what `FuturesUnordered` does for us, with one allocation per member instead of two:
+//! the member's box. A slot's waker (an `Arc` holding the slot's index) is made once and reused by
+//! every member that occupies the slot after it. A stale wake-up from a member that has ended can
+//! only cause a harmless extra poll of the slot's next occupant, never a lost one: a slot whose
+//! index is queued stays queued until it is polled.
+//!
+//! Under a seeded testing runtime each batch is shuffled by the seed, so the order in which ready
+//! members are polled is permuted reproducibly.
+//!
+//! Each `poll_next` works through one batch: the slots queued when it started. Members woken
+//! during the batch (a member that yields wakes itself) go to the next batch, and the nursery's
+//! waker has been woken for them, so a member that never blocks cannot monopolise the thread.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::clock::Clock;
+use crate::sync::{self, Arc, AtomicBool, Frozen, Mutex, Ordering};
+
+pub(crate) struct MemberSet<F> {
+    /// The slots, in chunks of `CHUNK` that never move once allocated: growing to a hundred
+    /// thousand members allocates each slot once instead of copying the lot at every doubling.
+    slots: Vec<Vec<Slot<F>>>,
+    /// Slots without a member, reused before `slots` grows.
+    free: Vec<usize>,
+    len: usize,
+    queue: Frozen<ReadyQueue>,
+    /// The batch being worked through, and how far.
+    batch: Vec<usize>,
+    cursor: usize,
+    /// The clock of a seeded testing runtime, which shuffles each batch.
+    schedule: Option<Arc<Clock>>,
+}
+
+const CHUNK: usize = 1024;
+
+struct Slot<F> {
+    member: Option<F>,
+    wake: Frozen<SlotWaker>,
+}
+
+/// Slots woken since the last batch, and the nursery's waker.
+struct ReadyQueue {
+    ready: Mutex<Vec<usize>>,
+    nursery: Mutex<Option<Waker>>,
+}
+
+/// A slot's waker.
+struct SlotWaker {
+    index: usize,
+    /// Whether the slot is in the ready queue (or the current batch) already.
+    queued: AtomicBool,
+    queue: Frozen<ReadyQueue>,
+}
+
+impl Wake for SlotWaker {
+    fn wake(self: Frozen<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Frozen<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        sync::lock(&self.queue.ready).push(self.index);
+        let nursery = sync::lock(&self.queue.nursery).take();
+        if let Some(nursery) = nursery {
+            nursery.wake();
+        }
+    }
+}
+
+impl<F> MemberSet<F> {
+    pub(crate) fn new() -> Self {
+        MemberSet {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            queue: Frozen::new(ReadyQueue {
+                ready: Mutex::new(Vec::new()),
+                nursery: Mutex::new(None),
+            }),
+            batch: Vec::new(),
+            cursor: 0,
+            schedule: None,
+        }
+    }
+
+    /// Polls each batch in the order `clock`'s seeded schedule draws (no change without a seed).
+    pub(crate) fn set_schedule(&mut self, clock: Option<Arc<Clock>>) {
+        self.schedule = clock;
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn slot(&mut self, index: usize) -> &mut Slot<F> {
+        &mut self.slots[index / CHUNK][index % CHUNK]
+    }
+
+    /// Adds a member; it is polled in the next batch.
+    pub(crate) fn push(&mut self, member: F) {
+        self.len += 1;
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slot(index).member = Some(member);
+                index
+            }
+            None => {
+                if self.slots.last().is_none_or(|chunk| chunk.len() == CHUNK) {
+                    self.slots.push(Vec::with_capacity(CHUNK));
+                }
+                let index = (self.slots.len() - 1) * CHUNK + self.slots[self.slots.len() - 1].len();
+                let wake = Frozen::new(SlotWaker {
+                    index,
+                    queued: AtomicBool::new(false),
+                    queue: self.queue.clone(),
+                });
+                let chunk = self
+                    .slots
+                    .last_mut()
+                    .expect("a chunk with room was just ensured");
+                chunk.push(Slot {
+                    member: Some(member),
+                    wake,
+                });
+                index
+            }
+        };
+        self.slot(index).wake.wake_by_ref();
+    }
+}
+
+impl<F> Extend<F> for MemberSet<F> {
+    fn extend<I: IntoIterator<Item = F>>(&mut self, members: I) {
+        for member in members {
+            self.push(member);
+        }
+    }
+}
+
+impl<F: Future + Unpin> MemberSet<F> {
+    /// Polls the woken members of the current batch until one ends (`Ready(Some)`), the batch is
+    /// done (`Pending`), or there are no members (`Ready(None)`).
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        if self.len == 0 {
+            return Poll::Ready(None);
+        }
+        {
+            let mut nursery = sync::lock(&self.queue.nursery);
+            if nursery.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+                *nursery = Some(cx.waker().clone());
+            }
+        }
+        if self.cursor == self.batch.len() {
+            self.batch.clear();
+            self.cursor = 0;
+            std::mem::swap(&mut self.batch, &mut *sync::lock(&self.queue.ready));
+            if let Some(clock) = &self.schedule {
+                clock.shuffle(&mut self.batch);
+            }
+        }
+        while self.cursor < self.batch.len() {
+            let index = self.batch[self.cursor];
+            self.cursor += 1;
+            let slot = &mut self.slots[index / CHUNK][index % CHUNK];
+            // Cleared before polling: a wake-up during the poll queues the slot again.
+            slot.wake.queued.store(false, Ordering::Release);
+            let Some(member) = slot.member.as_mut() else {
+                continue;
+            };
+            let waker = Waker::from(slot.wake.clone());
+            let mut member_cx = Context::from_waker(&waker);
+            if let Poll::Ready(output) = Pin::new(member).poll(&mut member_cx) {
+                slot.member = None;
+                self.free.push(index);
+                self.len -= 1;
+                return Poll::Ready(Some(output));
+            }
+        }
+        Poll::Pending
+    }
+}
