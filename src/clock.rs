@@ -123,6 +123,11 @@ impl Clock {
         )
     }
 
+    /// Whether this clock belongs to a seeded testing runtime.
+    pub(crate) fn is_seeded(&self) -> bool {
+        self.schedule.is_some()
+    }
+
     /// The next number of the seeded schedule, if there is one.
     fn random(&self) -> Option<u64> {
         self.schedule.as_ref().map(|rng| sync::lock(rng).next())

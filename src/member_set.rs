@@ -129,6 +129,15 @@ impl<F> MemberSet<F> {
                     member: Some(member),
                     wake,
                 });
+                // Room for every slot in the ready queue and the batch (they swap), so that waking
+                // a member, even from a cancellation that wakes them all, never allocates.
+                let slots = index + 1;
+                let mut ready = sync::lock(&self.queue.ready);
+                let missing = slots.saturating_sub(ready.len());
+                ready.reserve(missing);
+                drop(ready);
+                let missing = slots.saturating_sub(self.batch.len());
+                self.batch.reserve(missing);
                 index
             }
         };

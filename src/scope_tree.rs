@@ -50,6 +50,8 @@ use crate::env::Env;
 use crate::event::{Event, RequestOutcome};
 use crate::identity::{ScopeId, ScopeInfo};
 use crate::slab::{Slab, SlabKey};
+use smallvec::{SmallVec, smallvec};
+
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Frozen, Mutex, Ordering};
 
 /// One cancel scope in the tree: a shared reference to its record. Cloning is cheap.
@@ -689,8 +691,8 @@ fn ambient_env() -> Option<Arc<Env>> {
 /// visited after their parent's flag was stored, and read that flag themselves, so the last visit
 /// of a child always sees its parent's latest state (invariant 2) even when two updates overlap.
 pub(crate) fn update(start: ScopeNode) {
-    let mut stack = vec![start];
-    let mut to_wake: Vec<Waker> = Vec::new();
+    // Inline room for a narrow tree; one reservation per wide node. No allocation per descendant.
+    let mut stack: SmallVec<[ScopeNode; 8]> = smallvec![start];
     while let Some(node) = stack.pop() {
         let mut st = sync::lock(&node.inner.state);
         let parent_cancelled = st.parent_cancelled();
@@ -710,20 +712,24 @@ pub(crate) fn update(start: ScopeNode) {
             continue;
         }
         node.inner.cancelled.store(now, Ordering::Release);
-        if now && st.waiters.len() > 0 {
+        // The waiters' storage is moved out whole and woken after the lock is released.
+        let woken = (now && st.waiters.len() > 0).then(|| {
             node.inner.drains.fetch_add(1, Ordering::Release);
-            to_wake.extend(st.waiters.drain());
-            if let Some(env) = &st.env {
-                env.clock().shuffle(&mut to_wake); // a seeded schedule wakes them in its order
-            }
-        }
-        // One reservation per node, not one growth step per child: a wide tree costs a handful
-        // of allocations per cancel request, not a number that grows with its width.
+            st.waiters.drain()
+        });
+        let clock = st.env.as_ref().map(|env| env.clock().clone());
         stack.reserve(st.children.len());
         stack.extend(st.children.iter().cloned());
         drop(st);
-        for waker in to_wake.drain(..) {
-            waker.wake();
+        let Some(woken) = woken else { continue };
+        match clock.filter(|clock| clock.is_seeded()) {
+            // A seeded schedule wakes them in its order.
+            Some(clock) => {
+                let mut woken: Vec<Waker> = woken.collect();
+                clock.shuffle(&mut woken);
+                woken.into_iter().for_each(Waker::wake);
+            }
+            None => woken.for_each(Waker::wake),
         }
     }
 }
