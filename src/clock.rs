@@ -5,16 +5,18 @@
 //! [`run`](crate::run)) and a virtual one that stands still while any task can run and jumps to
 //! the next timer when none can (used by [`testing`](crate::testing)).
 //!
-//! Timers are kept in one ordered map. Keys order them by instant, then deadlines before
+//! Timers are kept in one queue (a heap over a slab, see `TimerQueue`). Keys order them by instant, then deadlines before
 //! wake-ups, then (deadlines) depth with ancestors first and scope creation order, or (wake-ups)
 //! registration order. Firing pops them in that order, which gives S9: every deadline due at an
 //! instant is processed before any task woken at that instant runs, and ties are deterministic.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::scope_tree::ScopeNode;
+use crate::slab::{Slab, SlabKey};
 use crate::sync::{self, Arc, Mutex};
 
 /// Orders timers; see the module documentation.
@@ -27,12 +29,9 @@ pub(crate) struct TimerKey {
     /// Zero, or under a seeded schedule a random number that shuffles same-instant wake-ups.
     shuffle: u64,
     seq: u64,
-}
-
-impl TimerKey {
-    pub(crate) fn at(&self) -> Instant {
-        self.at
-    }
+    /// Where the timer's entry lives in the queue (not part of the order in practice: `seq`
+    /// already makes keys unique).
+    entry: SlabKey,
 }
 
 #[derive(Debug)]
@@ -56,11 +55,85 @@ enum Source {
 
 #[derive(Debug)]
 struct Timers {
-    map: BTreeMap<TimerKey, Timer>,
+    queue: TimerQueue,
     next_seq: u64,
     /// Woken when a timer earlier than every other is added, so a runtime parked until the old
     /// earliest timer wakes up and re-plans (the timer may come from another thread).
     runtime: Option<Waker>,
+}
+
+/// Pending timers: a min-heap of keys over a slab of entries.
+///
+/// Removing a timer (the common fate of a timeout) frees its entry at once and leaves its key in
+/// the heap, skipped when it surfaces; when stale keys outnumber live ones the heap is rebuilt
+/// from the entries, so it never holds much more than twice the pending timers. Timeouts mostly
+/// arrive in deadline order, so a push rarely sifts.
+#[derive(Debug)]
+struct TimerQueue {
+    heap: BinaryHeap<Reverse<TimerKey>>,
+    entries: Slab<(TimerKey, Timer)>,
+}
+
+impl TimerQueue {
+    fn new() -> Self {
+        TimerQueue {
+            heap: BinaryHeap::new(),
+            entries: Slab::new(),
+        }
+    }
+
+    /// Adds `timer` under `key` (its `entry` is filled in); returns the complete key.
+    fn insert(&mut self, mut key: TimerKey, timer: Timer) -> TimerKey {
+        key.entry = self.entries.insert((key, timer));
+        if let Some((stored, _)) = self.entries.get_mut(key.entry) {
+            stored.entry = key.entry;
+        }
+        self.heap.push(Reverse(key));
+        key
+    }
+
+    fn is_live(&self, key: &TimerKey) -> bool {
+        self.entries.get(key.entry).is_some_and(|(k, _)| k == key)
+    }
+
+    fn get_mut(&mut self, key: TimerKey) -> Option<&mut Timer> {
+        match self.entries.get_mut(key.entry) {
+            Some((k, timer)) if *k == key => Some(timer),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, key: TimerKey) -> Option<Timer> {
+        if !self.is_live(&key) {
+            return None;
+        }
+        let (_, timer) = self.entries.remove(key.entry)?;
+        if self.heap.len() > 64 && self.heap.len() > 2 * self.entries.len() {
+            self.heap = self.entries.iter().map(|(k, _)| Reverse(*k)).collect();
+        }
+        Some(timer)
+    }
+
+    /// The earliest live key, dropping stale ones on the way.
+    fn first(&mut self) -> Option<TimerKey> {
+        loop {
+            let Reverse(top) = *self.heap.peek()?;
+            if self.is_live(&top) {
+                return Some(top);
+            }
+            self.heap.pop();
+        }
+    }
+
+    /// Takes the earliest timer if it is due at `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, Timer)> {
+        let first = self.first()?;
+        if first.at > now {
+            return None;
+        }
+        self.heap.pop();
+        self.entries.remove(first.entry)
+    }
 }
 
 /// A small, fast, seedable generator (SplitMix64): enough to permute schedules reproducibly.
@@ -92,7 +165,7 @@ impl Clock {
             source,
             schedule: seed.map(|seed| Mutex::new(SplitMix64(seed))),
             timers: Mutex::new(Timers {
-                map: BTreeMap::new(),
+                queue: TimerQueue::new(),
                 next_seq: 0,
                 runtime: None,
             }),
@@ -160,10 +233,10 @@ impl Clock {
         sync::lock(&self.timers).runtime = waker;
     }
 
-    fn insert(&self, key: TimerKey, timer: Timer) {
+    fn insert(&self, key: TimerKey, timer: Timer) -> TimerKey {
         let mut timers = sync::lock(&self.timers);
-        let earliest = timers.map.keys().next().is_none_or(|first| key < *first);
-        timers.map.insert(key, timer);
+        let key = timers.queue.insert(key, timer);
+        let earliest = timers.queue.first() == Some(key);
         let runtime = if earliest {
             timers.runtime.clone()
         } else {
@@ -173,6 +246,7 @@ impl Clock {
         if let Some(waker) = runtime {
             waker.wake();
         }
+        key
     }
 
     pub(crate) fn add_deadline(
@@ -188,9 +262,9 @@ impl Clock {
             depth,
             shuffle: 0, // deadlines keep their defined order (S9), whatever the seed
             seq,
+            entry: 0,
         };
-        self.insert(key, Timer::Deadline(node));
-        key
+        self.insert(key, Timer::Deadline(node))
     }
 
     pub(crate) fn add_wake(&self, at: Instant, waker: Waker) -> TimerKey {
@@ -205,14 +279,14 @@ impl Clock {
             depth: 0,
             shuffle: self.random().unwrap_or(0),
             seq,
+            entry: 0,
         };
-        self.insert(key, Timer::Wake(waker));
-        key
+        self.insert(key, Timer::Wake(waker))
     }
 
     /// Replaces the waker of a wake-up timer, if it is still pending.
     pub(crate) fn refresh_wake(&self, key: TimerKey, waker: &Waker) -> bool {
-        match sync::lock(&self.timers).map.get_mut(&key) {
+        match sync::lock(&self.timers).queue.get_mut(key) {
             Some(Timer::Wake(w)) => {
                 if !w.will_wake(waker) {
                     w.clone_from(waker);
@@ -224,13 +298,13 @@ impl Clock {
     }
 
     pub(crate) fn remove(&self, key: TimerKey) {
-        let removed = sync::lock(&self.timers).map.remove(&key);
+        let removed = sync::lock(&self.timers).queue.remove(key);
         drop(removed); // a deadline's node may be dropped here, outside the lock
     }
 
     /// The instant of the earliest pending timer.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
-        sync::lock(&self.timers).map.keys().next().map(TimerKey::at)
+        sync::lock(&self.timers).queue.first().map(|key| key.at)
     }
 
     /// Fires every timer due at the current time, in key order. Returns how many fired.
@@ -238,13 +312,7 @@ impl Clock {
         let now = self.now();
         let mut fired = 0;
         loop {
-            let next = {
-                let mut timers = sync::lock(&self.timers);
-                match timers.map.first_entry() {
-                    Some(entry) if entry.key().at <= now => Some(entry.remove_entry()),
-                    _ => None,
-                }
-            };
+            let next = sync::lock(&self.timers).queue.pop_due(now);
             let Some((key, timer)) = next else {
                 return fired;
             };

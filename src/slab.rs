@@ -65,6 +65,14 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    pub(crate) fn get(&self, key: SlabKey) -> Option<&T> {
+        let (index, stamp) = Self::locate(key);
+        match self.entries.get(index)? {
+            Some((s, value)) if *s == stamp => Some(value),
+            _ => None,
+        }
+    }
+
     pub(crate) fn get_mut(&mut self, key: SlabKey) -> Option<&mut T> {
         let (index, stamp) = Self::locate(key);
         match self.entries.get_mut(index)? {
