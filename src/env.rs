@@ -81,6 +81,15 @@ impl Env {
         })
     }
 
+    /// The environment for code running outside any `wherefore` runtime: with the `tokio`
+    /// feature, on a tokio runtime, a fresh one on tokio's clock; otherwise none.
+    pub(crate) fn ambient() -> Option<Arc<Env>> {
+        #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+        return crate::tokio::ambient_env();
+        #[cfg(not(all(feature = "tokio", not(wherefore_loom))))]
+        None
+    }
+
     pub(crate) fn clock(&self) -> &Arc<Clock> {
         &self.clock
     }

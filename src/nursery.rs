@@ -347,11 +347,7 @@ where
         G: CancelError + fmt::Display + Send + 'static,
     {
         let name = name.into();
-        let scope = ScopeInfo {
-            id: self.shared.node.info().id,
-            name: Some(name.clone()),
-        };
-        self.persistent_group_with(name, crate::persistent_group::log_failure(scope))
+        self.persistent_group_with(name.clone(), crate::persistent_group::log_failure(name))
     }
 
     /// Opens a [`PersistentGroup`] whose members' failures (errors and panics, with the member's

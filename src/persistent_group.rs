@@ -862,6 +862,8 @@ fn now(env: Option<&Arc<Env>>) -> Instant {
 }
 
 /// The default failure handler: a line on stderr, so no failure is lost.
-pub(crate) fn log_failure<E: fmt::Display>(group: ScopeInfo) -> impl Fn(Failure<E>) + Send + Sync {
-    move |failure| eprintln!("wherefore: {group}: member {failure}")
+pub(crate) fn log_failure<E: fmt::Display>(
+    group: Frozen<str>,
+) -> impl Fn(Failure<E>) + Send + Sync {
+    move |failure| eprintln!("wherefore: group {group}: member {failure}")
 }

@@ -331,11 +331,7 @@ impl ScopeNode {
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let st = sync::lock(&self.inner.state);
-        match st.deadline?.when {
-            When::At { at, .. } => Some(at),
-            When::AfterEntry(_) => None,
-        }
+        sync::lock(&self.inner.state).resolved_deadline()
     }
 
     /// Resolves a relative deadline and registers the timer. Returns the timeout cause to record
@@ -466,7 +462,7 @@ impl ScopeNode {
             st.env = parent_env
                 .or_else(|| st.env.take())
                 .or(env)
-                .or_else(ambient_env);
+                .or_else(Env::ambient);
             (st.env.clone(), st.shielded)
         };
         if let Some(env) = &env {
@@ -674,15 +670,6 @@ impl NodeState {
             env.clock().remove(key);
         }
     }
-}
-
-/// The environment of a scope entered outside any runtime: tokio's, with the `tokio` feature,
-/// when on a tokio runtime.
-fn ambient_env() -> Option<Arc<Env>> {
-    #[cfg(all(feature = "tokio", not(wherefore_loom)))]
-    return crate::tokio::ambient_env();
-    #[cfg(not(all(feature = "tokio", not(wherefore_loom))))]
-    None
 }
 
 /// Recomputes the effective state of `start` and, wherever it changed, of its descendants.

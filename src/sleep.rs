@@ -38,7 +38,7 @@ pub fn now() -> Instant {
 pub(crate) fn current_env(what: &str) -> Arc<Env> {
     let env = context::env()
         .or_else(|| context::current().and_then(|node| node.env()))
-        .or_else(ambient_env);
+        .or_else(Env::ambient);
     match env {
         Some(env) => env,
         None => panic!(
@@ -46,13 +46,6 @@ pub(crate) fn current_env(what: &str) -> Arc<Env> {
              (or, with the `tokio` feature, on a tokio runtime)"
         ),
     }
-}
-
-fn ambient_env() -> Option<Arc<Env>> {
-    #[cfg(all(feature = "tokio", not(wherefore_loom)))]
-    return crate::tokio::ambient_env();
-    #[cfg(not(all(feature = "tokio", not(wherefore_loom))))]
-    None
 }
 
 /// Sleeps for `duration`, measured from the first poll; a cancellation point.
