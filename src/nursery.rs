@@ -14,7 +14,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 
 use crate::cancelled::CancelError;
 use crate::cause::{Cause, SiblingFailure};
@@ -25,7 +25,7 @@ use crate::member_set::MemberSet;
 use crate::persistent_group::PersistentGroup;
 use crate::scope::CancelHandle;
 use crate::scope_tree::{Phase, ScopeNode};
-use crate::sync::Frozen;
+use crate::sync::{self, AtomicBool, Frozen, Mutex, Ordering};
 use crate::task::{End, Ended, JoinHandle, Member, classify, member, panic_message, report_spawn};
 
 /// The handle through which the body and the members of a nursery spawn into it.
@@ -551,6 +551,10 @@ impl NurseryBuilder {
             let driver = Driver {
                 shared,
                 body: Some(Box::pin(body(handle))),
+                body_wake: Frozen::new(BodyWake {
+                    woken: AtomicBool::new(true),
+                    nursery: Mutex::new(None),
+                }),
                 body_task,
                 running: MemberSet::new(),
                 outcome: None,
@@ -563,10 +567,33 @@ impl NurseryBuilder {
     }
 }
 
+/// Wakes the nursery on behalf of its body, and records that the body asked to be polled.
+struct BodyWake {
+    woken: AtomicBool,
+    nursery: Mutex<Option<Waker>>,
+}
+
+impl Wake for BodyWake {
+    fn wake(self: Frozen<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Frozen<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let nursery = sync::lock(&self.nursery).take();
+        if let Some(nursery) = nursery {
+            nursery.wake();
+        }
+    }
+}
+
 /// The nursery future proper: polls the body and the running members inside the nursery scope.
 struct Driver<'env, Fut, T, E> {
     shared: Rc<Shared<'env, E>>,
     body: Option<Pin<Box<Fut>>>,
+    /// The body's own waker: the nursery polls the body only when it was woken, not whenever a
+    /// member wakes the nursery.
+    body_wake: Frozen<BodyWake>,
     body_task: TaskInfo,
     running: MemberSet<Member<'env, E>>,
     /// The body's result, once it ended without failing.
@@ -601,7 +628,19 @@ where
         let Some(body) = self.body.as_mut() else {
             return;
         };
-        let polled = catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx)));
+        // Registered before the flag is read: a wake-up after the read finds the waker.
+        {
+            let mut nursery = sync::lock(&self.body_wake.nursery);
+            if nursery.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+                *nursery = Some(cx.waker().clone());
+            }
+        }
+        if !self.body_wake.woken.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let waker = Waker::from(self.body_wake.clone());
+        let mut body_cx = Context::from_waker(&waker);
+        let polled = catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(&mut body_cx)));
         let end = match polled {
             Ok(Poll::Pending) => return,
             Ok(Poll::Ready(Ok(value))) => {
