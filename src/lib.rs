@@ -10,8 +10,14 @@
 //! - Cancellation is level-triggered and cooperative: every cancellation point ([`checkpoint`],
 //!   [`sleep`], [`cancelled`], [`guard`], [`JoinHandle::join`]) fails with [`Cancelled`] while the
 //!   task's scope is cancelled, and the scope that caused it absorbs it.
-//! - [`run`] is a small embedded executor with the real clock; [`testing::block_on`] runs the
-//!   same code on virtual time.
+//! - [`Nursery::persistent_group`] is the home for background work that must outlive the request
+//!   that started it but not the service, with a graceful [`shutdown`](PersistentGroup::shutdown).
+//! - [`run`] is a small embedded executor with the real clock; [`testing`] runs the same code on
+//!   virtual time and records a journal of every spawn, cancel request, observed cancellation and
+//!   exit; [`event::Hook`] gives the same events to your own logs in production.
+//! - With the `tokio` feature, all of it works inside tokio (its clock, paused time included),
+//!   nursery members can run on tokio's worker threads (`Nursery::spawn_worker`), and
+//!   `tokio::shutdown_on_signals` turns Ctrl+C / SIGTERM into a cancellation with a cause.
 //!
 //! ```
 //! use std::time::Duration;
