@@ -725,7 +725,8 @@ impl Drop for Inner {
     /// Tears down a chain of ancestors (and the scopes their causes point at) in a loop, so that
     /// dropping the last reference to a deep tree never overflows the stack.
     fn drop(&mut self) {
-        let mut stack: Vec<ScopeNode> = Vec::new();
+        // Inline room for the usual few links: dropping a scope allocates nothing.
+        let mut stack: SmallVec<[ScopeNode; 4]> = SmallVec::new();
         take_links(sync::get_mut(&mut self.state), &mut stack);
         while let Some(node) = stack.pop() {
             if let Ok(mut inner) = Arc::try_unwrap(node.inner) {
@@ -736,7 +737,7 @@ impl Drop for Inner {
 }
 
 /// Moves every `ScopeNode` a node owns onto `stack`.
-fn take_links(st: &mut NodeState, stack: &mut Vec<ScopeNode>) {
+fn take_links(st: &mut NodeState, stack: &mut SmallVec<[ScopeNode; 4]>) {
     stack.extend(st.parent.take());
     stack.extend(st.children.drain());
     for cause in [st.own.take(), st.last_cause.take()].into_iter().flatten() {
