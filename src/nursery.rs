@@ -18,6 +18,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use crate::cancelled::CancelError;
 use crate::cause::{Cause, SiblingFailure};
+use crate::checkpoint::report_blocked;
 use crate::context;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
@@ -733,6 +734,10 @@ where
         }
         if this.body.is_none() && this.running.is_empty() {
             return Poll::Ready(this.finish());
+        }
+        if this.body.is_none() {
+            // The task awaiting the nursery now waits for its members (for hang reports).
+            report_blocked("nursery", None, &node);
         }
         Poll::Pending
     }
