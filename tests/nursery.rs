@@ -468,3 +468,23 @@ fn dropping_an_unfinished_nursery_drops_its_members_and_refuses_spawns() {
         assert!(matches!(late, Err(SpawnError::Closed(_))));
     });
 }
+
+/// S8: joining a member that failed gives its exit (with the error's text) and never takes the
+/// failure away from the nursery, which still reports it.
+#[test]
+fn joining_a_failed_member_does_not_consume_its_failure() {
+    block_on(async {
+        let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+            let failing = n
+                .spawn_named("db", async { Err::<(), BoxError>("disk full".into()) })
+                .unwrap();
+            let exit = wherefore::shield(failing.join()).await?;
+            assert!(matches!(exit, TaskExit::Failed { ref message } if message == "disk full"));
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.failures().len(), 1);
+        assert_eq!(err.failures()[0].task().name(), Some("db"));
+    });
+}
