@@ -43,10 +43,14 @@ struct Slot<F> {
     wake: Frozen<SlotWaker>,
 }
 
-/// Slots woken since the last batch, and the nursery's waker.
+/// Slots woken since the last batch, and the nursery's waker, under one lock.
 struct ReadyQueue {
-    ready: Mutex<Vec<usize>>,
-    nursery: Mutex<Option<Waker>>,
+    state: Mutex<Ready>,
+}
+
+struct Ready {
+    slots: Vec<usize>,
+    nursery: Option<Waker>,
 }
 
 /// A slot's waker.
@@ -66,8 +70,11 @@ impl Wake for SlotWaker {
         if self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
-        sync::lock(&self.queue.ready).push(self.index);
-        let nursery = sync::lock(&self.queue.nursery).take();
+        let nursery = {
+            let mut ready = sync::lock(&self.queue.state);
+            ready.slots.push(self.index);
+            ready.nursery.take()
+        };
         if let Some(nursery) = nursery {
             nursery.wake();
         }
@@ -81,8 +88,10 @@ impl<F> MemberSet<F> {
             free: Vec::new(),
             len: 0,
             queue: Frozen::new(ReadyQueue {
-                ready: Mutex::new(Vec::new()),
-                nursery: Mutex::new(None),
+                state: Mutex::new(Ready {
+                    slots: Vec::new(),
+                    nursery: None,
+                }),
             }),
             batch: Vec::new(),
             cursor: 0,
@@ -132,9 +141,9 @@ impl<F> MemberSet<F> {
                 // Room for every slot in the ready queue and the batch (they swap), so that waking
                 // a member, even from a cancellation that wakes them all, never allocates.
                 let slots = index + 1;
-                let mut ready = sync::lock(&self.queue.ready);
-                let missing = slots.saturating_sub(ready.len());
-                ready.reserve(missing);
+                let mut ready = sync::lock(&self.queue.state);
+                let missing = slots.saturating_sub(ready.slots.len());
+                ready.slots.reserve(missing);
                 drop(ready);
                 let missing = slots.saturating_sub(self.batch.len());
                 self.batch.reserve(missing);
@@ -160,19 +169,23 @@ impl<F: Future + Unpin> MemberSet<F> {
         if self.len == 0 {
             return Poll::Ready(None);
         }
+        let mut ready = sync::lock(&self.queue.state);
+        if ready
+            .nursery
+            .as_ref()
+            .is_none_or(|w| !w.will_wake(cx.waker()))
         {
-            let mut nursery = sync::lock(&self.queue.nursery);
-            if nursery.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
-                *nursery = Some(cx.waker().clone());
-            }
+            ready.nursery = Some(cx.waker().clone());
         }
-        if self.cursor == self.batch.len() {
+        let fresh = self.cursor == self.batch.len();
+        if fresh {
             self.batch.clear();
             self.cursor = 0;
-            std::mem::swap(&mut self.batch, &mut *sync::lock(&self.queue.ready));
-            if let Some(clock) = &self.schedule {
-                clock.shuffle(&mut self.batch);
-            }
+            std::mem::swap(&mut self.batch, &mut ready.slots);
+        }
+        drop(ready);
+        if let (true, Some(clock)) = (fresh, &self.schedule) {
+            clock.shuffle(&mut self.batch);
         }
         while self.cursor < self.batch.len() {
             let index = self.batch[self.cursor];
