@@ -154,6 +154,26 @@ impl<F> MemberSet<F> {
     }
 }
 
+impl<F> MemberSet<F> {
+    /// The members, in slot order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &F> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|slot| slot.member.as_ref())
+    }
+
+    /// Drops every member; their slots (and wakers) stay for reuse.
+    pub(crate) fn clear(&mut self) {
+        for (index, slot) in self.slots.iter_mut().flatten().enumerate() {
+            if slot.member.take().is_some() {
+                self.free.push(index);
+            }
+        }
+        self.len = 0;
+    }
+}
+
 impl<F> Extend<F> for MemberSet<F> {
     fn extend<I: IntoIterator<Item = F>>(&mut self, members: I) {
         for member in members {

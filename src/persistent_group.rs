@@ -19,8 +19,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
-
 use crate::cancelled::CancelError;
 use crate::cause::{Cause, Explicit};
 use crate::clock::{Clock, TimerKey};
@@ -28,6 +26,7 @@ use crate::context;
 use crate::env::Env;
 use crate::failure::{Failure, FailureKind, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
+use crate::member_set::MemberSet;
 use crate::scope::CancelHandle;
 use crate::scope_tree::{Phase, ScopeNode, WaitRegistration};
 use crate::slab::SlabKey;
@@ -161,7 +160,7 @@ where
         });
         let runner = Runner {
             group: group.clone(),
-            running: FuturesUnordered::new(),
+            running: MemberSet::new(),
             tally: Tally::default(),
             grace_timer: None,
             cancel_wait: None,
@@ -610,7 +609,7 @@ impl fmt::Display for ShutdownReport {
 /// The member of the enclosing nursery that runs the group.
 pub(crate) struct Runner<E> {
     group: Arc<Group<E>>,
-    running: FuturesUnordered<RunningFuture<E>>,
+    running: MemberSet<RunningFuture<E>>,
     tally: Tally,
     /// The wake-up at the end of the grace period, once shutting down.
     grace_timer: Option<(Arc<Clock>, TimerKey)>,
@@ -794,13 +793,14 @@ impl<E: CancelError + fmt::Display> Future for Runner<E> {
         let node = this.node().clone();
         if node.phase() == Phase::Created {
             node.enter(context::current().as_ref(), None);
+            this.running.set_schedule(node.clock());
         }
         let _scope = context::enter(&node);
         let mut phase;
         loop {
             let (now, came) = this.admit(cx);
             phase = now;
-            while let Poll::Ready(Some((task, end))) = this.running.poll_next_unpin(cx) {
+            while let Poll::Ready(Some((task, end))) = this.running.poll_next(cx) {
                 this.ended(task, end);
             }
             if !came && sync::lock(&this.group.state).incoming.is_empty() {
