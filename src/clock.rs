@@ -288,9 +288,7 @@ impl Clock {
     pub(crate) fn refresh_wake(&self, key: TimerKey, waker: &Waker) -> bool {
         match sync::lock(&self.timers).queue.get_mut(key) {
             Some(Timer::Wake(w)) => {
-                if !w.will_wake(waker) {
-                    w.clone_from(waker);
-                }
+                w.clone_from(waker); // skips an equivalent waker
                 true
             }
             _ => false,

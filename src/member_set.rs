@@ -81,6 +81,15 @@ impl Wake for SlotWaker {
     }
 }
 
+/// Keeps `waker` in `slot` to be woken later, cloning only when the slot holds none or one that
+/// would wake another task.
+pub(crate) fn remember(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(kept) => kept.clone_from(waker), // `Waker::clone_from` skips an equivalent waker
+        None => *slot = Some(waker.clone()),
+    }
+}
+
 impl<F> MemberSet<F> {
     pub(crate) fn new() -> Self {
         MemberSet {
@@ -190,13 +199,7 @@ impl<F: Future + Unpin> MemberSet<F> {
             return Poll::Ready(None);
         }
         let mut ready = sync::lock(&self.queue.state);
-        if ready
-            .nursery
-            .as_ref()
-            .is_none_or(|w| !w.will_wake(cx.waker()))
-        {
-            ready.nursery = Some(cx.waker().clone());
-        }
+        remember(&mut ready.nursery, cx.waker());
         let fresh = self.cursor == self.batch.len();
         if fresh {
             self.batch.clear();

@@ -22,7 +22,7 @@ use crate::checkpoint::report_blocked;
 use crate::context;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
-use crate::member_set::MemberSet;
+use crate::member_set::{MemberSet, remember};
 use crate::persistent_group::PersistentGroup;
 use crate::scope::CancelHandle;
 use crate::scope_tree::{Phase, ScopeNode};
@@ -630,12 +630,7 @@ where
             return;
         };
         // Registered before the flag is read: a wake-up after the read finds the waker.
-        {
-            let mut nursery = sync::lock(&self.body_wake.nursery);
-            if nursery.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
-                *nursery = Some(cx.waker().clone());
-            }
-        }
+        remember(&mut sync::lock(&self.body_wake.nursery), cx.waker());
         if !self.body_wake.woken.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -715,8 +710,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let node = this.node().clone();
-        if node.phase() == Phase::Created {
-            node.enter(context::current().as_ref(), None);
+        if node.enter_if_new() {
             this.running.set_schedule(node.clock());
         }
         let _current = context::enter(&node);

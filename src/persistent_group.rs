@@ -26,9 +26,9 @@ use crate::context;
 use crate::env::Env;
 use crate::failure::{Failure, FailureKind, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
-use crate::member_set::MemberSet;
+use crate::member_set::{MemberSet, remember};
 use crate::scope::CancelHandle;
-use crate::scope_tree::{Phase, ScopeNode, WaitRegistration};
+use crate::scope_tree::{ScopeNode, WaitRegistration};
 use crate::slab::SlabKey;
 use crate::sync::{self, Arc, Frozen, Mutex};
 use crate::task::{End, TaskExit, panic_message, poll_member, report_exit, report_spawn};
@@ -640,9 +640,7 @@ impl<E: CancelError + fmt::Display> Runner<E> {
     fn admit(&mut self, cx: &mut Context<'_>) -> (GroupPhase, bool) {
         let (incoming, phase) = {
             let mut st = sync::lock(&self.group.state);
-            if st.runner.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
-                st.runner = Some(cx.waker().clone());
-            }
+            remember(&mut st.runner, cx.waker());
             (std::mem::take(&mut st.incoming), st.phase)
         };
         let any = !incoming.is_empty();
@@ -791,8 +789,7 @@ impl<E: CancelError + fmt::Display> Future for Runner<E> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         let node = this.node().clone();
-        if node.phase() == Phase::Created {
-            node.enter(context::current().as_ref(), None);
+        if node.enter_if_new() {
             this.running.set_schedule(node.clock());
         }
         let _scope = context::enter(&node);

@@ -204,9 +204,7 @@ impl<F: Future> InScope<F> {
     /// decide absorption; it must then call `node().exit()` (drop does too).
     pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if this.node.phase() == Phase::Created {
-            this.node.enter(context::current().as_ref(), None);
-        }
+        this.node.enter_if_new();
         let _current = context::enter(this.node);
         this.body.poll(cx)
     }

@@ -494,6 +494,16 @@ impl ScopeNode {
         update(self.clone());
     }
 
+    /// Enters the scope under the scope being polled now, unless it was entered already.
+    /// Returns whether this call entered it.
+    pub(crate) fn enter_if_new(&self) -> bool {
+        if self.phase() != Phase::Created {
+            return false;
+        }
+        self.enter(context::current().as_ref(), None);
+        true
+    }
+
     /// Leaves the scope: detaches it from its parent and the clock. Idempotent.
     pub(crate) fn exit(&self) {
         let (parent, key, env, was_entered) = {
@@ -549,9 +559,7 @@ impl ScopeNode {
         }
         match key.and_then(|k| st.waiters.get_mut(k).map(|w| (k, w))) {
             Some((k, slot)) => {
-                if !slot.will_wake(waker) {
-                    slot.clone_from(waker);
-                }
+                slot.clone_from(waker); // skips an equivalent waker
                 WaitRegistration::Waiting(k, self.drains())
             }
             None => WaitRegistration::Waiting(st.waiters.insert(waker.clone()), self.drains()),
@@ -704,7 +712,10 @@ pub(crate) fn update(start: ScopeNode) {
             node.inner.drains.fetch_add(1, Ordering::Release);
             st.waiters.drain()
         });
-        let clock = st.env.as_ref().map(|env| env.clock().clone());
+        let clock = woken
+            .is_some()
+            .then(|| st.env.as_ref().map(|env| env.clock().clone()))
+            .flatten();
         stack.reserve(st.children.len());
         stack.extend(st.children.iter().cloned());
         drop(st);
