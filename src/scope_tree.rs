@@ -50,7 +50,7 @@ use crate::env::Env;
 use crate::event::{Event, RequestOutcome};
 use crate::identity::{ScopeId, ScopeInfo};
 use crate::slab::{Slab, SlabKey};
-use smallvec::{SmallVec, smallvec};
+use smallvec::SmallVec;
 
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Frozen, Mutex, Ordering};
 
@@ -682,44 +682,89 @@ impl NodeState {
 
 /// Recomputes the effective state of `start` and, wherever it changed, of its descendants.
 ///
-/// A loop over an explicit stack (no recursion). Each visit locks one node only; children are
+/// A loop, no recursion. Each step locks one node only: either a node being visited, or a parent
+/// whose next child is fetched through a cursor into its `children` (one *frame*). Children are
 /// visited after their parent's flag was stored, and read that flag themselves, so the last visit
-/// of a child always sees its parent's latest state (invariant 2) even when two updates overlap.
+/// of a child always sees its parent's latest state (invariant 2) even when two updates overlap;
+/// a child entered after the store reads the flag on entry (invariant 3), and one that left needs
+/// no visit.
+///
+/// Memory: a frame is dropped as soon as its last child is taken, so a chain needs one frame and
+/// a wide tree one per level. The inline room covers eight levels of branching; nothing is
+/// allocated per descendant, however wide a node is.
 pub(crate) fn update(start: ScopeNode) {
-    // Inline room for a narrow tree; one reservation per wide node. No allocation per descendant.
-    let mut stack: SmallVec<[ScopeNode; 8]> = smallvec![start];
-    while let Some(node) = stack.pop() {
-        let mut st = sync::lock(&node.inner.state);
-        let parent_cancelled = st.parent_cancelled();
-        if parent_cancelled && !st.shielded && !st.inherited {
-            st.inherited = true;
-            if st.own.is_some() {
-                // The parent's cancellation lost to the scope's own cause (S17: kept visible).
-                st.ignored_requests = st.ignored_requests.saturating_add(1);
-            }
-            st.first.get_or_insert(First::Inherited);
+    let mut frames: SmallVec<[(ScopeNode, usize); 8]> = SmallVec::new();
+    let mut next = Some(start);
+    loop {
+        let node = match next.take() {
+            Some(node) => node,
+            None => match next_child(&mut frames) {
+                Some(child) => child,
+                None => return,
+            },
+        };
+        if visit(&node) {
+            frames.push((node, 0));
         }
-        let now = st.is_effective(parent_cancelled);
-        if now {
-            st.last_cause = st.effective_cause();
-        }
-        if now == node.inner.cancelled.load(Ordering::Relaxed) {
+    }
+}
+
+/// The next child of the innermost frame, dropping frames whose children are all taken.
+fn next_child(frames: &mut SmallVec<[(ScopeNode, usize); 8]>) -> Option<ScopeNode> {
+    loop {
+        let (parent, cursor) = frames.last_mut()?;
+        let st = sync::lock(&parent.inner.state);
+        let Some((child, after)) = st.children.next_from(*cursor) else {
+            drop(st);
+            frames.pop();
             continue;
-        }
-        node.inner.cancelled.store(now, Ordering::Release);
-        // The waiters' storage is moved out whole and woken after the lock is released.
-        let woken = (now && st.waiters.len() > 0).then(|| {
-            node.inner.drains.fetch_add(1, Ordering::Release);
-            st.waiters.drain()
-        });
-        let clock = woken
-            .is_some()
-            .then(|| st.env.as_ref().map(|env| env.clock().clone()))
-            .flatten();
-        stack.reserve(st.children.len());
-        stack.extend(st.children.iter().cloned());
+        };
+        let child = child.clone();
+        let more = st.children.next_from(after).map(|(_, after_next)| after_next - 1);
         drop(st);
-        let Some(woken) = woken else { continue };
+        match more {
+            Some(index) => *cursor = index,
+            None => {
+                frames.pop();
+            }
+        }
+        return Some(child);
+    }
+}
+
+/// Brings one node's flag up to date and wakes its waiters if it turned on. Returns whether its
+/// descendants need a visit (the flag changed and it has children).
+fn visit(node: &ScopeNode) -> bool {
+    let mut st = sync::lock(&node.inner.state);
+    let parent_cancelled = st.parent_cancelled();
+    if parent_cancelled && !st.shielded && !st.inherited {
+        st.inherited = true;
+        if st.own.is_some() {
+            // The parent's cancellation lost to the scope's own cause (S17: kept visible).
+            st.ignored_requests = st.ignored_requests.saturating_add(1);
+        }
+        st.first.get_or_insert(First::Inherited);
+    }
+    let now = st.is_effective(parent_cancelled);
+    if now {
+        st.last_cause = st.effective_cause();
+    }
+    if now == node.inner.cancelled.load(Ordering::Relaxed) {
+        return false;
+    }
+    node.inner.cancelled.store(now, Ordering::Release);
+    // The waiters' storage is moved out whole and woken after the lock is released.
+    let woken = (now && st.waiters.len() > 0).then(|| {
+        node.inner.drains.fetch_add(1, Ordering::Release);
+        st.waiters.drain()
+    });
+    let clock = woken
+        .is_some()
+        .then(|| st.env.as_ref().map(|env| env.clock().clone()))
+        .flatten();
+    let has_children = st.children.len() > 0;
+    drop(st);
+    if let Some(woken) = woken {
         match clock.filter(|clock| clock.is_seeded()) {
             // A seeded schedule wakes them in its order.
             Some(clock) => {
@@ -730,6 +775,7 @@ pub(crate) fn update(start: ScopeNode) {
             None => woken.for_each(Waker::wake),
         }
     }
+    has_children
 }
 
 impl Drop for Inner {

@@ -85,6 +85,15 @@ impl<T> Slab<T> {
         self.len
     }
 
+    /// The first value at an index at or after `from`, and the index after it: a cursor that
+    /// stays valid while values come and go between calls.
+    pub(crate) fn next_from(&self, from: usize) -> Option<(&T, usize)> {
+        let rest = self.entries.get(from..)?;
+        rest.iter()
+            .enumerate()
+            .find_map(|(offset, entry)| entry.as_ref().map(|(_, v)| (v, from + offset + 1)))
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.entries.iter().flatten().map(|(_, v)| v)
     }
