@@ -67,6 +67,7 @@ mod identity;
 #[cfg(wherefore_loom)]
 #[doc(hidden)]
 pub mod loom_support;
+mod member;
 mod member_set;
 mod nursery;
 mod persistent_group;

@@ -22,12 +22,13 @@ use crate::checkpoint::report_blocked;
 use crate::context;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
+use crate::member::{Member, member};
 use crate::member_set::{MemberSet, remember};
 use crate::persistent_group::PersistentGroup;
 use crate::scope::CancelHandle;
 use crate::scope_tree::{Phase, ScopeNode};
 use crate::sync::{self, AtomicBool, Frozen, Mutex, Ordering};
-use crate::task::{End, Ended, JoinHandle, Member, classify, member, panic_message, report_spawn};
+use crate::task::{End, Ended, JoinHandle, classify, panic_message, report_spawn};
 
 /// The handle through which the body and the members of a nursery spawn into it.
 ///

@@ -720,7 +720,10 @@ fn next_child(frames: &mut SmallVec<[(ScopeNode, usize); 8]>) -> Option<ScopeNod
             continue;
         };
         let child = child.clone();
-        let more = st.children.next_from(after).map(|(_, after_next)| after_next - 1);
+        let more = st
+            .children
+            .next_from(after)
+            .map(|(_, after_next)| after_next - 1);
         drop(st);
         match more {
             Some(index) => *cursor = index,

@@ -1,5 +1,6 @@
-//! Nursery members: the wrapper that runs a spawned future and classifies how it ended, and the
-//! [`JoinHandle`] through which its exit is read.
+//! How nursery members end: [`TaskExit`], the [`JoinHandle`] through which a member's exit is
+//! read, and the classification of a member's end shared by nurseries and persistent groups.
+//! The member itself (its future and its exit in one allocation) is in `member.rs`.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -101,21 +102,36 @@ impl<T> fmt::Display for TaskExit<T> {
     }
 }
 
-/// Where a member's exit is left for its handle.
-struct Slot<T> {
-    task: TaskInfo,
-    state: RefCell<SlotState<T>>,
+/// Where a member's exit is left for its handle: the part of a member its handle reads.
+pub(crate) struct Exit<T> {
+    pub(crate) task: TaskInfo,
+    state: RefCell<ExitState<T>>,
 }
 
-struct SlotState<T> {
+struct ExitState<T> {
     exit: Option<TaskExit<T>>,
     finished: bool,
     joiner: Option<Waker>,
 }
 
-impl<T> Slot<T> {
+impl<T> Exit<T> {
+    pub(crate) fn new(task: TaskInfo) -> Self {
+        Exit {
+            task,
+            state: RefCell::new(ExitState {
+                exit: None,
+                finished: false,
+                joiner: None,
+            }),
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.borrow().finished
+    }
+
     /// Leaves the exit for the handle, and reports it to the runtime.
-    fn finish(&self, exit: TaskExit<T>) {
+    pub(crate) fn finish(&self, exit: TaskExit<T>) {
         report_exit(&self.task, &exit);
         let joiner = {
             let mut st = self.state.borrow_mut();
@@ -128,6 +144,16 @@ impl<T> Slot<T> {
         }
     }
 }
+
+/// Something that holds a member's [`Exit`]: what a handle points at, without the member's
+/// future in its type.
+pub(crate) trait HasExit<T> {
+    fn exit(&self) -> &Exit<T>;
+}
+
+/// A shared pointer to a member, as its handle sees it: without the member's future in its type,
+/// nor the lifetime of what that future borrows (see `member.rs` for why that is sound).
+pub(crate) type ExitRef<T> = Pin<Rc<dyn HasExit<T>>>;
 
 /// The handle of a nursery member: read how it ended.
 ///
@@ -146,15 +172,23 @@ impl<T> Slot<T> {
 /// # });
 /// ```
 pub struct JoinHandle<T> {
-    slot: Rc<Slot<T>>,
+    member: ExitRef<T>,
 }
 
 impl<T> JoinHandle<T> {
+    pub(crate) fn new(member: ExitRef<T>) -> Self {
+        JoinHandle { member }
+    }
+
+    fn slot(&self) -> &Exit<T> {
+        self.member.as_ref().get_ref().exit()
+    }
+
     /// Who the task is.
     ///
     /// See the type-level example.
     pub fn task(&self) -> &TaskInfo {
-        &self.slot.task
+        &self.slot().task
     }
 
     /// Whether the task has ended.
@@ -173,7 +207,7 @@ impl<T> JoinHandle<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.slot.state.borrow().finished
+        self.slot().is_finished()
     }
 
     /// The exit if the task has ended, without waiting (and without being a cancellation point);
@@ -193,7 +227,7 @@ impl<T> JoinHandle<T> {
     /// # });
     /// ```
     pub fn try_join(self) -> Result<TaskExit<T>, JoinHandle<T>> {
-        let exit = self.slot.state.borrow_mut().exit.take();
+        let exit = self.slot().state.borrow_mut().exit.take();
         exit.ok_or(self)
     }
 
@@ -206,7 +240,7 @@ impl<T> JoinHandle<T> {
     /// See the type-level example.
     pub fn join(self) -> Join<T> {
         Join {
-            slot: self.slot,
+            member: self.member,
             wait: CancelWait::default(),
         }
     }
@@ -215,7 +249,7 @@ impl<T> JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("task", &self.slot.task)
+            .field("task", &self.slot().task)
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -229,7 +263,7 @@ impl<T> fmt::Display for JoinHandle<T> {
         } else {
             "running"
         };
-        write!(f, "{} ({state})", self.slot.task)
+        write!(f, "{} ({state})", self.slot().task)
     }
 }
 
@@ -248,14 +282,14 @@ impl<T> fmt::Display for JoinHandle<T> {
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Join<T> {
-    slot: Rc<Slot<T>>,
+    member: ExitRef<T>,
     wait: CancelWait,
 }
 
 impl<T> fmt::Debug for Join<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Join")
-            .field("task", &self.slot.task)
+            .field("task", &self.member.exit().task)
             .finish_non_exhaustive()
     }
 }
@@ -267,7 +301,7 @@ impl<T> Future for Join<T> {
         if let Poll::Ready(own) = self.wait.poll(cx, "join", None) {
             return Poll::Ready(Err(own));
         }
-        let mut st = self.slot.state.borrow_mut();
+        let mut st = self.member.exit().state.borrow_mut();
         if let Some(exit) = st.exit.take() {
             return Poll::Ready(Ok(exit));
         }
@@ -293,78 +327,6 @@ pub(crate) enum End<E> {
 pub(crate) struct Ended<E> {
     pub(crate) task: TaskInfo,
     pub(crate) end: End<E>,
-}
-
-/// A member as the nursery polls it.
-pub(crate) type Member<'env, E> = Pin<Box<dyn Future<Output = Ended<E>> + 'env>>;
-
-pin_project_lite::pin_project! {
-    /// Runs one member: polls it (catching panics), classifies its end, and leaves the exit
-    /// for its handle.
-    struct Run<F, T> {
-        #[pin]
-        future: F,
-        slot: Rc<Slot<T>>,
-        nursery: ScopeNode,
-    }
-
-    impl<F, T> PinnedDrop for Run<F, T> {
-        /// A member dropped before it finished (its nursery future was dropped) says so to its
-        /// handle rather than leaving a joiner waiting forever.
-        fn drop(this: Pin<&mut Self>) {
-            let slot = this.project().slot;
-            if !slot.state.borrow().finished {
-                slot.finish(TaskExit::Dropped);
-            }
-        }
-    }
-}
-
-/// Wraps a spawned future as a member; returns it and its handle.
-pub(crate) fn member<'env, F, T, E>(
-    task: TaskInfo,
-    nursery: ScopeNode,
-    future: F,
-) -> (Member<'env, E>, JoinHandle<T>)
-where
-    F: Future<Output = Result<T, E>> + 'env,
-    T: 'env,
-    E: CancelError + fmt::Display + 'env,
-{
-    let slot = Rc::new(Slot {
-        task,
-        state: RefCell::new(SlotState {
-            exit: None,
-            finished: false,
-            joiner: None,
-        }),
-    });
-    let run = Run {
-        future,
-        slot: slot.clone(),
-        nursery,
-    };
-    (Box::pin(run), JoinHandle { slot })
-}
-
-impl<F, T, E> Future for Run<F, T>
-where
-    F: Future<Output = Result<T, E>>,
-    E: CancelError + fmt::Display,
-{
-    type Output = Ended<E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
-        let this = self.project();
-        let (exit, end) =
-            std::task::ready!(poll_member(&this.slot.task, this.nursery, this.future, cx));
-        this.slot.finish(exit);
-
-        Poll::Ready(Ended {
-            task: this.slot.task.clone(),
-            end,
-        })
-    }
 }
 
 /// Polls a member's future once as its task (catching a panic), and on completion classifies how
