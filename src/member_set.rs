@@ -41,6 +41,8 @@ const CHUNK: usize = 1024;
 struct Slot<F> {
     member: Option<F>,
     wake: Frozen<SlotWaker>,
+    /// `wake` as a `Waker`, made once: polling a member clones nothing.
+    waker: Waker,
 }
 
 /// Slots woken since the last batch, and the nursery's waker, under one lock.
@@ -124,42 +126,58 @@ impl<F> MemberSet<F> {
     /// Adds a member; it is polled in the next batch.
     pub(crate) fn push(&mut self, member: F) {
         self.len += 1;
-        let index = match self.free.pop() {
-            Some(index) => {
-                self.slot(index).member = Some(member);
-                index
-            }
+        let (index, fresh) = match self.free.pop() {
+            Some(index) => (index, None),
             None => {
                 if self.slots.last().is_none_or(|chunk| chunk.len() == CHUNK) {
                     self.slots.push(Vec::with_capacity(CHUNK));
                 }
                 let index = (self.slots.len() - 1) * CHUNK + self.slots[self.slots.len() - 1].len();
-                let wake = Frozen::new(SlotWaker {
-                    index,
-                    queued: AtomicBool::new(false),
-                    queue: self.queue.clone(),
-                });
-                let chunk = self
-                    .slots
-                    .last_mut()
-                    .expect("a chunk with room was just ensured");
-                chunk.push(Slot {
-                    member: Some(member),
-                    wake,
-                });
-                // Room for every slot in the ready queue and the batch (they swap), so that waking
-                // a member, even from a cancellation that wakes them all, never allocates.
-                let slots = index + 1;
-                let mut ready = sync::lock(&self.queue.state);
-                let missing = slots.saturating_sub(ready.slots.len());
-                ready.slots.reserve(missing);
-                drop(ready);
-                let missing = slots.saturating_sub(self.batch.len());
-                self.batch.reserve(missing);
-                index
+                (index, Some(index + 1))
             }
         };
-        self.slot(index).wake.wake_by_ref();
+        let wake = match fresh {
+            Some(_) => Frozen::new(SlotWaker {
+                index,
+                queued: AtomicBool::new(false),
+                queue: self.queue.clone(),
+            }),
+            None => self.slot(index).wake.clone(),
+        };
+        // Queued as if woken, under one lock with what a new slot needs: room for every slot in
+        // the ready queue (and the batch, which swaps with it), so that waking a member, even
+        // from a cancellation that wakes them all, never allocates.
+        let already_queued = wake.queued.swap(true, Ordering::AcqRel);
+        let nursery = {
+            let mut ready = sync::lock(&self.queue.state);
+            if let Some(slots) = fresh {
+                let missing = slots.saturating_sub(ready.slots.len());
+                ready.slots.reserve(missing);
+            }
+            if !already_queued {
+                ready.slots.push(index);
+            }
+            ready.nursery.take()
+        };
+        if let Some(slots) = fresh {
+            let missing = slots.saturating_sub(self.batch.len());
+            self.batch.reserve(missing);
+            let waker = Waker::from(wake.clone());
+            let chunk = self
+                .slots
+                .last_mut()
+                .expect("a chunk with room was just ensured");
+            chunk.push(Slot {
+                member: Some(member),
+                wake,
+                waker,
+            });
+        } else {
+            self.slot(index).member = Some(member);
+        }
+        if let Some(nursery) = nursery {
+            nursery.wake();
+        }
     }
 }
 
@@ -219,8 +237,7 @@ impl<F: Future + Unpin> MemberSet<F> {
             let Some(member) = slot.member.as_mut() else {
                 continue;
             };
-            let waker = Waker::from(slot.wake.clone());
-            let mut member_cx = Context::from_waker(&waker);
+            let mut member_cx = Context::from_waker(&slot.waker);
             if let Poll::Ready(output) = Pin::new(member).poll(&mut member_cx) {
                 slot.member = None;
                 self.free.push(index);

@@ -2,10 +2,11 @@
 //!
 //! The nursery future owns its running members and polls them inline, so members need no
 //! runtime, may borrow from the enclosing stack (`'env`) and may be `!Send`. The body and the
-//! members get a cloneable [`Nursery`] handle; spawning through it puts the future in a queue
-//! that the nursery future drains into its running set on every poll. No `unsafe` is involved:
-//! members are bounded by `'env`, which outlives the nursery future, so forgetting the nursery
-//! future leaks the members but can never let them outlive what they borrow.
+//! members get a cloneable [`Nursery`] handle; spawning through it puts the member straight into
+//! the running set, or, when the set is busy polling (a member spawning a sibling), into a queue
+//! that the nursery future drains into the set after each poll of a member. Members are bounded
+//! by `'env`, which outlives the nursery future, so forgetting the nursery future leaks the
+//! members but can never let them outlive what they borrow.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -63,7 +64,10 @@ impl<E> Clone for Nursery<'_, E> {
 
 struct Shared<'env, E> {
     node: ScopeNode,
-    /// Spawned members not yet moved into the running set, and whether spawning is allowed.
+    /// The running members. Borrowed by the nursery future while it polls them; a spawn finds it
+    /// free unless it comes from a member.
+    running: RefCell<MemberSet<Member<'env, E>>>,
+    /// Members spawned while `running` was borrowed, and whether spawning is allowed.
     queue: RefCell<Queue<'env, E>>,
 }
 
@@ -170,7 +174,10 @@ where
         let scope = self.shared.node.info();
         context::with_env(|env| report_spawn(env, &task, scope));
         let (member, handle) = member(task, self.shared.node.clone(), future);
-        queue.members.push(member);
+        match self.shared.running.try_borrow_mut() {
+            Ok(mut running) => running.push(member),
+            Err(_) => queue.members.push(member), // a member spawning while the set polls it
+        }
         Ok(handle)
     }
 }
@@ -542,6 +549,7 @@ impl NurseryBuilder {
         async move {
             let shared = Rc::new(Shared {
                 node,
+                running: RefCell::new(MemberSet::new()),
                 queue: RefCell::new(Queue {
                     open: true,
                     members: Vec::new(),
@@ -558,7 +566,6 @@ impl NurseryBuilder {
                     nursery: Mutex::new(None),
                 }),
                 body_task,
-                running: MemberSet::new(),
                 outcome: None,
                 failures: Vec::new(),
                 panic: None,
@@ -597,7 +604,6 @@ struct Driver<'env, Fut, T, E> {
     /// member wakes the nursery.
     body_wake: Frozen<BodyWake>,
     body_task: TaskInfo,
-    running: MemberSet<Member<'env, E>>,
     /// The body's result, once it ended without failing.
     outcome: Option<Result<T, crate::Cancelled>>,
     /// Every failure, in the order it happened.
@@ -618,12 +624,31 @@ where
         &self.shared.node
     }
 
-    /// Moves spawned members into the running set. Returns whether there were any.
+    /// Moves members spawned by members into the running set. Returns whether there were any.
     fn admit_spawned(&mut self) -> bool {
         let spawned = std::mem::take(&mut self.shared.queue.borrow_mut().members);
         let any = !spawned.is_empty();
-        self.running.extend(spawned);
+        self.shared.running.borrow_mut().extend(spawned);
         any
+    }
+
+    /// Polls the running members until the current batch is done; returns whether any is left.
+    fn poll_members(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            self.admit_spawned();
+            loop {
+                let polled = self.shared.running.borrow_mut().poll_next(cx);
+                let Poll::Ready(Some(ended)) = polled else {
+                    break;
+                };
+                self.member_ended(ended);
+                self.admit_spawned();
+            }
+            // Members spawned during the last round of polls have not been polled yet.
+            if !self.admit_spawned() {
+                return !self.shared.running.borrow().is_empty();
+            }
+        }
     }
 
     fn poll_body(&mut self, cx: &mut Context<'_>) {
@@ -712,22 +737,12 @@ where
         let this = &mut *self;
         let node = this.node().clone();
         if node.enter_if_new() {
-            this.running.set_schedule(node.clock());
+            this.shared.running.borrow_mut().set_schedule(node.clock());
         }
         let _current = context::enter(&node);
         this.poll_body(cx);
-        loop {
-            this.admit_spawned();
-            while let Poll::Ready(Some(ended)) = this.running.poll_next(cx) {
-                this.member_ended(ended);
-                this.admit_spawned();
-            }
-            // Members spawned during the last round of polls have not been polled yet.
-            if !this.admit_spawned() {
-                break;
-            }
-        }
-        if this.body.is_none() && this.running.is_empty() {
+        let members_left = this.poll_members(cx);
+        if this.body.is_none() && !members_left {
             return Poll::Ready(this.finish());
         }
         if this.body.is_none() {
@@ -752,14 +767,18 @@ impl<Fut, T, E> Drop for Driver<'_, Fut, T, E> {
 }
 
 impl<Fut, T, E> Driver<'_, Fut, T, E> {
-    /// Refuses further spawns, drops what was queued, and leaves the scope. Idempotent.
+    /// Refuses further spawns, drops the members (running or queued), and leaves the scope.
+    /// Idempotent.
     fn close(&mut self) {
         let queued = {
             let mut queue = self.shared.queue.borrow_mut();
             queue.open = false;
             std::mem::take(&mut queue.members)
         };
-        drop(queued); // outside the borrow: a member's drop may try to spawn (and be refused)
+        let running = std::mem::replace(&mut *self.shared.running.borrow_mut(), MemberSet::new());
+        // Outside the borrows: a member's drop may try to spawn (and be refused).
+        drop(running);
+        drop(queued);
         self.shared.node.exit();
     }
 }
