@@ -1,11 +1,11 @@
-//! The set of running members a nursery polls: a slab of boxed futures with one reusable waker
-//! per slot, and a queue of the slots that were woken.
+//! The set of running members a nursery polls: chunks of slots, each with a reusable waker, and
+//! a queue of the slots that were woken.
 //!
-//! It does what `FuturesUnordered` does for us, with one allocation per member instead of two:
-//! the member's box. A slot's waker (an `Arc` holding the slot's index) is made once and reused by
-//! every member that occupies the slot after it. A stale wake-up from a member that has ended can
-//! only cause a harmless extra poll of the slot's next occupant, never a lost one: a slot whose
-//! index is queued stays queued until it is polled.
+//! It does what `FuturesUnordered` does for us, with no allocation per member beyond the member
+//! itself: slots come in chunks of `CHUNK`, and so do their wakers (`slot_waker.rs`). A slot's
+//! waker is made once and reused by every member that occupies the slot after it. A stale wake-up
+//! from a member that has ended can only cause a harmless extra poll of the slot's next occupant,
+//! never a lost one: a slot whose index is queued stays queued until it is polled.
 //!
 //! Under a seeded testing runtime each batch is shuffled by the seed, so the order in which ready
 //! members are polled is permuted reproducibly.
@@ -16,15 +16,18 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 use crate::clock::Clock;
-use crate::sync::{self, Arc, AtomicBool, Frozen, Mutex, Ordering};
+use crate::slot_waker::{CHUNK, ReadyQueue, WakerChunk};
+use crate::sync::{self, Arc, Frozen, Ordering};
 
 pub(crate) struct MemberSet<F> {
     /// The slots, in chunks of `CHUNK` that never move once allocated: growing to a hundred
     /// thousand members allocates each slot once instead of copying the lot at every doubling.
     slots: Vec<Vec<Slot<F>>>,
+    /// The wakers of each chunk of `slots`.
+    wakers: Vec<Frozen<WakerChunk>>,
     /// Slots without a member, reused before `slots` grows.
     free: Vec<usize>,
     len: usize,
@@ -36,51 +39,10 @@ pub(crate) struct MemberSet<F> {
     schedule: Option<Arc<Clock>>,
 }
 
-const CHUNK: usize = 1024;
-
 struct Slot<F> {
     member: Option<F>,
-    wake: Frozen<SlotWaker>,
-    /// `wake` as a `Waker`, made once: polling a member clones nothing.
+    /// The slot's waker, made once: polling a member clones nothing.
     waker: Waker,
-}
-
-/// Slots woken since the last batch, and the nursery's waker, under one lock.
-struct ReadyQueue {
-    state: Mutex<Ready>,
-}
-
-struct Ready {
-    slots: Vec<usize>,
-    nursery: Option<Waker>,
-}
-
-/// A slot's waker.
-struct SlotWaker {
-    index: usize,
-    /// Whether the slot is in the ready queue (or the current batch) already.
-    queued: AtomicBool,
-    queue: Frozen<ReadyQueue>,
-}
-
-impl Wake for SlotWaker {
-    fn wake(self: Frozen<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Frozen<Self>) {
-        if self.queued.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let nursery = {
-            let mut ready = sync::lock(&self.queue.state);
-            ready.slots.push(self.index);
-            ready.nursery.take()
-        };
-        if let Some(nursery) = nursery {
-            nursery.wake();
-        }
-    }
 }
 
 /// Keeps `waker` in `slot` to be woken later, cloning only when the slot holds none or one that
@@ -96,14 +58,10 @@ impl<F> MemberSet<F> {
     pub(crate) fn new() -> Self {
         MemberSet {
             slots: Vec::new(),
+            wakers: Vec::new(),
             free: Vec::new(),
             len: 0,
-            queue: Frozen::new(ReadyQueue {
-                state: Mutex::new(Ready {
-                    slots: Vec::new(),
-                    nursery: None,
-                }),
-            }),
+            queue: ReadyQueue::new(),
             batch: Vec::new(),
             cursor: 0,
             schedule: None,
@@ -119,39 +77,32 @@ impl<F> MemberSet<F> {
         self.len == 0
     }
 
-    fn slot(&mut self, index: usize) -> &mut Slot<F> {
-        &mut self.slots[index / CHUNK][index % CHUNK]
-    }
-
     /// Adds a member; it is polled in the next batch.
     pub(crate) fn push(&mut self, member: F) {
         self.len += 1;
         let (index, fresh) = match self.free.pop() {
-            Some(index) => (index, None),
+            Some(index) => (index, false),
             None => {
                 if self.slots.last().is_none_or(|chunk| chunk.len() == CHUNK) {
+                    let first = self.slots.len() * CHUNK;
                     self.slots.push(Vec::with_capacity(CHUNK));
+                    self.wakers.push(WakerChunk::new(first, self.queue.clone()));
                 }
-                let index = (self.slots.len() - 1) * CHUNK + self.slots[self.slots.len() - 1].len();
-                (index, Some(index + 1))
+                let last = self.slots.len() - 1;
+                (last * CHUNK + self.slots[last].len(), true)
             }
         };
-        let wake = match fresh {
-            Some(_) => Frozen::new(SlotWaker {
-                index,
-                queued: AtomicBool::new(false),
-                queue: self.queue.clone(),
-            }),
-            None => self.slot(index).wake.clone(),
-        };
+        let (chunk, position) = (index / CHUNK, index % CHUNK);
         // Queued as if woken, under one lock with what a new slot needs: room for every slot in
         // the ready queue (and the batch, which swaps with it), so that waking a member, even
         // from a cancellation that wakes them all, never allocates.
-        let already_queued = wake.queued.swap(true, Ordering::AcqRel);
+        let already_queued = self.wakers[chunk]
+            .queued(position)
+            .swap(true, Ordering::AcqRel);
         let nursery = {
             let mut ready = sync::lock(&self.queue.state);
-            if let Some(slots) = fresh {
-                let missing = slots.saturating_sub(ready.slots.len());
+            if fresh {
+                let missing = (index + 1).saturating_sub(ready.slots.len());
                 ready.slots.reserve(missing);
             }
             if !already_queued {
@@ -159,21 +110,16 @@ impl<F> MemberSet<F> {
             }
             ready.nursery.take()
         };
-        if let Some(slots) = fresh {
-            let missing = slots.saturating_sub(self.batch.len());
+        if fresh {
+            let missing = (index + 1).saturating_sub(self.batch.len());
             self.batch.reserve(missing);
-            let waker = Waker::from(wake.clone());
-            let chunk = self
-                .slots
-                .last_mut()
-                .expect("a chunk with room was just ensured");
-            chunk.push(Slot {
+            let waker = WakerChunk::waker(&self.wakers[chunk], position);
+            self.slots[chunk].push(Slot {
                 member: Some(member),
-                wake,
                 waker,
             });
         } else {
-            self.slot(index).member = Some(member);
+            self.slots[chunk][position].member = Some(member);
         }
         if let Some(nursery) = nursery {
             nursery.wake();
@@ -231,9 +177,12 @@ impl<F: Future + Unpin> MemberSet<F> {
         while self.cursor < self.batch.len() {
             let index = self.batch[self.cursor];
             self.cursor += 1;
-            let slot = &mut self.slots[index / CHUNK][index % CHUNK];
+            let (chunk, position) = (index / CHUNK, index % CHUNK);
             // Cleared before polling: a wake-up during the poll queues the slot again.
-            slot.wake.queued.store(false, Ordering::Release);
+            self.wakers[chunk]
+                .queued(position)
+                .store(false, Ordering::Release);
+            let slot = &mut self.slots[chunk][position];
             let Some(member) = slot.member.as_mut() else {
                 continue;
             };

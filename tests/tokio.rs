@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use wherefore::{Cancelled, Cause, Nursery, Scope};
 
+/// "fast" ends at 5 ms, a timeout fires at 60 ms, "slow" ends at 120 ms. On a paused clock the
+/// order is exact; on a real one the gaps leave room for a busy machine.
 async fn service() -> Result<Vec<&'static str>, wherefore::NurseryError<Cancelled>> {
     let log = std::cell::RefCell::new(Vec::new());
     wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
         let log = &log;
         n.spawn_named("slow", async move {
-            wherefore::sleep(Duration::from_millis(20)).await?;
+            wherefore::sleep(Duration::from_millis(120)).await?;
             log.borrow_mut().push("slow");
             Ok(())
         })
@@ -22,7 +24,7 @@ async fn service() -> Result<Vec<&'static str>, wherefore::NurseryError<Cancelle
             Ok(())
         })
         .unwrap();
-        let timed_out = wherefore::move_on_after(Duration::from_millis(10), async {
+        let timed_out = wherefore::move_on_after(Duration::from_millis(60), async {
             wherefore::sleep(Duration::from_secs(3600)).await?;
             Ok::<_, Cancelled>(())
         })
@@ -35,7 +37,7 @@ async fn service() -> Result<Vec<&'static str>, wherefore::NurseryError<Cancelle
     Ok(log.into_inner())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_nursery_runs_inside_a_current_thread_tokio_test() {
     assert_eq!(service().await.unwrap(), ["fast", "timeout", "slow"]);
 }

@@ -1,0 +1,214 @@
+//! The wakers of a member set's slots, without an allocation per slot: the wakers of `CHUNK`
+//! consecutive slots live in one shared chunk, and each `Waker` keeps its chunk alive.
+//!
+//! Waking a slot queues its index in the set's [`ReadyQueue`] (once: a per-slot flag says whether
+//! it is queued already) and wakes the task polling the set. A waker may be woken from any thread
+//! and may outlive the set; its chunk goes when the last of its wakers does.
+//!
+//! `std` builds a `Waker` from an `Arc` only when the `Arc` is the waker's whole identity, which
+//! here would mean one allocation per slot. A slot's waker is instead a raw waker whose data is a
+//! pointer to the slot's flag inside its chunk; the flag records its position, which leads back to
+//! the chunk and its reference count. The `unsafe` this takes is below, each block with its
+//! argument, all resting on:
+//!
+//! 1. `flags` is the first field of the `repr(C)` chunk, so `flags[0]` is at the chunk's address,
+//!    and the flag at position `p` is `p` flags after it.
+//! 2. Every raw waker owns one strong count of its chunk (taken when it is made or cloned,
+//!    released when it is dropped), so the chunk outlives every use of its data pointer.
+//! 3. A chunk is only shared (`Frozen`), never mutated but through its atomics and the queue's
+//!    mutex, so it is `Send + Sync` and shared references to it may coexist on any thread.
+
+use std::task::{RawWaker, RawWakerVTable, Waker};
+
+use crate::sync::{self, AtomicBool, Frozen, Mutex, Ordering};
+
+/// Slots per chunk (fewer under loom, whose models count every atomic).
+#[cfg(not(wherefore_loom))]
+pub(crate) const CHUNK: usize = 1024;
+#[cfg(wherefore_loom)]
+pub(crate) const CHUNK: usize = 4;
+
+/// Slots woken since the last batch, and the waker of the task polling the set, under one lock.
+pub(crate) struct ReadyQueue {
+    pub(crate) state: Mutex<Ready>,
+}
+
+pub(crate) struct Ready {
+    pub(crate) slots: Vec<usize>,
+    pub(crate) nursery: Option<Waker>,
+}
+
+impl ReadyQueue {
+    pub(crate) fn new() -> Frozen<ReadyQueue> {
+        Frozen::new(ReadyQueue {
+            state: Mutex::new(Ready {
+                slots: Vec::new(),
+                nursery: None,
+            }),
+        })
+    }
+}
+
+/// The wakers of slots `first .. first + CHUNK`.
+#[repr(C)]
+pub(crate) struct WakerChunk {
+    /// First field (invariant 1).
+    flags: [SlotFlag; CHUNK],
+    first: usize,
+    queue: Frozen<ReadyQueue>,
+}
+
+struct SlotFlag {
+    /// Whether the slot is in the ready queue (or the batch being polled) already.
+    queued: AtomicBool,
+    /// The flag's position in `flags` (invariant 1).
+    position: usize,
+}
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<WakerChunk>(); // invariant 3
+};
+
+impl WakerChunk {
+    pub(crate) fn new(first: usize, queue: Frozen<ReadyQueue>) -> Frozen<WakerChunk> {
+        Frozen::new(WakerChunk {
+            flags: std::array::from_fn(|position| SlotFlag {
+                queued: AtomicBool::new(false),
+                position,
+            }),
+            first,
+            queue,
+        })
+    }
+
+    /// Whether the slot at `position` is queued; cleared by the set just before it polls it.
+    pub(crate) fn queued(&self, position: usize) -> &AtomicBool {
+        &self.flags[position].queued
+    }
+
+    /// The waker of the slot at `position`.
+    pub(crate) fn waker(chunk: &Frozen<WakerChunk>, position: usize) -> Waker {
+        assert!(position < CHUNK, "a slot's position lies within its chunk");
+        let base = Frozen::as_ptr(chunk);
+        // SAFETY: `base` points to a live chunk (we hold `chunk`), and `position < CHUNK` keeps
+        // the pointer within its `flags`; no reference is made, so the pointer may later step
+        // back to the whole chunk (invariant 1).
+        let flag = unsafe { (&raw const (*base).flags).cast::<SlotFlag>().add(position) };
+        std::mem::forget(Frozen::clone(chunk)); // the strong count this waker owns (invariant 2)
+        // SAFETY: the vtable's functions keep `RawWaker`'s contract (see each), and what they
+        // touch is `Send + Sync` (invariant 3).
+        unsafe { Waker::from_raw(RawWaker::new(flag.cast(), &VTABLE)) }
+    }
+
+    /// Queues the slot at `position` unless it is queued already, and wakes the set's task.
+    fn wake(&self, position: usize) {
+        if self.flags[position].queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let nursery = {
+            let mut ready = sync::lock(&self.queue.state);
+            ready.slots.push(self.first + position);
+            ready.nursery.take()
+        };
+        if let Some(nursery) = nursery {
+            nursery.wake();
+        }
+    }
+}
+
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_raw, wake_raw, wake_by_ref_raw, drop_raw);
+
+/// The chunk a waker's data pointer lies in, and the flag's position.
+///
+/// # Safety
+/// `data` is the data pointer of a live waker made by [`WakerChunk::waker`].
+unsafe fn locate(data: *const ()) -> (*const WakerChunk, usize) {
+    let flag = data.cast::<SlotFlag>();
+    // SAFETY: the waker is live, so its chunk is (invariant 2) and `flag` points at one of its
+    // flags; stepping back by the flag's position lands on `flags[0]`, the chunk's address
+    // (invariant 1).
+    unsafe {
+        let position = (*flag).position;
+        (flag.sub(position).cast::<WakerChunk>(), position)
+    }
+}
+
+unsafe fn clone_raw(data: *const ()) -> RawWaker {
+    // SAFETY: `data` belongs to the live waker being cloned (the vtable's contract); the clone
+    // owns the count taken here (invariant 2).
+    unsafe { Frozen::increment_strong_count(locate(data).0) };
+    RawWaker::new(data, &VTABLE)
+}
+
+unsafe fn wake_raw(data: *const ()) {
+    // SAFETY: `data` belongs to the live waker being consumed: woken first, then its count is
+    // released.
+    unsafe {
+        wake_by_ref_raw(data);
+        drop_raw(data);
+    }
+}
+
+unsafe fn wake_by_ref_raw(data: *const ()) {
+    // SAFETY: `data` belongs to a live waker, whose count keeps the chunk alive for this call
+    // (invariant 2); shared access is all a chunk allows (invariant 3).
+    let (chunk, position) = unsafe { locate(data) };
+    unsafe { &*chunk }.wake(position);
+}
+
+unsafe fn drop_raw(data: *const ()) {
+    // SAFETY: `data` belongs to the live waker being dropped, which owns one count (invariant 2);
+    // the pointer is the one `Frozen::as_ptr` gave.
+    unsafe { Frozen::decrement_strong_count(locate(data).0) };
+}
+
+#[cfg(all(test, not(wherefore_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_woken_slot_is_queued_once_with_its_index_until_its_flag_is_cleared() {
+        let queue = ReadyQueue::new();
+        let chunk = WakerChunk::new(2 * CHUNK, queue.clone());
+        let waker = WakerChunk::waker(&chunk, 5);
+        let clone = waker.clone();
+        waker.wake_by_ref();
+        clone.wake_by_ref(); // already queued
+        assert_eq!(sync::lock(&queue.state).slots, [2 * CHUNK + 5]);
+        chunk.queued(5).store(false, Ordering::Release);
+        clone.wake(); // consumed
+        assert_eq!(
+            sync::lock(&queue.state).slots,
+            [2 * CHUNK + 5, 2 * CHUNK + 5]
+        );
+        assert!(waker.will_wake(&WakerChunk::waker(&chunk, 5)));
+        assert!(!waker.will_wake(&WakerChunk::waker(&chunk, 6)));
+    }
+
+    #[test]
+    fn wakers_keep_their_chunk_alive_on_any_thread_and_release_it() {
+        let queue = ReadyQueue::new();
+        let chunk = WakerChunk::new(0, queue.clone());
+        let wakers: Vec<Waker> = (0..CHUNK).map(|p| WakerChunk::waker(&chunk, p)).collect();
+        assert_eq!(Frozen::strong_count(&chunk), 1 + CHUNK);
+        let weak = Frozen::downgrade(&chunk);
+        drop(chunk); // the wakers keep it
+        std::thread::scope(|s| {
+            for waker in wakers {
+                s.spawn(move || {
+                    let twice = waker.clone();
+                    waker.wake();
+                    drop(twice);
+                });
+            }
+        });
+        assert!(
+            weak.upgrade().is_none(),
+            "the last waker released the chunk"
+        );
+        let mut queued = sync::lock(&queue.state).slots.clone();
+        queued.sort_unstable();
+        assert_eq!(queued, (0..CHUNK).collect::<Vec<_>>());
+    }
+}
