@@ -162,17 +162,19 @@ impl<F: Future + Unpin> MemberSet<F> {
         if self.len == 0 {
             return Poll::Ready(None);
         }
-        let mut ready = sync::lock(&self.queue.state);
-        remember(&mut ready.nursery, cx.waker());
-        let fresh = self.cursor == self.batch.len();
-        if fresh {
+        if self.cursor == self.batch.len() {
+            // A fresh batch: the slots queued so far. The waker is registered under the same lock,
+            // so a wake-up after the swap finds it; one that takes it during the batch has the
+            // set's task polled again, which starts the next batch and registers it again.
             self.batch.clear();
             self.cursor = 0;
+            let mut ready = sync::lock(&self.queue.state);
+            remember(&mut ready.nursery, cx.waker());
             std::mem::swap(&mut self.batch, &mut ready.slots);
-        }
-        drop(ready);
-        if let (true, Some(clock)) = (fresh, &self.schedule) {
-            clock.shuffle(&mut self.batch);
+            drop(ready);
+            if let Some(clock) = &self.schedule {
+                clock.shuffle(&mut self.batch);
+            }
         }
         while self.cursor < self.batch.len() {
             let index = self.batch[self.cursor];

@@ -627,9 +627,11 @@ where
     /// Moves members spawned by members into the running set. Returns whether there were any.
     fn admit_spawned(&mut self) -> bool {
         let spawned = std::mem::take(&mut self.shared.queue.borrow_mut().members);
-        let any = !spawned.is_empty();
+        if spawned.is_empty() {
+            return false;
+        }
         self.shared.running.borrow_mut().extend(spawned);
-        any
+        true
     }
 
     /// Polls the running members until the current batch is done; returns whether any is left.

@@ -108,39 +108,46 @@ pub(crate) struct Exit<T> {
     state: RefCell<ExitState<T>>,
 }
 
-struct ExitState<T> {
-    exit: Option<TaskExit<T>>,
-    finished: bool,
-    joiner: Option<Waker>,
+/// One enum, as small as the exit itself: it keeps a member's allocation small enough for the
+/// allocator's fastest size classes.
+enum ExitState<T> {
+    /// Still running; the waker of a task joining it.
+    Running(Option<Waker>),
+    Ended(TaskExit<T>),
+    /// Ended, and the handle took the exit.
+    Taken,
 }
 
 impl<T> Exit<T> {
     pub(crate) fn new(task: TaskInfo) -> Self {
         Exit {
             task,
-            state: RefCell::new(ExitState {
-                exit: None,
-                finished: false,
-                joiner: None,
-            }),
+            state: RefCell::new(ExitState::Running(None)),
         }
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.state.borrow().finished
+        !matches!(*self.state.borrow(), ExitState::Running(_))
     }
 
     /// Leaves the exit for the handle, and reports it to the runtime.
     pub(crate) fn finish(&self, exit: TaskExit<T>) {
         report_exit(&self.task, &exit);
-        let joiner = {
-            let mut st = self.state.borrow_mut();
-            st.exit = Some(exit);
-            st.finished = true;
-            st.joiner.take()
-        };
-        if let Some(waker) = joiner {
-            waker.wake();
+        let before = std::mem::replace(&mut *self.state.borrow_mut(), ExitState::Ended(exit));
+        if let ExitState::Running(Some(joiner)) = before {
+            joiner.wake();
+        }
+    }
+
+    /// The exit, if the member has ended and it was not taken yet.
+    fn take(&self) -> Option<TaskExit<T>> {
+        let mut st = self.state.borrow_mut();
+        match std::mem::replace(&mut *st, ExitState::Taken) {
+            ExitState::Ended(exit) => Some(exit),
+            other => {
+                *st = other;
+                None
+            }
         }
     }
 }
@@ -227,7 +234,7 @@ impl<T> JoinHandle<T> {
     /// # });
     /// ```
     pub fn try_join(self) -> Result<TaskExit<T>, JoinHandle<T>> {
-        let exit = self.slot().state.borrow_mut().exit.take();
+        let exit = self.slot().take();
         exit.ok_or(self)
     }
 
@@ -301,16 +308,16 @@ impl<T> Future for Join<T> {
         if let Poll::Ready(own) = self.wait.poll(cx, "join", None) {
             return Poll::Ready(Err(own));
         }
-        let mut st = self.member.exit().state.borrow_mut();
-        if let Some(exit) = st.exit.take() {
-            return Poll::Ready(Ok(exit));
+        let exit = self.member.exit();
+        if let Some(taken) = exit.take() {
+            return Poll::Ready(Ok(taken));
         }
-        if st.finished {
+        match &mut *exit.state.borrow_mut() {
+            ExitState::Running(joiner) => crate::member_set::remember(joiner, cx.waker()),
             // The exit was taken by `try_join` on a handle that no longer exists: impossible,
             // since both consume the only handle. Keep waiting rather than panic.
-            return Poll::Pending;
+            ExitState::Ended(_) | ExitState::Taken => {}
         }
-        st.joiner = Some(cx.waker().clone());
         Poll::Pending
     }
 }
