@@ -109,7 +109,9 @@ impl TimerQueue {
         }
         let (_, timer) = self.entries.remove(key.entry)?;
         if self.heap.len() > 64 && self.heap.len() > 2 * self.entries.len() {
-            self.heap = self.entries.iter().map(|(k, _)| Reverse(*k)).collect();
+            let entries = &self.entries;
+            self.heap
+                .retain(|Reverse(key)| entries.get(key.entry).is_some_and(|(k, _)| k == key));
         }
         Some(timer)
     }

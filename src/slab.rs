@@ -1,18 +1,30 @@
 //! A minimal slab: values addressed by the key returned on insertion.
 //!
-//! Used for a scope's children and its waiting wakers, where removal by key must be O(1) and the
-//! storage must not grow with the number of values that came and went. A key carries a stamp that
-//! is unique within the slab, so a key kept past its value's removal (a waiter that was woken and
-//! drained) never reaches a later value stored at the same index.
+//! Used for a scope's children, its waiting wakers and the clock's timers, where removal by key
+//! must be O(1) and the storage must not grow with the number of values that came and went. A
+//! key carries a stamp that is unique within the slab, so a key kept past its value's removal (a
+//! waiter that was woken and drained) never reaches a later value stored at the same index.
+//!
+//! Vacant entries form the free list themselves (each names the next one), so removing a value
+//! never allocates, and a slab that empties lets go of its storage.
 
 /// A key into a [`Slab`]: the index in the low 32 bits, the insertion stamp in the high 32.
 pub(crate) type SlabKey = u64;
 
+/// No vacant entry.
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug)]
+enum Entry<T> {
+    Occupied { stamp: u32, value: T },
+    Vacant { next: u32 },
+}
+
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
-    entries: Vec<Option<(u32, T)>>,
-    /// Indices of empty entries, reused before the vector grows.
-    free: Vec<u32>,
+    entries: Vec<Entry<T>>,
+    /// The first vacant entry, reused before the vector grows (`NONE` if there is none).
+    free: u32,
     len: usize,
     next_stamp: u32,
 }
@@ -21,7 +33,7 @@ impl<T> Slab<T> {
     pub(crate) const fn new() -> Self {
         Slab {
             entries: Vec::new(),
-            free: Vec::new(),
+            free: NONE,
             len: 0,
             next_stamp: 0,
         }
@@ -31,14 +43,23 @@ impl<T> Slab<T> {
         let stamp = self.next_stamp;
         self.next_stamp = self.next_stamp.wrapping_add(1);
         self.len += 1;
-        let index = match self.free.pop() {
-            Some(index) => {
-                self.entries[index as usize] = Some((stamp, value));
-                index
+        let occupied = Entry::Occupied { stamp, value };
+        let index = match self.free {
+            NONE => {
+                self.entries.push(occupied);
+                u32::try_from(self.entries.len() - 1)
+                    .ok()
+                    .filter(|&i| i != NONE)
+                    .expect("fewer than 2^32 - 1 live entries")
             }
-            None => {
-                self.entries.push(Some((stamp, value)));
-                u32::try_from(self.entries.len() - 1).expect("fewer than 2^32 live entries")
+            index => {
+                let entry = &mut self.entries[index as usize];
+                let Entry::Vacant { next } = *entry else {
+                    unreachable!("the free list holds vacant entries only");
+                };
+                self.free = next;
+                *entry = occupied;
+                index
             }
         };
         (u64::from(stamp) << 32) | u64::from(index)
@@ -51,16 +72,18 @@ impl<T> Slab<T> {
     pub(crate) fn remove(&mut self, key: SlabKey) -> Option<T> {
         let (index, stamp) = Self::locate(key);
         let entry = self.entries.get_mut(index)?;
-        if entry.as_ref()?.0 != stamp {
+        if !matches!(entry, Entry::Occupied { stamp: s, .. } if *s == stamp) {
             return None;
         }
-        let (_, value) = entry.take()?;
+        let vacant = Entry::Vacant { next: self.free };
+        let Entry::Occupied { value, .. } = std::mem::replace(entry, vacant) else {
+            unreachable!("checked above");
+        };
+        self.free = index as u32;
         self.len -= 1;
         if self.len == 0 {
             self.entries = Vec::new();
-            self.free = Vec::new();
-        } else {
-            self.free.push(index as u32);
+            self.free = NONE;
         }
         Some(value)
     }
@@ -68,7 +91,7 @@ impl<T> Slab<T> {
     pub(crate) fn get(&self, key: SlabKey) -> Option<&T> {
         let (index, stamp) = Self::locate(key);
         match self.entries.get(index)? {
-            Some((s, value)) if *s == stamp => Some(value),
+            Entry::Occupied { stamp: s, value } if *s == stamp => Some(value),
             _ => None,
         }
     }
@@ -76,7 +99,7 @@ impl<T> Slab<T> {
     pub(crate) fn get_mut(&mut self, key: SlabKey) -> Option<&mut T> {
         let (index, stamp) = Self::locate(key);
         match self.entries.get_mut(index)? {
-            Some((s, value)) if *s == stamp => Some(value),
+            Entry::Occupied { stamp: s, value } if *s == stamp => Some(value),
             _ => None,
         }
     }
@@ -91,18 +114,64 @@ impl<T> Slab<T> {
         let rest = self.entries.get(from..)?;
         rest.iter()
             .enumerate()
-            .find_map(|(offset, entry)| entry.as_ref().map(|(_, v)| (v, from + offset + 1)))
+            .find_map(|(offset, entry)| match entry {
+                Entry::Occupied { value, .. } => Some((value, from + offset + 1)),
+                Entry::Vacant { .. } => None,
+            })
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.entries.iter().flatten().map(|(_, v)| v)
+        self.entries.iter().filter_map(|entry| match entry {
+            Entry::Occupied { value, .. } => Some(value),
+            Entry::Vacant { .. } => None,
+        })
     }
 
     /// Removes every value, yielding them, and frees the storage.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + use<T> {
         let entries = std::mem::take(&mut self.entries);
-        self.free = Vec::new();
+        self.free = NONE;
         self.len = 0;
-        entries.into_iter().flatten().map(|(_, v)| v)
+        entries.into_iter().filter_map(|entry| match entry {
+            Entry::Occupied { value, .. } => Some(value),
+            Entry::Vacant { .. } => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vacant_entries_are_reused_last_freed_first_and_stale_keys_reach_nothing() {
+        let mut slab = Slab::new();
+        let keys: Vec<SlabKey> = (0..4).map(|v| slab.insert(v)).collect();
+        assert_eq!(slab.remove(keys[1]), Some(1));
+        assert_eq!(slab.remove(keys[2]), Some(2));
+        assert_eq!(slab.remove(keys[2]), None);
+        let reused = slab.insert(20); // index 2, freed last
+        assert_eq!(reused & 0xffff_ffff, 2);
+        assert_eq!(slab.get(keys[2]), None, "the old key's stamp no longer matches");
+        assert_eq!(slab.get(reused), Some(&20));
+        let again = slab.insert(10); // index 1
+        assert_eq!(again & 0xffff_ffff, 1);
+        assert_eq!(slab.iter().copied().collect::<Vec<_>>(), [0, 10, 20, 3]);
+        assert_eq!(slab.next_from(1), Some((&10, 2)));
+        assert_eq!(slab.len(), 4);
+    }
+
+    #[test]
+    fn an_emptied_slab_lets_go_of_its_storage() {
+        let mut slab = Slab::new();
+        let keys: Vec<SlabKey> = (0..100).map(|v| slab.insert(v)).collect();
+        for key in keys {
+            slab.remove(key);
+        }
+        assert_eq!(slab.entries.capacity(), 0);
+        let key = slab.insert(7);
+        assert_eq!((key & 0xffff_ffff, slab.len()), (0, 1));
+        assert_eq!(slab.drain().collect::<Vec<_>>(), [7]);
+        assert_eq!(slab.next_from(0), None);
     }
 }
