@@ -180,31 +180,51 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     pub(crate) struct InScope<F> {
         node: ScopeNode,
+        // How far this future took the node: kept here too, so that polling takes no lock.
+        stage: Phase,
         #[pin]
         body: F,
     }
 
     impl<F> PinnedDrop for InScope<F> {
         fn drop(this: Pin<&mut Self>) {
-            this.project().node.exit();
+            this.exit();
+        }
+    }
+}
+
+impl<F> InScope<F> {
+    pub(crate) fn node(&self) -> &ScopeNode {
+        &self.node
+    }
+
+    /// Leaves the scope (once).
+    pub(crate) fn exit(self: Pin<&mut Self>) {
+        let this = self.project();
+        if *this.stage != Phase::Exited {
+            *this.stage = Phase::Exited;
+            this.node.exit();
         }
     }
 }
 
 impl<F: Future> InScope<F> {
     pub(crate) fn new(node: ScopeNode, body: F) -> Self {
-        InScope { node, body }
-    }
-
-    pub(crate) fn node(&self) -> &ScopeNode {
-        &self.node
+        InScope {
+            node,
+            stage: Phase::Created,
+            body,
+        }
     }
 
     /// Polls the body in the scope. On completion the scope is still entered, so the caller can
-    /// decide absorption; it must then call `node().exit()` (drop does too).
+    /// decide absorption; it must then call [`exit`](Self::exit) (drop does too).
     pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        this.node.enter_if_new();
+        if *this.stage == Phase::Created {
+            *this.stage = Phase::Entered;
+            this.node.enter(context::current().as_ref(), None);
+        }
         let _current = context::enter(this.node);
         this.body.poll(cx)
     }
@@ -247,9 +267,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.project().inner;
         let result = std::task::ready!(inner.as_mut().poll_body(cx));
-        let node = inner.node().clone();
-        let absorbed = absorbed(&node, &result);
-        node.exit();
+        let absorbed = absorbed(inner.node(), &result);
+        inner.exit();
         Poll::Ready(match result {
             Ok(value) => Ok(Some(value)),
             Err(_) if absorbed => Ok(None),

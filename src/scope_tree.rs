@@ -271,34 +271,44 @@ impl ScopeNode {
     /// Sets (or clears, with `None`) the deadline. Never un-cancels and never changes a recorded
     /// cause (S13): after the deadline fired, the new value is stored and has no effect.
     pub(crate) fn set_deadline(&self, at: Option<Instant>, set_at: &'static Location<'static>) {
+        let clock = self.clock();
         let when = at.map(|at| {
-            let clock = self.clock();
             let after = clock.map(|c| at.saturating_duration_since(c.now()));
             When::At { at, after }
         });
-        self.replace_deadline(when, set_at);
+        self.replace_deadline(|_| when, set_at);
     }
 
     /// Sets the deadline `timeout` from now (from entry, if the scope has not been entered yet).
     pub(crate) fn set_timeout(&self, timeout: Duration, set_at: &'static Location<'static>) {
-        let when = match (self.phase(), self.clock()) {
-            // Beyond any representable instant: no deadline, it would never fire.
-            (Phase::Entered, Some(clock)) => clock.now().checked_add(timeout).map(|at| When::At {
-                at,
-                after: Some(timeout),
-            }),
-            // Not running yet: the timeout counts from entry.
-            _ => Some(When::AfterEntry(timeout)),
-        };
-        self.replace_deadline(when, set_at);
+        self.replace_deadline(
+            |st| match (st.phase, &st.env) {
+                // Beyond any representable instant: no deadline, it would never fire.
+                (Phase::Entered, Some(env)) => {
+                    env.clock().now().checked_add(timeout).map(|at| When::At {
+                        at,
+                        after: Some(timeout),
+                    })
+                }
+                // Not running yet: the timeout counts from entry.
+                _ => Some(When::AfterEntry(timeout)),
+            },
+            set_at,
+        );
     }
 
-    fn replace_deadline(&self, when: Option<When>, set_at: &'static Location<'static>) {
+    /// Replaces the deadline with what `when` computes from the node's state, under one lock.
+    fn replace_deadline(
+        &self,
+        when: impl FnOnce(&NodeState) -> Option<When>,
+        set_at: &'static Location<'static>,
+    ) {
         let (fire, env, resolved) = {
             let mut st = sync::lock(&self.inner.state);
             if st.phase == Phase::Exited {
                 return;
             }
+            let when = when(&st);
             st.remove_timer();
             st.deadline = when.map(|when| Deadline {
                 when,
@@ -446,24 +456,37 @@ impl ScopeNode {
     /// Enters the scope under `parent` (the scope being polled when this one was first polled),
     /// taking the runtime environment from the parent, else the one it was created in, else
     /// `env` (for a runtime's root).
+    ///
+    /// Three critical sections, one lock each: the parent link (invariant 3: before the child can
+    /// be found), then the parent (its environment and depth, and the child inserted), then the
+    /// rest of the child. The child has no waiters and no children yet, so its flag needs a full
+    /// [`update`] only if it is to be on at once: an own cause from before entry, or a cancelled
+    /// parent (a propagation that found the child meanwhile has set it already).
     pub(crate) fn enter(&self, parent: Option<&ScopeNode>, env: Option<Arc<Env>>) {
-        let (parent_env, parent_depth) = match parent {
-            Some(p) => {
-                let pst = sync::lock(&p.inner.state);
-                (pst.env.clone(), pst.depth)
-            }
-            None => (None, 0),
-        };
-        let (env, shielded) = {
+        let mut inherited_env = None;
+        let mut parent_depth = 0;
+        let mut key = None;
+        if let Some(p) = parent {
+            sync::lock(&self.inner.state).parent = Some(p.clone());
+            let mut pst = sync::lock(&p.inner.state);
+            inherited_env = pst.env.clone();
+            parent_depth = pst.depth;
+            key = Some(pst.children.insert(self.clone()));
+        }
+        let (env, shielded, fire, deadline, stale) = {
             let mut st = sync::lock(&self.inner.state);
             debug_assert_eq!(st.phase, Phase::Created, "a scope is entered once");
-            st.parent = parent.cloned();
             st.depth = parent.map_or(0, |_| parent_depth + 1);
-            st.env = parent_env
+            st.env = inherited_env
                 .or_else(|| st.env.take())
                 .or(env)
                 .or_else(Env::ambient);
-            (st.env.clone(), st.shielded)
+            st.key_in_parent = key;
+            st.phase = Phase::Entered;
+            let fire = self.arm_deadline(&mut st);
+            let deadline = st.deadline.map(|d| (st.resolved_deadline(), d.set_at));
+            let stale = st.is_effective(st.parent_cancelled()) != self.is_cancelled();
+            (st.env.clone(), st.shielded, fire, deadline, stale)
         };
         if let Some(env) = &env {
             env.emit(|| Event::ScopeEntered {
@@ -471,27 +494,16 @@ impl ScopeNode {
                 parent: parent.map(|p| p.info().clone()),
                 shielded,
             });
-        }
-        if let Some(p) = parent {
-            let key = sync::lock(&p.inner.state).children.insert(self.clone());
-            sync::lock(&self.inner.state).key_in_parent = Some(key);
-        }
-        let (fire, deadline) = {
-            let mut st = sync::lock(&self.inner.state);
-            st.phase = Phase::Entered;
-            let fire = self.arm_deadline(&mut st);
-            (
-                fire,
-                st.deadline.map(|d| (st.resolved_deadline(), d.set_at)),
-            )
-        };
-        if let (Some(env), Some((at, set_at))) = (&env, deadline) {
-            self.report_deadline(env, at, set_at);
+            if let Some((at, set_at)) = deadline {
+                self.report_deadline(env, at, set_at);
+            }
         }
         if let Some(timeout) = fire {
             self.record_own(Cause::Timeout(timeout));
         }
-        update(self.clone());
+        if stale {
+            update(self.clone());
+        }
     }
 
     /// Enters the scope under the scope being polled now, unless it was entered already.

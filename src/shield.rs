@@ -88,7 +88,7 @@ impl<F: Future> Future for Shielded<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut inner = self.project().inner;
         let output = std::task::ready!(inner.as_mut().poll_body(cx));
-        inner.node().exit();
+        inner.exit();
         Poll::Ready(output)
     }
 }

@@ -135,8 +135,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.project().inner;
         let result = std::task::ready!(inner.as_mut().poll_body(cx));
-        let node = inner.node().clone();
-        let absorbed = absorbed(&node, &result);
+        let node = inner.node();
+        let absorbed = absorbed(node, &result);
         let own_timeout = match node.own_cause() {
             Some(Cause::Timeout(timeout))
                 if node.cause().is_some_and(|c| c.kind() == "timeout") =>
@@ -145,7 +145,7 @@ where
             }
             _ => None,
         };
-        node.exit();
+        inner.exit();
         Poll::Ready(match (absorbed, own_timeout) {
             (true, Some(timeout)) => Err(TimedOut { timeout }),
             _ => Ok(result),
