@@ -810,11 +810,17 @@ impl Drop for Inner {
 
 /// Moves every `ScopeNode` a node owns onto `stack`.
 fn take_links(st: &mut NodeState, stack: &mut SmallVec<[ScopeNode; 4]>) {
-    stack.extend(st.parent.take());
-    stack.extend(st.children.drain());
-    for cause in [st.own.take(), st.last_cause.take()].into_iter().flatten() {
-        if let Cause::Parent(p) = cause {
-            stack.push(p.node);
+    if let Some(parent) = st.parent.take() {
+        stack.push(parent);
+    }
+    if st.children.len() > 0 {
+        stack.extend(st.children.drain());
+    }
+    for cause in [&mut st.own, &mut st.last_cause] {
+        if matches!(cause, Some(Cause::Parent(_)))
+            && let Some(Cause::Parent(link)) = cause.take()
+        {
+            stack.push(link.node);
         }
     }
 }
