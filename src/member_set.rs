@@ -28,21 +28,35 @@ pub(crate) struct MemberSet<F> {
     slots: Vec<Vec<Slot<F>>>,
     /// The wakers of each chunk of `slots`.
     wakers: Vec<Frozen<WakerChunk>>,
-    /// Slots without a member, reused before `slots` grows.
-    free: Vec<usize>,
+    /// The first slot without a member (`NONE` if none): reused before `slots` grows. Vacant
+    /// slots name the next one, so the free list never allocates.
+    free: u32,
     len: usize,
     queue: Frozen<ReadyQueue>,
     /// The batch being worked through, and how far.
-    batch: Vec<usize>,
+    batch: Vec<u32>,
     cursor: usize,
     /// The clock of a seeded testing runtime, which shuffles each batch.
     schedule: Option<Arc<Clock>>,
 }
 
+/// No vacant slot.
+const NONE: u32 = u32::MAX;
+
 struct Slot<F> {
     member: Option<F>,
+    /// While vacant: the next vacant slot.
+    next_free: u32,
     /// The slot's waker, made once: polling a member clones nothing.
     waker: Waker,
+}
+
+/// A slot's index as the queues keep it.
+fn slot_number(index: usize) -> u32 {
+    u32::try_from(index)
+        .ok()
+        .filter(|&n| n != NONE)
+        .expect("fewer than 2^32 - 1 members")
 }
 
 /// Keeps `waker` in `slot` to be woken later, cloning only when the slot holds none or one that
@@ -59,7 +73,7 @@ impl<F> MemberSet<F> {
         MemberSet {
             slots: Vec::new(),
             wakers: Vec::new(),
-            free: Vec::new(),
+            free: NONE,
             len: 0,
             queue: ReadyQueue::new(),
             batch: Vec::new(),
@@ -80,16 +94,21 @@ impl<F> MemberSet<F> {
     /// Adds a member; it is polled in the next batch.
     pub(crate) fn push(&mut self, member: F) {
         self.len += 1;
-        let (index, fresh) = match self.free.pop() {
-            Some(index) => (index, false),
-            None => {
+        let (index, fresh) = match self.free {
+            NONE => {
                 if self.slots.last().is_none_or(|chunk| chunk.len() == CHUNK) {
                     let first = self.slots.len() * CHUNK;
                     self.slots.push(Vec::with_capacity(CHUNK));
-                    self.wakers.push(WakerChunk::new(first, self.queue.clone()));
+                    self.wakers
+                        .push(WakerChunk::new(slot_number(first), self.queue.clone()));
                 }
                 let last = self.slots.len() - 1;
                 (last * CHUNK + self.slots[last].len(), true)
+            }
+            free => {
+                let index = free as usize;
+                self.free = self.slots[index / CHUNK][index % CHUNK].next_free;
+                (index, false)
             }
         };
         let (chunk, position) = (index / CHUNK, index % CHUNK);
@@ -106,7 +125,7 @@ impl<F> MemberSet<F> {
                 ready.slots.reserve(missing);
             }
             if !already_queued {
-                ready.slots.push(index);
+                ready.slots.push(slot_number(index));
             }
             ready.nursery.take()
         };
@@ -116,6 +135,7 @@ impl<F> MemberSet<F> {
             let waker = WakerChunk::waker(&self.wakers[chunk], position);
             self.slots[chunk].push(Slot {
                 member: Some(member),
+                next_free: NONE,
                 waker,
             });
         } else {
@@ -140,7 +160,8 @@ impl<F> MemberSet<F> {
     pub(crate) fn clear(&mut self) {
         for (index, slot) in self.slots.iter_mut().flatten().enumerate() {
             if slot.member.take().is_some() {
-                self.free.push(index);
+                slot.next_free = self.free;
+                self.free = slot_number(index);
             }
         }
         self.len = 0;
@@ -177,7 +198,7 @@ impl<F: Future + Unpin> MemberSet<F> {
             }
         }
         while self.cursor < self.batch.len() {
-            let index = self.batch[self.cursor];
+            let index = self.batch[self.cursor] as usize;
             self.cursor += 1;
             let (chunk, position) = (index / CHUNK, index % CHUNK);
             // Cleared before polling: a wake-up during the poll queues the slot again.
@@ -191,7 +212,8 @@ impl<F: Future + Unpin> MemberSet<F> {
             let mut member_cx = Context::from_waker(&slot.waker);
             if let Poll::Ready(output) = Pin::new(member).poll(&mut member_cx) {
                 slot.member = None;
-                self.free.push(index);
+                slot.next_free = self.free;
+                self.free = slot_number(index);
                 self.len -= 1;
                 return Poll::Ready(Some(output));
             }

@@ -152,7 +152,11 @@ mod tests {
         assert_eq!(slab.remove(keys[2]), None);
         let reused = slab.insert(20); // index 2, freed last
         assert_eq!(reused & 0xffff_ffff, 2);
-        assert_eq!(slab.get(keys[2]), None, "the old key's stamp no longer matches");
+        assert_eq!(
+            slab.get(keys[2]),
+            None,
+            "the old key's stamp no longer matches"
+        );
         assert_eq!(slab.get(reused), Some(&20));
         let again = slab.insert(10); // index 1
         assert_eq!(again & 0xffff_ffff, 1);

@@ -34,7 +34,7 @@ pub(crate) struct ReadyQueue {
 }
 
 pub(crate) struct Ready {
-    pub(crate) slots: Vec<usize>,
+    pub(crate) slots: Vec<u32>,
     pub(crate) nursery: Option<Waker>,
 }
 
@@ -54,7 +54,7 @@ impl ReadyQueue {
 pub(crate) struct WakerChunk {
     /// First field (invariant 1).
     flags: [SlotFlag; CHUNK],
-    first: usize,
+    first: u32,
     queue: Frozen<ReadyQueue>,
 }
 
@@ -71,7 +71,7 @@ const _: () = {
 };
 
 impl WakerChunk {
-    pub(crate) fn new(first: usize, queue: Frozen<ReadyQueue>) -> Frozen<WakerChunk> {
+    pub(crate) fn new(first: u32, queue: Frozen<ReadyQueue>) -> Frozen<WakerChunk> {
         Frozen::new(WakerChunk {
             flags: std::array::from_fn(|position| SlotFlag {
                 queued: AtomicBool::new(false),
@@ -108,7 +108,7 @@ impl WakerChunk {
         }
         let nursery = {
             let mut ready = sync::lock(&self.queue.state);
-            ready.slots.push(self.first + position);
+            ready.slots.push(self.first + position as u32);
             ready.nursery.take()
         };
         if let Some(nursery) = nursery {
@@ -170,18 +170,16 @@ mod tests {
     #[test]
     fn a_woken_slot_is_queued_once_with_its_index_until_its_flag_is_cleared() {
         let queue = ReadyQueue::new();
-        let chunk = WakerChunk::new(2 * CHUNK, queue.clone());
+        let chunk = WakerChunk::new(2 * CHUNK as u32, queue.clone());
         let waker = WakerChunk::waker(&chunk, 5);
         let clone = waker.clone();
         waker.wake_by_ref();
         clone.wake_by_ref(); // already queued
-        assert_eq!(sync::lock(&queue.state).slots, [2 * CHUNK + 5]);
+        let fifth = 2 * CHUNK as u32 + 5;
+        assert_eq!(sync::lock(&queue.state).slots, [fifth]);
         chunk.queued(5).store(false, Ordering::Release);
         clone.wake(); // consumed
-        assert_eq!(
-            sync::lock(&queue.state).slots,
-            [2 * CHUNK + 5, 2 * CHUNK + 5]
-        );
+        assert_eq!(sync::lock(&queue.state).slots, [fifth, fifth]);
         assert!(waker.will_wake(&WakerChunk::waker(&chunk, 5)));
         assert!(!waker.will_wake(&WakerChunk::waker(&chunk, 6)));
     }
@@ -209,6 +207,6 @@ mod tests {
         );
         let mut queued = sync::lock(&queue.state).slots.clone();
         queued.sort_unstable();
-        assert_eq!(queued, (0..CHUNK).collect::<Vec<_>>());
+        assert_eq!(queued, (0..CHUNK as u32).collect::<Vec<_>>());
     }
 }
