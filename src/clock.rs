@@ -65,13 +65,15 @@ struct Timers {
 /// Pending timers: a min-heap of keys over a slab of entries.
 ///
 /// Removing a timer (the common fate of a timeout) frees its entry at once and leaves its key in
-/// the heap, skipped when it surfaces; when stale keys outnumber live ones the heap is rebuilt
-/// from the entries, so it never holds much more than twice the pending timers. Timeouts mostly
-/// arrive in deadline order, so a push rarely sifts.
+/// the heap, skipped when it surfaces; when stale keys outnumber live ones they are dropped in
+/// place, so the heap never holds much more than twice the pending timers. Timeouts mostly arrive
+/// in deadline order, so a push rarely sifts. An entry keeps only its key's `seq` beside the
+/// timer: a key is live if its slab key (whose stamp is unique per insertion) finds an entry with
+/// the same `seq`.
 #[derive(Debug)]
 struct TimerQueue {
     heap: BinaryHeap<Reverse<TimerKey>>,
-    entries: Slab<(TimerKey, Timer)>,
+    entries: Slab<(u64, Timer)>,
 }
 
 impl TimerQueue {
@@ -84,34 +86,32 @@ impl TimerQueue {
 
     /// Adds `timer` under `key` (its `entry` is filled in); returns the complete key.
     fn insert(&mut self, mut key: TimerKey, timer: Timer) -> TimerKey {
-        key.entry = self.entries.insert((key, timer));
-        if let Some((stored, _)) = self.entries.get_mut(key.entry) {
-            stored.entry = key.entry;
-        }
+        key.entry = self.entries.insert((key.seq, timer));
         self.heap.push(Reverse(key));
         key
     }
 
-    fn is_live(&self, key: &TimerKey) -> bool {
-        self.entries.get(key.entry).is_some_and(|(k, _)| k == key)
+    fn is_live(entries: &Slab<(u64, Timer)>, key: &TimerKey) -> bool {
+        entries
+            .get(key.entry)
+            .is_some_and(|(seq, _)| *seq == key.seq)
     }
 
     fn get_mut(&mut self, key: TimerKey) -> Option<&mut Timer> {
         match self.entries.get_mut(key.entry) {
-            Some((k, timer)) if *k == key => Some(timer),
+            Some((seq, timer)) if *seq == key.seq => Some(timer),
             _ => None,
         }
     }
 
     fn remove(&mut self, key: TimerKey) -> Option<Timer> {
-        if !self.is_live(&key) {
+        if !Self::is_live(&self.entries, &key) {
             return None;
         }
         let (_, timer) = self.entries.remove(key.entry)?;
         if self.heap.len() > 64 && self.heap.len() > 2 * self.entries.len() {
             let entries = &self.entries;
-            self.heap
-                .retain(|Reverse(key)| entries.get(key.entry).is_some_and(|(k, _)| k == key));
+            self.heap.retain(|Reverse(key)| Self::is_live(entries, key));
         }
         Some(timer)
     }
@@ -120,7 +120,7 @@ impl TimerQueue {
     fn first(&mut self) -> Option<TimerKey> {
         loop {
             let Reverse(top) = *self.heap.peek()?;
-            if self.is_live(&top) {
+            if Self::is_live(&self.entries, &top) {
                 return Some(top);
             }
             self.heap.pop();
@@ -134,7 +134,8 @@ impl TimerQueue {
             return None;
         }
         self.heap.pop();
-        self.entries.remove(first.entry)
+        let (_, timer) = self.entries.remove(first.entry)?;
+        Some((first, timer))
     }
 }
 
