@@ -97,10 +97,7 @@ impl<F> MemberSet<F> {
         let (index, fresh) = match self.free {
             NONE => {
                 if self.slots.last().is_none_or(|chunk| chunk.len() == CHUNK) {
-                    let first = self.slots.len() * CHUNK;
-                    self.slots.push(Vec::with_capacity(CHUNK));
-                    self.wakers
-                        .push(WakerChunk::new(slot_number(first), self.queue.clone()));
+                    self.add_chunk();
                 }
                 let last = self.slots.len() - 1;
                 (last * CHUNK + self.slots[last].len(), true)
@@ -112,15 +109,20 @@ impl<F> MemberSet<F> {
             }
         };
         let (chunk, position) = (index / CHUNK, index % CHUNK);
-        // Queued as if woken, under one lock with what a new slot needs: room for every slot in
-        // the ready queue (and the batch, which swaps with it), so that waking a member, even
-        // from a cancellation that wakes them all, never allocates.
-        let already_queued = self.wakers[chunk]
-            .queued(position)
-            .swap(true, Ordering::AcqRel);
+        // Queued as if woken. A fresh slot has no waker yet, so nothing can race its flag; a
+        // reused one may be queued already by a stale wake-up of its previous member.
+        let queued = self.wakers[chunk].queued(position);
+        let already_queued = if fresh {
+            queued.store(true, Ordering::Release);
+            false
+        } else {
+            queued.swap(true, Ordering::AcqRel)
+        };
         let nursery = {
             let mut ready = sync::lock(&self.queue.state);
             if fresh {
+                // Room for every slot in the ready queue (and the batch, which swaps with it), so
+                // that waking members, even a cancellation waking them all, never allocates.
                 let missing = (index + 1).saturating_sub(ready.slots.len());
                 ready.slots.reserve(missing);
             }
@@ -144,6 +146,14 @@ impl<F> MemberSet<F> {
         if let Some(nursery) = nursery {
             nursery.wake();
         }
+    }
+
+    /// Adds a chunk of slots and their wakers.
+    fn add_chunk(&mut self) {
+        let first = self.slots.len() * CHUNK;
+        self.slots.push(Vec::with_capacity(CHUNK));
+        self.wakers
+            .push(WakerChunk::new(slot_number(first), self.queue.clone()));
     }
 }
 
