@@ -10,7 +10,7 @@
 //! Under a seeded testing runtime each batch is shuffled by the seed, so the order in which ready
 //! members are polled is permuted reproducibly.
 //!
-//! Each `poll_next` works through one batch: the slots queued when it started. Members woken
+//! Each `poll_batch` works through one batch: the slots queued when it started. Members woken
 //! during the batch (a member that yields wakes itself) go to the next batch, and the nursery's
 //! waker has been woken for them, so a member that never blocks cannot monopolise the thread.
 
@@ -187,11 +187,15 @@ impl<F> Extend<F> for MemberSet<F> {
 }
 
 impl<F: Future + Unpin> MemberSet<F> {
-    /// Polls the woken members of the current batch until one ends (`Ready(Some)`), the batch is
-    /// done (`Pending`), or there are no members (`Ready(None)`).
-    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+    /// Polls the woken members of a fresh batch, handing the output of each member that ends to
+    /// `ended` (which cannot reach the set: it is borrowed). `Ready` once the set is empty.
+    pub(crate) fn poll_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut ended: impl FnMut(F::Output),
+    ) -> Poll<()> {
         if self.len == 0 {
-            return Poll::Ready(None);
+            return Poll::Ready(());
         }
         if self.cursor == self.batch.len() {
             // A fresh batch: the slots queued so far. The waker is registered under the same lock,
@@ -225,9 +229,13 @@ impl<F: Future + Unpin> MemberSet<F> {
                 slot.next_free = self.free;
                 self.free = slot_number(index);
                 self.len -= 1;
-                return Poll::Ready(Some(output));
+                ended(output);
             }
         }
-        Poll::Pending
+        if self.len == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }

@@ -634,21 +634,18 @@ where
         true
     }
 
-    /// Polls the running members until the current batch is done; returns whether any is left.
+    /// Polls a batch of running members; returns whether any is left.
     fn poll_members(&mut self, cx: &mut Context<'_>) -> bool {
+        let shared = self.shared.clone(); // its borrow must not hold `self`
         loop {
             self.admit_spawned();
-            loop {
-                let polled = self.shared.running.borrow_mut().poll_next(cx);
-                let Poll::Ready(Some(ended)) = polled else {
-                    break;
-                };
-                self.member_ended(ended);
-                self.admit_spawned();
-            }
-            // Members spawned during the last round of polls have not been polled yet.
+            let batch = shared
+                .running
+                .borrow_mut()
+                .poll_batch(cx, |ended| self.member_ended(ended));
+            // Members spawned by members during the batch have not been polled yet.
             if !self.admit_spawned() {
-                return !self.shared.running.borrow().is_empty();
+                return batch.is_pending();
             }
         }
     }

@@ -653,22 +653,6 @@ impl<E: CancelError + fmt::Display> Runner<E> {
         (phase, any)
     }
 
-    fn ended(&mut self, task: TaskInfo, end: End<E>) {
-        let kind = match end {
-            End::Completed => {
-                self.tally.finished += 1;
-                return;
-            }
-            End::Cancelled => {
-                self.tally.cancelled += 1;
-                return;
-            }
-            End::Failed(e) => FailureKind::Error(e),
-            End::Panicked(payload) => FailureKind::Panic(panic_message(payload.as_ref())),
-        };
-        self.tally.failed += 1;
-        (self.group.on_failure)(Failure { task, kind });
-    }
 
     /// Whether the group's scope is cancelled; registers to be woken when it is, otherwise.
     fn scope_cancelled(&mut self, cx: &mut Context<'_>) -> bool {
@@ -783,6 +767,24 @@ impl<E> Runner<E> {
     }
 }
 
+/// Counts a member's end in `tally`; a failure goes to the group's handler.
+fn ended<E>(tally: &mut Tally, group: &Group<E>, task: TaskInfo, end: End<E>) {
+    let kind = match end {
+        End::Completed => {
+            tally.finished += 1;
+            return;
+        }
+        End::Cancelled => {
+            tally.cancelled += 1;
+            return;
+        }
+        End::Failed(e) => FailureKind::Error(e),
+        End::Panicked(payload) => FailureKind::Panic(panic_message(payload.as_ref())),
+    };
+    tally.failed += 1;
+    (group.on_failure)(Failure { task, kind });
+}
+
 impl<E: CancelError + fmt::Display> Future for Runner<E> {
     type Output = ();
 
@@ -797,9 +799,8 @@ impl<E: CancelError + fmt::Display> Future for Runner<E> {
         loop {
             let (now, came) = this.admit(cx);
             phase = now;
-            while let Poll::Ready(Some((task, end))) = this.running.poll_next(cx) {
-                this.ended(task, end);
-            }
+            let (running, tally, group) = (&mut this.running, &mut this.tally, &this.group);
+            let _ = running.poll_batch(cx, |(task, end)| ended(tally, group, task, end));
             if !came && sync::lock(&this.group.state).incoming.is_empty() {
                 break;
             }
