@@ -82,6 +82,27 @@ impl Drop for EnterGuard {
     }
 }
 
+/// Installs the node in `slot` as the current scope by moving it there, until the guard moves
+/// it back (also on unwind): no reference count changes hands, unlike [`enter`]. The slot is
+/// empty meanwhile.
+pub(crate) fn lend(slot: &mut Option<ScopeNode>) -> LendGuard<'_> {
+    let previous = SCOPE.with(|c| c.replace(slot.take()));
+    LendGuard { slot, previous }
+}
+
+/// Moves a lent node back to its slot, and the previously current scope back in place.
+pub(crate) struct LendGuard<'a> {
+    slot: &'a mut Option<ScopeNode>,
+    previous: Option<ScopeNode>,
+}
+
+impl Drop for LendGuard<'_> {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        *self.slot = SCOPE.with(|c| c.replace(previous));
+    }
+}
+
 /// Installs `task` as the current task until the guard is dropped.
 pub(crate) fn enter_task(task: TaskId) -> TaskGuard {
     TaskGuard {

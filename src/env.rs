@@ -116,6 +116,11 @@ impl Env {
         }
     }
 
+    /// Whether events are delivered anywhere (otherwise [`emit`](Self::emit) does nothing).
+    pub(crate) fn has_hook(&self) -> bool {
+        self.hook.is_some()
+    }
+
     pub(crate) fn tracks_tasks(&self) -> bool {
         self.tasks.is_some()
     }

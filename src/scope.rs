@@ -179,7 +179,9 @@ pin_project_lite::pin_project! {
     /// scope during each poll, and leaves it when the body completes or the future is dropped.
     #[derive(Debug)]
     pub(crate) struct InScope<F> {
-        node: ScopeNode,
+        // Lent to the thread's context while the body is polled (`context::lend`), so that a
+        // poll changes no reference count; here otherwise.
+        node: Option<ScopeNode>,
         // How far this future took the node: kept here too, so that polling takes no lock.
         stage: Phase,
         #[pin]
@@ -195,15 +197,19 @@ pin_project_lite::pin_project! {
 
 impl<F> InScope<F> {
     pub(crate) fn node(&self) -> &ScopeNode {
-        &self.node
+        self.node
+            .as_ref()
+            .expect("the node is lent only while the body is polled")
     }
 
     /// Leaves the scope (once).
     pub(crate) fn exit(self: Pin<&mut Self>) {
         let this = self.project();
-        if *this.stage != Phase::Exited {
+        if *this.stage != Phase::Exited
+            && let Some(node) = this.node
+        {
             *this.stage = Phase::Exited;
-            this.node.exit();
+            node.exit();
         }
     }
 }
@@ -211,7 +217,7 @@ impl<F> InScope<F> {
 impl<F: Future> InScope<F> {
     pub(crate) fn new(node: ScopeNode, body: F) -> Self {
         InScope {
-            node,
+            node: Some(node),
             stage: Phase::Created,
             body,
         }
@@ -221,11 +227,13 @@ impl<F: Future> InScope<F> {
     /// decide absorption; it must then call [`exit`](Self::exit) (drop does too).
     pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if *this.stage == Phase::Created {
+        if *this.stage == Phase::Created
+            && let Some(node) = this.node
+        {
             *this.stage = Phase::Entered;
-            this.node.enter(context::current().as_ref(), None);
+            node.enter(context::current().as_ref(), None);
         }
-        let _current = context::enter(this.node);
+        let _current = context::lend(this.node);
         this.body.poll(cx)
     }
 }
@@ -288,7 +296,7 @@ impl<F> ScopeFuture<F> {
     /// ```
     pub fn handle(&self) -> CancelHandle {
         CancelHandle {
-            node: self.inner.node.clone(),
+            node: self.inner.node().clone(),
         }
     }
 }

@@ -347,7 +347,7 @@ impl ScopeNode {
     /// Resolves a relative deadline and registers the timer. Returns the timeout cause to record
     /// at once if the deadline has already passed (S12: a past deadline is valid input).
     fn arm_deadline(&self, st: &mut NodeState) -> Option<Timeout> {
-        let clock = st.env.as_ref().map(|env| env.clock().clone());
+        let clock = st.env.as_ref().map(|env| env.clock());
         let deadline = st.deadline.as_mut()?;
         let Some(clock) = clock else {
             panic!(
@@ -486,7 +486,9 @@ impl ScopeNode {
             let fire = self.arm_deadline(&mut st);
             let deadline = st.deadline.map(|d| (st.resolved_deadline(), d.set_at));
             let stale = st.is_effective(st.parent_cancelled()) != self.is_cancelled();
-            (st.env.clone(), st.shielded, fire, deadline, stale)
+            // Cloned only to deliver events.
+            let env = st.env.as_ref().filter(|env| env.has_hook()).cloned();
+            (env, st.shielded, fire, deadline, stale)
         };
         if let Some(env) = &env {
             env.emit(|| Event::ScopeEntered {
