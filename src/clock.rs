@@ -19,9 +19,17 @@ use crate::scope_tree::ScopeNode;
 use crate::slab::{Slab, SlabKey};
 use crate::sync::{self, Arc, Mutex};
 
+/// A registered timer, as its owner keeps it to move or remove it: the entry and the `seq` of
+/// its key (16 bytes, where the key is 48).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TimerHandle {
+    entry: SlabKey,
+    seq: u64,
+}
+
 /// Orders timers; see the module documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct TimerKey {
+struct TimerKey {
     at: Instant,
     /// 0 for a scope deadline, 1 for a task wake-up.
     class: u8,
@@ -32,6 +40,15 @@ pub(crate) struct TimerKey {
     /// Where the timer's entry lives in the queue (not part of the order in practice: `seq`
     /// already makes keys unique).
     entry: SlabKey,
+}
+
+impl TimerKey {
+    fn handle(&self) -> TimerHandle {
+        TimerHandle {
+            entry: self.entry,
+            seq: self.seq,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -91,36 +108,37 @@ impl TimerQueue {
         key
     }
 
-    fn is_live(entries: &Slab<(u64, Timer)>, key: &TimerKey) -> bool {
+    fn is_live(entries: &Slab<(u64, Timer)>, timer: TimerHandle) -> bool {
         entries
-            .get(key.entry)
-            .is_some_and(|(seq, _)| *seq == key.seq)
+            .get(timer.entry)
+            .is_some_and(|(seq, _)| *seq == timer.seq)
     }
 
-    fn get_mut(&mut self, key: TimerKey) -> Option<&mut Timer> {
-        match self.entries.get_mut(key.entry) {
-            Some((seq, timer)) if *seq == key.seq => Some(timer),
+    fn get_mut(&mut self, timer: TimerHandle) -> Option<&mut Timer> {
+        match self.entries.get_mut(timer.entry) {
+            Some((seq, t)) if *seq == timer.seq => Some(t),
             _ => None,
         }
     }
 
-    fn remove(&mut self, key: TimerKey) -> Option<Timer> {
-        if !Self::is_live(&self.entries, &key) {
+    fn remove(&mut self, timer: TimerHandle) -> Option<Timer> {
+        if !Self::is_live(&self.entries, timer) {
             return None;
         }
-        let (_, timer) = self.entries.remove(key.entry)?;
+        let (_, removed) = self.entries.remove(timer.entry)?;
         if self.heap.len() > 64 && self.heap.len() > 2 * self.entries.len() {
             let entries = &self.entries;
-            self.heap.retain(|Reverse(key)| Self::is_live(entries, key));
+            self.heap
+                .retain(|Reverse(key)| Self::is_live(entries, key.handle()));
         }
-        Some(timer)
+        Some(removed)
     }
 
     /// The earliest live key, dropping stale ones on the way.
     fn first(&mut self) -> Option<TimerKey> {
         loop {
             let Reverse(top) = *self.heap.peek()?;
-            if Self::is_live(&self.entries, &top) {
+            if Self::is_live(&self.entries, top.handle()) {
                 return Some(top);
             }
             self.heap.pop();
@@ -236,7 +254,7 @@ impl Clock {
         sync::lock(&self.timers).runtime = waker;
     }
 
-    fn insert(&self, key: TimerKey, timer: Timer) -> TimerKey {
+    fn insert(&self, key: TimerKey, timer: Timer) -> TimerHandle {
         let mut timers = sync::lock(&self.timers);
         let key = timers.queue.insert(key, timer);
         let earliest = timers.queue.first() == Some(key);
@@ -249,7 +267,7 @@ impl Clock {
         if let Some(waker) = runtime {
             waker.wake();
         }
-        key
+        key.handle()
     }
 
     pub(crate) fn add_deadline(
@@ -258,7 +276,7 @@ impl Clock {
         depth: u32,
         seq: u64,
         node: ScopeNode,
-    ) -> TimerKey {
+    ) -> TimerHandle {
         let key = TimerKey {
             at,
             class: 0,
@@ -270,7 +288,7 @@ impl Clock {
         self.insert(key, Timer::Deadline(node))
     }
 
-    pub(crate) fn add_wake(&self, at: Instant, waker: Waker) -> TimerKey {
+    pub(crate) fn add_wake(&self, at: Instant, waker: Waker) -> TimerHandle {
         let seq = {
             let mut timers = sync::lock(&self.timers);
             timers.next_seq += 1;
@@ -288,8 +306,8 @@ impl Clock {
     }
 
     /// Replaces the waker of a wake-up timer, if it is still pending.
-    pub(crate) fn refresh_wake(&self, key: TimerKey, waker: &Waker) -> bool {
-        match sync::lock(&self.timers).queue.get_mut(key) {
+    pub(crate) fn refresh_wake(&self, timer: TimerHandle, waker: &Waker) -> bool {
+        match sync::lock(&self.timers).queue.get_mut(timer) {
             Some(Timer::Wake(w)) => {
                 w.clone_from(waker); // skips an equivalent waker
                 true
@@ -298,8 +316,8 @@ impl Clock {
         }
     }
 
-    pub(crate) fn remove(&self, key: TimerKey) {
-        let removed = sync::lock(&self.timers).queue.remove(key);
+    pub(crate) fn remove(&self, timer: TimerHandle) {
+        let removed = sync::lock(&self.timers).queue.remove(timer);
         drop(removed); // a deadline's node may be dropped here, outside the lock
     }
 
@@ -319,7 +337,7 @@ impl Clock {
             };
             fired += 1;
             match timer {
-                Timer::Deadline(node) => node.deadline_fired(key),
+                Timer::Deadline(node) => node.deadline_fired(key.handle()),
                 Timer::Wake(waker) => waker.wake(),
             }
         }

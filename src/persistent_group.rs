@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancelled::CancelError;
 use crate::cause::{Cause, Explicit};
-use crate::clock::{Clock, TimerKey};
+use crate::clock::{Clock, TimerHandle};
 use crate::context;
 use crate::env::Env;
 use crate::failure::{Failure, FailureKind, SpawnError};
@@ -612,7 +612,7 @@ pub(crate) struct Runner<E> {
     running: MemberSet<RunningFuture<E>>,
     tally: Tally,
     /// The wake-up at the end of the grace period, once shutting down.
-    grace_timer: Option<(Arc<Clock>, TimerKey)>,
+    grace_timer: Option<(Arc<Clock>, TimerHandle)>,
     /// Registration with the group's scope, to notice a cancellation from outside.
     cancel_wait: Option<SlabKey>,
 }
@@ -652,7 +652,6 @@ impl<E: CancelError + fmt::Display> Runner<E> {
             }));
         (phase, any)
     }
-
 
     /// Whether the group's scope is cancelled; registers to be woken when it is, otherwise.
     fn scope_cancelled(&mut self, cx: &mut Context<'_>) -> bool {

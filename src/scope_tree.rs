@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancelled::Cancelled;
 use crate::cause::{Cause, Explicit, Parent, Timeout};
-use crate::clock::{Clock, TimerKey};
+use crate::clock::{Clock, TimerHandle};
 use crate::context;
 use crate::env::Env;
 use crate::event::{Event, RequestOutcome};
@@ -121,7 +121,7 @@ struct Deadline {
     when: When,
     set_at: &'static Location<'static>,
     /// The registered timer, while entered and the deadline lies in the future.
-    timer: Option<TimerKey>,
+    timer: Option<TimerHandle>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -384,7 +384,7 @@ impl ScopeNode {
     }
 
     /// Called by the clock when a registered deadline passes.
-    pub(crate) fn deadline_fired(&self, key: TimerKey) {
+    pub(crate) fn deadline_fired(&self, key: TimerHandle) {
         let timeout = {
             let mut st = sync::lock(&self.inner.state);
             let Some(deadline) = st.deadline.as_mut() else {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancelled::Cancelled;
 use crate::checkpoint::CancelWait;
-use crate::clock::TimerKey;
+use crate::clock::TimerHandle;
 use crate::context;
 use crate::env::Env;
 use crate::sync::Arc;
@@ -113,7 +113,7 @@ pub struct Sleep {
     target: Target,
     /// The environment (its clock; kept alive while we wait) and the registered wake-up, once
     /// polled.
-    timer: Option<(Arc<Env>, Option<TimerKey>)>,
+    timer: Option<(Arc<Env>, Option<TimerHandle>)>,
     wait: CancelWait,
 }
 
