@@ -34,6 +34,11 @@ pub(crate) fn current() -> Option<ScopeNode> {
     SCOPE.with(|c| c.borrow().clone())
 }
 
+/// Runs `f` with the scope being polled on this thread, without cloning it.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&ScopeNode>) -> R) -> R {
+    SCOPE.with(|c| f(c.borrow().as_ref()))
+}
+
 /// The fast path of every cancellation point: is the current scope effectively cancelled?
 #[inline]
 pub(crate) fn current_is_cancelled() -> bool {

@@ -17,8 +17,8 @@
 //!    the future's own poll, so the `RefCell` borrow cannot fail.
 //! 4. The [`Member`] holds one strong reference until it is dropped, and dropping it drops the
 //!    future first (2). So when a handle lets go of the last reference, the future is gone: the
-//!    cell's drop then touches only the exit (whose `T` the handle's type names), the task's
-//!    identity and the nursery's node, none of which borrows `'env`.
+//!    cell's drop then touches only the exit (whose `T` the handle's type names) and the task's
+//!    identity, neither of which borrows `'env`.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -29,7 +29,6 @@ use std::task::{Context, Poll};
 
 use crate::cancelled::CancelError;
 use crate::identity::TaskInfo;
-use crate::scope_tree::ScopeNode;
 use crate::task::{Ended, Exit, HasExit, JoinHandle, TaskExit, poll_member};
 
 /// A running member, as the nursery's member set owns it. Dropping it before the member ended
@@ -46,17 +45,12 @@ trait Run<E> {
 
 struct MemberCell<F, T> {
     exit: Exit<T>,
-    nursery: ScopeNode,
     /// The future while it runs; `None` once it ended or was dropped (invariant 2).
     future: RefCell<Option<F>>,
 }
 
-/// Wraps a spawned future as a member of the nursery `nursery`; returns it and its handle.
-pub(crate) fn member<'env, F, T, E>(
-    task: TaskInfo,
-    nursery: ScopeNode,
-    future: F,
-) -> (Member<'env, E>, JoinHandle<T>)
+/// Wraps a spawned future as a nursery member; returns it and its handle.
+pub(crate) fn member<'env, F, T, E>(task: TaskInfo, future: F) -> (Member<'env, E>, JoinHandle<T>)
 where
     F: Future<Output = Result<T, E>> + 'env,
     T: 'env,
@@ -64,7 +58,6 @@ where
 {
     let cell = Rc::pin(MemberCell {
         exit: Exit::new(task),
-        nursery,
         future: RefCell::new(Some(future)),
     });
     let for_handle: Pin<Rc<dyn HasExit<T> + 'env>> = cell.clone();
@@ -100,8 +93,7 @@ where
         // the `F` in it is never moved out, only dropped in place (invariant 2). Those are the
         // guarantees `Pin<&mut F>` asks for.
         let future = unsafe { Pin::new_unchecked(future) };
-        let (exit, end) =
-            std::task::ready!(poll_member(&this.exit.task, &this.nursery, future, cx));
+        let (exit, end) = std::task::ready!(poll_member(&this.exit.task, future, cx));
         *slot = None; // dropped in place
         drop(slot);
         this.exit.finish(exit);

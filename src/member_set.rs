@@ -43,10 +43,14 @@ pub(crate) struct MemberSet<F> {
 /// No vacant slot.
 const NONE: u32 = u32::MAX;
 
+/// A slot's occupant, or the next vacant slot (the free list, in the space of the member).
+enum Occupant<F> {
+    Occupied(F),
+    Vacant { next_free: u32 },
+}
+
 struct Slot<F> {
-    member: Option<F>,
-    /// While vacant: the next vacant slot.
-    next_free: u32,
+    member: Occupant<F>,
     /// The slot's waker, made once: polling a member clones nothing.
     waker: Waker,
 }
@@ -104,7 +108,12 @@ impl<F> MemberSet<F> {
             }
             free => {
                 let index = free as usize;
-                self.free = self.slots[index / CHUNK][index % CHUNK].next_free;
+                let Occupant::Vacant { next_free } =
+                    self.slots[index / CHUNK][index % CHUNK].member
+                else {
+                    unreachable!("the free list holds vacant slots only");
+                };
+                self.free = next_free;
                 (index, false)
             }
         };
@@ -136,12 +145,11 @@ impl<F> MemberSet<F> {
             self.batch.reserve(missing);
             let waker = WakerChunk::waker(&self.wakers[chunk], position);
             self.slots[chunk].push(Slot {
-                member: Some(member),
-                next_free: NONE,
+                member: Occupant::Occupied(member),
                 waker,
             });
         } else {
-            self.slots[chunk][position].member = Some(member);
+            self.slots[chunk][position].member = Occupant::Occupied(member);
         }
         if let Some(nursery) = nursery {
             nursery.wake();
@@ -163,14 +171,19 @@ impl<F> MemberSet<F> {
         self.slots
             .iter()
             .flatten()
-            .filter_map(|slot| slot.member.as_ref())
+            .filter_map(|slot| match &slot.member {
+                Occupant::Occupied(member) => Some(member),
+                Occupant::Vacant { .. } => None,
+            })
     }
 
     /// Drops every member; their slots (and wakers) stay for reuse.
     pub(crate) fn clear(&mut self) {
         for (index, slot) in self.slots.iter_mut().flatten().enumerate() {
-            if slot.member.take().is_some() {
-                slot.next_free = self.free;
+            if let Occupant::Occupied(_) = slot.member {
+                slot.member = Occupant::Vacant {
+                    next_free: self.free,
+                };
                 self.free = slot_number(index);
             }
         }
@@ -220,13 +233,14 @@ impl<F: Future + Unpin> MemberSet<F> {
                 .queued(position)
                 .store(false, Ordering::Release);
             let slot = &mut self.slots[chunk][position];
-            let Some(member) = slot.member.as_mut() else {
+            let Occupant::Occupied(member) = &mut slot.member else {
                 continue;
             };
             let mut member_cx = Context::from_waker(&slot.waker);
             if let Poll::Ready(output) = Pin::new(member).poll(&mut member_cx) {
-                slot.member = None;
-                slot.next_free = self.free;
+                slot.member = Occupant::Vacant {
+                    next_free: self.free,
+                };
                 self.free = slot_number(index);
                 self.len -= 1;
                 ended(output);

@@ -173,7 +173,7 @@ where
         }
         let scope = self.shared.node.info();
         context::with_env(|env| report_spawn(env, &task, scope));
-        let (member, handle) = member(task, self.shared.node.clone(), future);
+        let (member, handle) = member(task, future);
         match self.shared.running.try_borrow_mut() {
             Ok(mut running) => running.push(member),
             Err(_) => queue.members.push(member), // a member spawning while the set polls it

@@ -126,10 +126,9 @@ struct Running<E> {
 }
 
 impl<E: CancelError + fmt::Display> Running<E> {
-    fn poll_end(&mut self, home: &ScopeNode, cx: &mut Context<'_>) -> Poll<End<E>> {
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<End<E>> {
         let (exit, end) = std::task::ready!(poll_member::<_, (), E>(
             &self.task,
-            home,
             self.future.as_mut(),
             cx
         ));
@@ -620,7 +619,6 @@ pub(crate) struct Runner<E> {
 /// A running member, polled in the group's scope.
 struct RunningFuture<E> {
     member: Running<E>,
-    home: ScopeNode,
 }
 
 impl<E: CancelError + fmt::Display> Future for RunningFuture<E> {
@@ -628,7 +626,7 @@ impl<E: CancelError + fmt::Display> Future for RunningFuture<E> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let end = std::task::ready!(this.member.poll_end(&this.home, cx));
+        let end = std::task::ready!(this.member.poll_end(cx));
         Poll::Ready((this.member.task.clone(), end))
     }
 }
@@ -644,12 +642,8 @@ impl<E: CancelError + fmt::Display> Runner<E> {
             (std::mem::take(&mut st.incoming), st.phase)
         };
         let any = !incoming.is_empty();
-        let home = self.node().clone();
         self.running
-            .extend(incoming.into_iter().map(|member| RunningFuture {
-                member,
-                home: home.clone(),
-            }));
+            .extend(incoming.into_iter().map(|member| RunningFuture { member }));
         (phase, any)
     }
 
@@ -839,12 +833,8 @@ impl<E> Drop for Runner<E> {
                 return;
             }
             let incoming = std::mem::take(&mut st.incoming);
-            let home = self.group.node.clone();
             self.running
-                .extend(incoming.into_iter().map(|member| RunningFuture {
-                    member,
-                    home: home.clone(),
-                }));
+                .extend(incoming.into_iter().map(|member| RunningFuture { member }));
             st.phase
         };
         let env = self.node().env();

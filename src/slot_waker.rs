@@ -62,7 +62,7 @@ struct SlotFlag {
     /// Whether the slot is in the ready queue (or the batch being polled) already.
     queued: AtomicBool,
     /// The flag's position in `flags` (invariant 1).
-    position: usize,
+    position: u32,
 }
 
 const _: () = {
@@ -75,7 +75,7 @@ impl WakerChunk {
         Frozen::new(WakerChunk {
             flags: std::array::from_fn(|position| SlotFlag {
                 queued: AtomicBool::new(false),
-                position,
+                position: position as u32, // < CHUNK
             }),
             first,
             queue,
@@ -129,7 +129,7 @@ unsafe fn locate(data: *const ()) -> (*const WakerChunk, usize) {
     // flags; stepping back by the flag's position lands on `flags[0]`, the chunk's address
     // (invariant 1).
     unsafe {
-        let position = (*flag).position;
+        let position = (*flag).position as usize;
         (flag.sub(position).cast::<WakerChunk>(), position)
     }
 }

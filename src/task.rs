@@ -338,9 +338,11 @@ pub(crate) struct Ended<E> {
 
 /// Polls a member's future once as its task (catching a panic), and on completion classifies how
 /// it ended: the exit for its handle and the end for its nursery or group.
+///
+/// The member's home scope is the scope being polled: nurseries and groups poll their members
+/// inside their own scope.
 pub(crate) fn poll_member<F, T, E>(
     task: &TaskInfo,
-    home: &ScopeNode,
     future: Pin<&mut F>,
     cx: &mut Context<'_>,
 ) -> Poll<(TaskExit<T>, End<E>)>
@@ -353,7 +355,10 @@ where
     Poll::Ready(match polled {
         Ok(Poll::Pending) => return Poll::Pending,
         Ok(Poll::Ready(Ok(value))) => (TaskExit::Completed(value), End::Completed),
-        Ok(Poll::Ready(Err(e))) => match classify(home, e) {
+        Ok(Poll::Ready(Err(e))) => match context::with_current(|home| match home {
+            Some(home) => classify(home, e),
+            None => Err(e), // polled outside any scope: nothing to be cancelled by
+        }) {
             Ok(cancelled) => (TaskExit::Cancelled(cancelled.cause), End::Cancelled),
             Err(e) => (
                 TaskExit::Failed {
