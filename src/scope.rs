@@ -123,6 +123,14 @@ impl Scope {
         self
     }
 
+    /// An unnamed scope with a deadline `timeout` after entry: `Scope::new().with_timeout(..)`,
+    /// for the timeout functions, which need no lock to set it up.
+    pub(crate) fn timing_out(timeout: Duration, set_at: &'static Location<'static>) -> Self {
+        Scope {
+            node: ScopeNode::timing_out(timeout, set_at),
+        }
+    }
+
     pub(crate) fn into_node(self) -> ScopeNode {
         self.node
     }

@@ -145,6 +145,21 @@ pub(crate) enum WaitRegistration {
 
 impl ScopeNode {
     pub(crate) fn new(name: Option<Frozen<str>>) -> ScopeNode {
+        Self::with_state(name, None)
+    }
+
+    /// A new unnamed scope whose deadline is `timeout` after its entry: what `set_timeout` on a
+    /// new scope leaves, without taking its lock.
+    pub(crate) fn timing_out(timeout: Duration, set_at: &'static Location<'static>) -> ScopeNode {
+        let deadline = Deadline {
+            when: When::AfterEntry(timeout),
+            set_at,
+            timer: None,
+        };
+        Self::with_state(None, Some(deadline))
+    }
+
+    fn with_state(name: Option<Frozen<str>>, deadline: Option<Deadline>) -> ScopeNode {
         let inner = Arc::new(Inner {
             info: ScopeInfo {
                 id: ScopeId(context::next_id()),
@@ -159,7 +174,7 @@ impl ScopeNode {
                 children: Slab::new(),
                 key_in_parent: None,
                 shielded: false,
-                deadline: None,
+                deadline,
                 env: context::env(),
                 own: None,
                 inherited: false,

@@ -1,6 +1,7 @@
 //! Timeouts: scopes with a deadline that either move on (`None`) or fail (`TimedOut`).
 
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: CancelError,
 {
-    Scope::new().with_timeout(timeout).run(body)
+    Scope::timing_out(timeout, Location::caller()).run(body)
 }
 
 /// Runs `body` until `deadline`; past it, moves on with `Ok(None)`. See [`move_on_after`].
@@ -80,7 +81,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: CancelError,
 {
-    FailAfter::new(Scope::new().with_timeout(timeout), body)
+    FailAfter::new(Scope::timing_out(timeout, Location::caller()), body)
 }
 
 /// Runs `body` until `deadline`; past it, fails with [`TimedOut`]. See [`fail_after`].
