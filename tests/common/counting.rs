@@ -1,5 +1,6 @@
-//! A global allocator that counts, per thread, the bytes allocated and not yet freed. A test
-//! binary that wants it declares `#[global_allocator] static A: Counting = Counting;`.
+//! A global allocator that counts, per thread, the bytes allocated and not yet freed, and the
+//! allocations made. A test binary that wants it declares
+//! `#[global_allocator] static A: Counting = Counting;`.
 //!
 //! Per thread, so that the harness's own threads (which may allocate at any time) do not disturb
 //! a test's count.
@@ -13,6 +14,13 @@ thread_local! {
     /// Bytes allocated minus bytes freed by this thread. Const-initialised and without a
     /// destructor, so the allocator may touch it.
     static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
+    /// Allocations made by this thread (same constraints).
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Allocations made by the calling thread so far.
+pub fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
 }
 
 /// Bytes allocated minus bytes freed by the calling thread so far.
@@ -29,6 +37,7 @@ fn count(delta: isize) {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size() as isize);
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
