@@ -711,15 +711,16 @@ impl NodeState {
 
 /// Recomputes the effective state of `start` and, wherever it changed, of its descendants.
 ///
-/// A loop, no recursion. Each step locks one node only: either a node being visited, or a parent
-/// whose next child is fetched through a cursor into its `children` (one *frame*). Children are
+/// A loop, no recursion. Each step locks one node only: either a node being visited (which also
+/// yields its first child), or a parent whose next child is fetched through a cursor into its
+/// `children` (one *frame*). Children are
 /// visited after their parent's flag was stored, and read that flag themselves, so the last visit
 /// of a child always sees its parent's latest state (invariant 2) even when two updates overlap;
 /// a child entered after the store reads the flag on entry (invariant 3), and one that left needs
 /// no visit.
 ///
-/// Memory: a frame is dropped as soon as its last child is taken, so a chain needs one frame and
-/// a wide tree one per level. The inline room covers eight levels of branching; nothing is
+/// Memory: a frame is kept only while a node has children left to visit, so a chain needs none
+/// and a wide tree one per level. The inline room covers eight levels of branching; nothing is
 /// allocated per descendant, however wide a node is.
 pub(crate) fn update(start: ScopeNode) {
     let mut frames: SmallVec<[(ScopeNode, usize); 8]> = SmallVec::new();
@@ -732,8 +733,11 @@ pub(crate) fn update(start: ScopeNode) {
                 None => return,
             },
         };
-        if visit(&node) {
-            frames.push((node, 0));
+        if let Some((first, rest)) = visit(&node) {
+            if let Some(cursor) = rest {
+                frames.push((node, cursor));
+            }
+            next = Some(first);
         }
     }
 }
@@ -742,31 +746,37 @@ pub(crate) fn update(start: ScopeNode) {
 fn next_child(frames: &mut SmallVec<[(ScopeNode, usize); 8]>) -> Option<ScopeNode> {
     loop {
         let (parent, cursor) = frames.last_mut()?;
-        let st = sync::lock(&parent.inner.state);
-        let Some((child, after)) = st.children.next_from(*cursor) else {
-            drop(st);
-            frames.pop();
-            continue;
-        };
-        let child = child.clone();
-        let more = st
-            .children
-            .next_from(after)
-            .map(|(_, after_next)| after_next - 1);
-        drop(st);
-        match more {
-            Some(index) => *cursor = index,
+        let taken = take_child(&sync::lock(&parent.inner.state).children, *cursor);
+        match taken {
             None => {
                 frames.pop();
             }
+            Some((child, rest)) => {
+                match rest {
+                    Some(index) => *cursor = index,
+                    None => {
+                        frames.pop();
+                    }
+                }
+                return Some(child);
+            }
         }
-        return Some(child);
     }
 }
 
-/// Brings one node's flag up to date and wakes its waiters if it turned on. Returns whether its
-/// descendants need a visit (the flag changed and it has children).
-fn visit(node: &ScopeNode) -> bool {
+/// The child at or after `cursor`, and where the next one is, if there is one.
+fn take_child(children: &Slab<ScopeNode>, cursor: usize) -> Option<(ScopeNode, Option<usize>)> {
+    let (child, after) = children.next_from(cursor)?;
+    let rest = children
+        .next_from(after)
+        .map(|(_, after_next)| after_next - 1);
+    Some((child.clone(), rest))
+}
+
+/// Brings one node's flag up to date and wakes its waiters if it turned on. If its descendants
+/// need a visit (the flag changed and it has children), returns its first child and where the
+/// next one is, taken under the same lock.
+fn visit(node: &ScopeNode) -> Option<(ScopeNode, Option<usize>)> {
     let mut st = sync::lock(&node.inner.state);
     let parent_cancelled = st.parent_cancelled();
     if parent_cancelled && !st.shielded && !st.inherited {
@@ -782,7 +792,7 @@ fn visit(node: &ScopeNode) -> bool {
         st.last_cause = st.effective_cause();
     }
     if now == node.inner.cancelled.load(Ordering::Relaxed) {
-        return false;
+        return None;
     }
     node.inner.cancelled.store(now, Ordering::Release);
     // The waiters' storage is moved out whole and woken after the lock is released.
@@ -794,7 +804,7 @@ fn visit(node: &ScopeNode) -> bool {
         .is_some()
         .then(|| st.env.as_ref().map(|env| env.clock().clone()))
         .flatten();
-    let has_children = st.children.len() > 0;
+    let children = take_child(&st.children, 0);
     drop(st);
     if let Some(woken) = woken {
         match clock.filter(|clock| clock.is_seeded()) {
@@ -807,7 +817,7 @@ fn visit(node: &ScopeNode) -> bool {
             None => woken.for_each(Waker::wake),
         }
     }
-    has_children
+    children
 }
 
 impl Drop for Inner {
