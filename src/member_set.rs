@@ -253,3 +253,94 @@ impl<F: Future + Unpin> MemberSet<F> {
         }
     }
 }
+
+#[cfg(all(test, not(wherefore_loom)))]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::task::Waker;
+
+    /// Ready on its second poll; keeps the waker of its first.
+    struct Twice {
+        name: &'static str,
+        polls: Rc<Cell<u32>>,
+        kept: Rc<RefCell<Option<Waker>>>,
+    }
+
+    impl Future for Twice {
+        type Output = &'static str;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<&'static str> {
+            self.polls.set(self.polls.get() + 1);
+            if self.polls.get() == 2 {
+                return Poll::Ready(self.name);
+            }
+            *self.kept.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    fn twice(name: &'static str) -> (Twice, Rc<Cell<u32>>, Rc<RefCell<Option<Waker>>>) {
+        let (polls, kept) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(None)));
+        let future = Twice {
+            name,
+            polls: polls.clone(),
+            kept: kept.clone(),
+        };
+        (future, polls, kept)
+    }
+
+    fn poll_batch(set: &mut MemberSet<Twice>) -> (Poll<()>, Vec<&'static str>) {
+        let mut ended = Vec::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        let polled = set.poll_batch(&mut cx, |name| ended.push(name));
+        (polled, ended)
+    }
+
+    #[test]
+    fn a_stale_wake_up_polls_the_slots_next_member_once_more_and_loses_nothing() {
+        let mut set = MemberSet::new();
+        let (a, a_polls, a_waker) = twice("a");
+        set.push(a);
+        assert_eq!(poll_batch(&mut set), (Poll::Pending, vec![]));
+        a_waker.borrow().as_ref().unwrap().wake_by_ref();
+        assert_eq!(poll_batch(&mut set), (Poll::Ready(()), vec!["a"]));
+        assert_eq!(a_polls.get(), 2);
+
+        // "b" takes a's slot; a's old waker, still around, wakes that slot once more.
+        let (b, b_polls, _b_waker) = twice("b");
+        set.push(b);
+        a_waker.borrow().as_ref().unwrap().wake_by_ref(); // queued already: no second entry
+        assert_eq!(poll_batch(&mut set), (Poll::Pending, vec![]));
+        assert_eq!(b_polls.get(), 1, "polled once, not twice, for two wake-ups");
+        a_waker.borrow().as_ref().unwrap().wake_by_ref(); // stale: an extra poll of b
+        assert_eq!(poll_batch(&mut set), (Poll::Ready(()), vec!["b"]));
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn slots_are_reused_last_freed_first_across_chunks() {
+        let mut set = MemberSet::new();
+        let mut wakers = Vec::new();
+        for _ in 0..CHUNK + 2 {
+            let (member, _, kept) = twice("m");
+            set.push(member);
+            wakers.push(kept);
+        }
+        assert_eq!(poll_batch(&mut set).1.len(), 0);
+        assert_eq!(
+            set.slots.len(),
+            2,
+            "a second chunk for the last two members"
+        );
+        for kept in &wakers {
+            kept.borrow().as_ref().unwrap().wake_by_ref();
+        }
+        assert_eq!(poll_batch(&mut set).1.len(), CHUNK + 2);
+        let (again, _, _) = twice("again");
+        set.push(again);
+        // "again" took the slot freed last (CHUNK + 1); the one freed before it is next.
+        assert_eq!(set.free, slot_number(CHUNK));
+        assert_eq!(set.slots.len(), 2, "no new chunk while slots are free");
+    }
+}
