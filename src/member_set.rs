@@ -265,7 +265,7 @@ mod tests {
     struct Twice {
         name: &'static str,
         polls: Rc<Cell<u32>>,
-        kept: Rc<RefCell<Option<Waker>>>,
+        kept: Kept,
     }
 
     impl Future for Twice {
@@ -280,7 +280,10 @@ mod tests {
         }
     }
 
-    fn twice(name: &'static str) -> (Twice, Rc<Cell<u32>>, Rc<RefCell<Option<Waker>>>) {
+    /// The waker a `Twice` keeps, shared with the test.
+    type Kept = Rc<RefCell<Option<Waker>>>;
+
+    fn twice(name: &'static str) -> (Twice, Rc<Cell<u32>>, Kept) {
         let (polls, kept) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(None)));
         let future = Twice {
             name,
