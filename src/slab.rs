@@ -6,7 +6,11 @@
 //! waiter that was woken and drained) never reaches a later value stored at the same index.
 //!
 //! Vacant entries form the free list themselves (each names the next one), so removing a value
-//! never allocates, and a slab that empties lets go of its storage.
+//! never allocates, and a slab that empties lets go of its storage. The first entry is stored
+//! inline: a scope with one child (every nested scope's parent) or one waiter allocates nothing
+//! for it, and a walk down a chain of scopes reads no separate buffer per scope.
+
+use smallvec::SmallVec;
 
 /// A key into a [`Slab`]: the index in the low 32 bits, the insertion stamp in the high 32.
 pub(crate) type SlabKey = u64;
@@ -22,7 +26,7 @@ enum Entry<T> {
 
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
-    entries: Vec<Entry<T>>,
+    entries: SmallVec<[Entry<T>; 1]>,
     /// The first vacant entry, reused before the vector grows (`NONE` if there is none).
     free: u32,
     len: usize,
@@ -30,9 +34,9 @@ pub(crate) struct Slab<T> {
 }
 
 impl<T> Slab<T> {
-    pub(crate) const fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Slab {
-            entries: Vec::new(),
+            entries: SmallVec::new(),
             free: NONE,
             len: 0,
             next_stamp: 0,
@@ -82,7 +86,7 @@ impl<T> Slab<T> {
         self.free = index as u32;
         self.len -= 1;
         if self.len == 0 {
-            self.entries = Vec::new();
+            self.entries = SmallVec::new();
             self.free = NONE;
         }
         Some(value)
@@ -166,13 +170,24 @@ mod tests {
     }
 
     #[test]
+    fn a_single_entry_lives_inline() {
+        let mut slab = Slab::new();
+        let key = slab.insert("only");
+        assert!(!slab.entries.spilled());
+        slab.insert("second");
+        assert!(slab.entries.spilled());
+        assert_eq!(slab.remove(key), Some("only"));
+        assert_eq!(slab.iter().copied().collect::<Vec<_>>(), ["second"]);
+    }
+
+    #[test]
     fn an_emptied_slab_lets_go_of_its_storage() {
         let mut slab = Slab::new();
         let keys: Vec<SlabKey> = (0..100).map(|v| slab.insert(v)).collect();
         for key in keys {
             slab.remove(key);
         }
-        assert_eq!(slab.entries.capacity(), 0);
+        assert!(!slab.entries.spilled());
         let key = slab.insert(7);
         assert_eq!((key & 0xffff_ffff, slab.len()), (0, 1));
         assert_eq!(slab.drain().collect::<Vec<_>>(), [7]);
