@@ -458,9 +458,8 @@ fn propagation(quick: bool, rows: &mut Vec<Row>) {
 
 /// One row per size: the fastest time per scope of a few cancels, and its growth over the first
 /// size. The fastest, because what is checked is the algorithm (linear, no recursion): on this
-/// kind of machine, cancels of the same 100,000-scope chain spread from about 45 to 155 ns per
-/// scope between runs, by where the allocator put the records (code from before and after the
-/// work on issue 8 alike), and that noise only ever adds.
+/// kind of machine, cancels of the same large chain spread between runs by where the allocator
+/// put the records (see BENCHMARKS.md), and that noise only ever adds.
 fn linear_rows(
     sizes: &[usize],
     name: impl Fn(usize) -> String,
