@@ -164,7 +164,9 @@ pub(crate) type ExitRef<T> = Pin<Rc<dyn HasExit<T>>>;
 
 /// The handle of a nursery member: read how it ended.
 ///
-/// Dropping it does not cancel or detach the task: the nursery still runs and awaits it.
+/// Dropping it does not cancel or detach the task: the nursery still runs and awaits it. It may
+/// outlive its nursery (and whatever its task borrowed): it then still tells how the task ended,
+/// [`TaskExit::Dropped`] if the nursery's future was dropped first.
 ///
 /// ```
 /// # wherefore::testing::block_on(async {
