@@ -153,8 +153,11 @@ unsafe fn wake_raw(data: *const ()) {
 unsafe fn wake_by_ref_raw(data: *const ()) {
     // SAFETY: `data` belongs to a live waker, whose count keeps the chunk alive for this call
     // (invariant 2); shared access is all a chunk allows (invariant 3).
-    let (chunk, position) = unsafe { locate(data) };
-    unsafe { &*chunk }.wake(position);
+    let (chunk, position) = unsafe {
+        let (chunk, position) = locate(data);
+        (&*chunk, position)
+    };
+    chunk.wake(position);
 }
 
 unsafe fn drop_raw(data: *const ()) {
