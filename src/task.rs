@@ -189,15 +189,11 @@ impl<T> JoinHandle<T> {
         JoinHandle { member }
     }
 
-    fn slot(&self) -> &Exit<T> {
-        self.member.as_ref().get_ref().exit()
-    }
-
     /// Who the task is.
     ///
     /// See the type-level example.
     pub fn task(&self) -> &TaskInfo {
-        &self.slot().task
+        &self.member.exit().task
     }
 
     /// Whether the task has ended.
@@ -216,7 +212,7 @@ impl<T> JoinHandle<T> {
     /// # });
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.slot().is_finished()
+        self.member.exit().is_finished()
     }
 
     /// The exit if the task has ended, without waiting (and without being a cancellation point);
@@ -236,7 +232,7 @@ impl<T> JoinHandle<T> {
     /// # });
     /// ```
     pub fn try_join(self) -> Result<TaskExit<T>, JoinHandle<T>> {
-        let exit = self.slot().take();
+        let exit = self.member.exit().take();
         exit.ok_or(self)
     }
 
@@ -258,7 +254,7 @@ impl<T> JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("task", &self.slot().task)
+            .field("task", &self.member.exit().task)
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -272,7 +268,7 @@ impl<T> fmt::Display for JoinHandle<T> {
         } else {
             "running"
         };
-        write!(f, "{} ({state})", self.slot().task)
+        write!(f, "{} ({state})", self.member.exit().task)
     }
 }
 
