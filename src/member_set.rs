@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::clock::Clock;
+use crate::slab::{NONE, index_u32};
 use crate::slot_waker::{CHUNK, ReadyQueue, WakerChunk};
 use crate::sync::{self, Arc, Frozen, Ordering};
 
@@ -40,9 +41,6 @@ pub(crate) struct MemberSet<F> {
     schedule: Option<Arc<Clock>>,
 }
 
-/// No vacant slot.
-const NONE: u32 = u32::MAX;
-
 /// A slot's occupant, or the next vacant slot (the free list, in the space of the member).
 enum Occupant<F> {
     Occupied(F),
@@ -55,12 +53,10 @@ struct Slot<F> {
     waker: Waker,
 }
 
-/// A slot's index as the queues keep it.
-fn slot_number(index: usize) -> u32 {
-    u32::try_from(index)
-        .ok()
-        .filter(|&n| n != NONE)
-        .expect("fewer than 2^32 - 1 members")
+/// Makes the slot at `index` vacant, at the head of the free list `free`.
+fn vacate<F>(slot: &mut Slot<F>, index: usize, free: &mut u32) {
+    slot.member = Occupant::Vacant { next_free: *free };
+    *free = index_u32(index);
 }
 
 /// Keeps `waker` in `slot` to be woken later, cloning only when the slot holds none or one that
@@ -136,7 +132,7 @@ impl<F> MemberSet<F> {
                 ready.slots.reserve(missing);
             }
             if !already_queued {
-                ready.slots.push(slot_number(index));
+                ready.slots.push(index_u32(index));
             }
             ready.nursery.take()
         };
@@ -161,7 +157,7 @@ impl<F> MemberSet<F> {
         let first = self.slots.len() * CHUNK;
         self.slots.push(Vec::with_capacity(CHUNK));
         self.wakers
-            .push(WakerChunk::new(slot_number(first), self.queue.clone()));
+            .push(WakerChunk::new(index_u32(first), self.queue.clone()));
     }
 }
 
@@ -181,10 +177,7 @@ impl<F> MemberSet<F> {
     pub(crate) fn clear(&mut self) {
         for (index, slot) in self.slots.iter_mut().flatten().enumerate() {
             if let Occupant::Occupied(_) = slot.member {
-                slot.member = Occupant::Vacant {
-                    next_free: self.free,
-                };
-                self.free = slot_number(index);
+                vacate(slot, index, &mut self.free);
             }
         }
         self.len = 0;
@@ -238,10 +231,7 @@ impl<F: Future + Unpin> MemberSet<F> {
             };
             let mut member_cx = Context::from_waker(&slot.waker);
             if let Poll::Ready(output) = Pin::new(member).poll(&mut member_cx) {
-                slot.member = Occupant::Vacant {
-                    next_free: self.free,
-                };
-                self.free = slot_number(index);
+                vacate(slot, index, &mut self.free);
                 self.len -= 1;
                 ended(output);
             }
@@ -343,7 +333,7 @@ mod tests {
         let (again, _, _) = twice("again");
         set.push(again);
         // "again" took the slot freed last (CHUNK + 1); the one freed before it is next.
-        assert_eq!(set.free, slot_number(CHUNK));
+        assert_eq!(set.free, index_u32(CHUNK));
         assert_eq!(set.slots.len(), 2, "no new chunk while slots are free");
     }
 }

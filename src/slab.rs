@@ -15,8 +15,16 @@ use smallvec::SmallVec;
 /// A key into a [`Slab`]: the index in the low 32 bits, the insertion stamp in the high 32.
 pub(crate) type SlabKey = u64;
 
-/// No vacant entry.
-const NONE: u32 = u32::MAX;
+/// No entry: the end of a free list kept as `u32` indices (here and in the member set).
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// `index` as a `u32` index, below [`NONE`].
+pub(crate) fn index_u32(index: usize) -> u32 {
+    u32::try_from(index)
+        .ok()
+        .filter(|&i| i != NONE)
+        .expect("fewer than 2^32 - 1 entries")
+}
 
 #[derive(Debug)]
 enum Entry<T> {
@@ -51,10 +59,7 @@ impl<T> Slab<T> {
         let index = match self.free {
             NONE => {
                 self.entries.push(occupied);
-                u32::try_from(self.entries.len() - 1)
-                    .ok()
-                    .filter(|&i| i != NONE)
-                    .expect("fewer than 2^32 - 1 live entries")
+                index_u32(self.entries.len() - 1)
             }
             index => {
                 let entry = &mut self.entries[index as usize];
