@@ -32,6 +32,22 @@ enum Entry<T> {
     Vacant { next: u32 },
 }
 
+impl<T> Entry<T> {
+    fn value(&self) -> Option<&T> {
+        match self {
+            Entry::Occupied { value, .. } => Some(value),
+            Entry::Vacant { .. } => None,
+        }
+    }
+
+    fn into_value(self) -> Option<T> {
+        match self {
+            Entry::Occupied { value, .. } => Some(value),
+            Entry::Vacant { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
     entries: SmallVec<[Entry<T>; 1]>,
@@ -123,17 +139,11 @@ impl<T> Slab<T> {
         let rest = self.entries.get(from..)?;
         rest.iter()
             .enumerate()
-            .find_map(|(offset, entry)| match entry {
-                Entry::Occupied { value, .. } => Some((value, from + offset + 1)),
-                Entry::Vacant { .. } => None,
-            })
+            .find_map(|(offset, entry)| Some((entry.value()?, from + offset + 1)))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.entries.iter().filter_map(|entry| match entry {
-            Entry::Occupied { value, .. } => Some(value),
-            Entry::Vacant { .. } => None,
-        })
+        self.entries.iter().filter_map(Entry::value)
     }
 
     /// Removes every value, yielding them, and frees the storage.
@@ -141,10 +151,7 @@ impl<T> Slab<T> {
         let entries = std::mem::take(&mut self.entries);
         self.free = NONE;
         self.len = 0;
-        entries.into_iter().filter_map(|entry| match entry {
-            Entry::Occupied { value, .. } => Some(value),
-            Entry::Vacant { .. } => None,
-        })
+        entries.into_iter().filter_map(Entry::into_value)
     }
 }
 
