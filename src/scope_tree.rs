@@ -286,12 +286,18 @@ impl ScopeNode {
     /// Sets (or clears, with `None`) the deadline. Never un-cancels and never changes a recorded
     /// cause (S13): after the deadline fired, the new value is stored and has no effect.
     pub(crate) fn set_deadline(&self, at: Option<Instant>, set_at: &'static Location<'static>) {
-        let clock = self.clock();
-        let when = at.map(|at| {
-            let after = clock.map(|c| at.saturating_duration_since(c.now()));
-            When::At { at, after }
-        });
-        self.replace_deadline(|_| when, set_at);
+        self.replace_deadline(
+            |st| {
+                at.map(|at| When::At {
+                    at,
+                    after: st
+                        .env
+                        .as_ref()
+                        .map(|env| at.saturating_duration_since(env.clock().now())),
+                })
+            },
+            set_at,
+        );
     }
 
     /// Sets the deadline `timeout` from now (from entry, if the scope has not been entered yet).
