@@ -293,20 +293,26 @@ fn checks(runs: usize, m: usize, rows: &mut Vec<Row>) {
     ));
 }
 
+/// `n` nursery members, each running `move_on_after(1 h)` around a yielding future.
+async fn timeouts_in_a_nursery(n: usize) {
+    wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+        for _ in 0..n {
+            s.spawn(async {
+                wherefore::move_on_after(Duration::from_secs(3600), wherefore::checkpoint())
+                    .await?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
 fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
     let ours = side(runs, n, || {
-        wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
-            for _ in 0..n {
-                s.spawn(async {
-                    wherefore::move_on_after(Duration::from_secs(3600), wherefore::checkpoint())
-                        .await?;
-                    Ok(())
-                })
-                .unwrap();
-            }
-            Ok(())
-        }))
-        .unwrap();
+        wherefore::run(timeouts_in_a_nursery(n));
     });
     let rt = current_thread();
     let peer = side(runs, n, || {
@@ -332,18 +338,7 @@ fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
     // runtime's `block_on`, its timers fired by a tokio task.
     #[cfg(feature = "tokio")]
     let on_tokio = side(runs, n, || {
-        rt.block_on(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
-            for _ in 0..n {
-                s.spawn(async {
-                    wherefore::move_on_after(Duration::from_secs(3600), wherefore::checkpoint())
-                        .await?;
-                    Ok(())
-                })
-                .unwrap();
-            }
-            Ok(())
-        }))
-        .unwrap();
+        rt.block_on(timeouts_in_a_nursery(n));
     });
     #[cfg(feature = "tokio")]
     rows.push(compare(
