@@ -5,51 +5,24 @@
 //! [`run`](crate::run)) and a virtual one that stands still while any task can run and jumps to
 //! the next timer when none can (used by [`testing`](crate::testing)).
 //!
-//! Timers are kept in one queue (a heap over a slab, see `TimerQueue`). Keys order them by instant, then deadlines before
-//! wake-ups, then (deadlines) depth with ancestors first and scope creation order, or (wake-ups)
-//! registration order. Firing pops them in that order, which gives S9: every deadline due at an
-//! instant is processed before any task woken at that instant runs, and ties are deterministic.
+//! Timers are kept in one queue (a timing wheel, see `timer_queue.rs`). Keys order them by
+//! instant, then by *rank*: deadlines before wake-ups, then (deadlines) depth with ancestors first,
+//! or (wake-ups, under a seeded schedule) a random number; then by *seq*: scope creation order for
+//! deadlines, registration order for wake-ups. Firing pops them in that order, which gives S9:
+//! every deadline due at an instant is processed before any task woken at that instant runs, and
+//! ties are deterministic.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::scope_tree::ScopeNode;
-use crate::slab::{Slab, SlabKey};
 use crate::sync::{self, Arc, Mutex};
+pub(crate) use crate::timer_queue::TimerHandle;
+use crate::timer_queue::{TimerKey, TimerQueue};
 
-/// A registered timer, as its owner keeps it to move or remove it: the entry and the `seq` of
-/// its key (16 bytes, where the key is 48).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct TimerHandle {
-    entry: SlabKey,
-    seq: u64,
-}
-
-/// Orders timers; see the module documentation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct TimerKey {
-    at: Instant,
-    /// 0 for a scope deadline, 1 for a task wake-up.
-    class: u8,
-    depth: u32,
-    /// Zero, or under a seeded schedule a random number that shuffles same-instant wake-ups.
-    shuffle: u64,
-    seq: u64,
-    /// Where the timer's entry lives in the queue (not part of the order in practice: `seq`
-    /// already makes keys unique).
-    entry: SlabKey,
-}
-
-impl TimerKey {
-    fn handle(&self) -> TimerHandle {
-        TimerHandle {
-            entry: self.entry,
-            seq: self.seq,
-        }
-    }
-}
+/// The rank of every wake-up: above every deadline's (a depth), so that at one instant all
+/// deadlines fire first (S9); the low bits hold the seeded shuffle.
+const WAKE_RANK: u64 = 1 << 63;
 
 #[derive(Debug)]
 enum Timer {
@@ -70,91 +43,38 @@ enum Source {
     },
 }
 
+impl Source {
+    fn now(&self) -> Instant {
+        match self {
+            Source::Real => Instant::now(),
+            #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+            Source::Tokio => ::tokio::time::Instant::now().into_std(),
+            Source::Virtual { start, elapsed } => *start + *sync::lock(elapsed),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Timers {
-    queue: TimerQueue,
+    queue: TimerQueue<Timer>,
     next_seq: u64,
-    /// Woken when a timer earlier than every other is added, so a runtime parked until the old
-    /// earliest timer wakes up and re-plans (the timer may come from another thread).
+    /// The runtime driving this clock, woken when it must look at the timers again.
     runtime: Option<Waker>,
+    /// What the runtime last planned to sleep until (see [`Plan`]).
+    plan: Plan,
 }
 
-/// Pending timers: a min-heap of keys over a slab of entries.
-///
-/// Removing a timer (the common fate of a timeout) frees its entry at once and leaves its key in
-/// the heap, skipped when it surfaces; when stale keys outnumber live ones they are dropped in
-/// place, so the heap never holds much more than twice the pending timers. Timeouts mostly arrive
-/// in deadline order, so a push rarely sifts. An entry keeps only its key's `seq` beside the
-/// timer: a key is live if its slab key (whose stamp is unique per insertion) finds an entry with
-/// the same `seq`.
-#[derive(Debug)]
-struct TimerQueue {
-    heap: BinaryHeap<Reverse<TimerKey>>,
-    entries: Slab<(u64, Timer)>,
-}
-
-impl TimerQueue {
-    fn new() -> Self {
-        TimerQueue {
-            heap: BinaryHeap::new(),
-            entries: Slab::new(),
-        }
-    }
-
-    /// Adds `timer` under `key` (its `entry` is filled in); returns the complete key.
-    fn insert(&mut self, mut key: TimerKey, timer: Timer) -> TimerKey {
-        key.entry = self.entries.insert((key.seq, timer));
-        self.heap.push(Reverse(key));
-        key
-    }
-
-    fn is_live(entries: &Slab<(u64, Timer)>, timer: TimerHandle) -> bool {
-        entries
-            .get(timer.entry)
-            .is_some_and(|(seq, _)| *seq == timer.seq)
-    }
-
-    fn get_mut(&mut self, timer: TimerHandle) -> Option<&mut Timer> {
-        match self.entries.get_mut(timer.entry) {
-            Some((seq, t)) if *seq == timer.seq => Some(t),
-            _ => None,
-        }
-    }
-
-    fn remove(&mut self, timer: TimerHandle) -> Option<Timer> {
-        if !Self::is_live(&self.entries, timer) {
-            return None;
-        }
-        let (_, removed) = self.entries.remove(timer.entry)?;
-        if self.heap.len() > 64 && self.heap.len() > 2 * self.entries.len() {
-            let entries = &self.entries;
-            self.heap
-                .retain(|Reverse(key)| Self::is_live(entries, key.handle()));
-        }
-        Some(removed)
-    }
-
-    /// The earliest live key, dropping stale ones on the way.
-    fn first(&mut self) -> Option<TimerKey> {
-        loop {
-            let Reverse(top) = *self.heap.peek()?;
-            if Self::is_live(&self.entries, top.handle()) {
-                return Some(top);
-            }
-            self.heap.pop();
-        }
-    }
-
-    /// Takes the earliest timer if it is due at `now`.
-    fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, Timer)> {
-        let first = self.first()?;
-        if first.at > now {
-            return None;
-        }
-        self.heap.pop();
-        let (_, timer) = self.entries.remove(first.entry)?;
-        Some((first, timer))
-    }
+/// What the runtime planned the last time it asked for the earliest timer (`next_timer`), before
+/// it went to sleep. A timer added earlier than that must wake it, so that it plans again (the
+/// timer may come from another thread); any other timer will be seen when it next asks.
+#[derive(Clone, Copy, Debug)]
+enum Plan {
+    /// It has not asked yet: it will before it sleeps.
+    NotYet,
+    /// It sleeps until this instant at the latest.
+    Until(Instant),
+    /// There was no timer: it sleeps until woken.
+    Forever,
 }
 
 /// A small, fast, seedable generator (SplitMix64): enough to permute schedules reproducibly.
@@ -182,13 +102,15 @@ pub(crate) struct Clock {
 
 impl Clock {
     fn with_source(source: Source, seed: Option<u64>) -> Arc<Clock> {
+        let start = source.now();
         Arc::new(Clock {
             source,
             schedule: seed.map(|seed| Mutex::new(SplitMix64(seed))),
             timers: Mutex::new(Timers {
-                queue: TimerQueue::new(),
+                queue: TimerQueue::new(start),
                 next_seq: 0,
                 runtime: None,
+                plan: Plan::NotYet,
             }),
         })
     }
@@ -242,12 +164,7 @@ impl Clock {
     }
 
     pub(crate) fn now(&self) -> Instant {
-        match &self.source {
-            Source::Real => Instant::now(),
-            #[cfg(all(feature = "tokio", not(wherefore_loom)))]
-            Source::Tokio => ::tokio::time::Instant::now().into_std(),
-            Source::Virtual { start, elapsed } => *start + *sync::lock(elapsed),
-        }
+        self.source.now()
     }
 
     pub(crate) fn set_runtime_waker(&self, waker: Option<Waker>) {
@@ -256,9 +173,14 @@ impl Clock {
 
     fn insert(&self, key: TimerKey, timer: Timer) -> TimerHandle {
         let mut timers = sync::lock(&self.timers);
-        let key = timers.queue.insert(key, timer);
-        let earliest = timers.queue.first() == Some(key);
-        let runtime = if earliest {
+        let handle = timers.queue.insert(key, timer);
+        let replan = match timers.plan {
+            Plan::NotYet => false,
+            Plan::Until(at) => key.at < at,
+            Plan::Forever => true,
+        };
+        let runtime = if replan {
+            timers.plan = Plan::Until(key.at);
             timers.runtime.clone()
         } else {
             None
@@ -267,7 +189,7 @@ impl Clock {
         if let Some(waker) = runtime {
             waker.wake();
         }
-        key.handle()
+        handle
     }
 
     pub(crate) fn add_deadline(
@@ -277,13 +199,11 @@ impl Clock {
         seq: u64,
         node: ScopeNode,
     ) -> TimerHandle {
+        // Deadlines keep their defined order (S9), whatever the seed.
         let key = TimerKey {
             at,
-            class: 0,
-            depth,
-            shuffle: 0, // deadlines keep their defined order (S9), whatever the seed
+            rank: u64::from(depth),
             seq,
-            entry: 0,
         };
         self.insert(key, Timer::Deadline(node))
     }
@@ -296,11 +216,8 @@ impl Clock {
         };
         let key = TimerKey {
             at,
-            class: 1,
-            depth: 0,
-            shuffle: self.random().unwrap_or(0),
+            rank: WAKE_RANK | (self.random().unwrap_or(0) >> 1),
             seq,
-            entry: 0,
         };
         self.insert(key, Timer::Wake(waker))
     }
@@ -322,8 +239,13 @@ impl Clock {
     }
 
     /// The instant of the earliest pending timer.
+    /// The runtime calls this before it sleeps: a timer added later than the returned instant
+    /// does not wake it (see [`Plan`]).
     pub(crate) fn next_timer(&self) -> Option<Instant> {
-        sync::lock(&self.timers).queue.first().map(|key| key.at)
+        let mut timers = sync::lock(&self.timers);
+        let next = timers.queue.first().map(|key| key.at);
+        timers.plan = next.map_or(Plan::Forever, Plan::Until);
+        next
     }
 
     /// Fires every timer due at the current time, in key order. Returns how many fired.
@@ -332,12 +254,12 @@ impl Clock {
         let mut fired = 0;
         loop {
             let next = sync::lock(&self.timers).queue.pop_due(now);
-            let Some((key, timer)) = next else {
+            let Some((handle, timer)) = next else {
                 return fired;
             };
             fired += 1;
             match timer {
-                Timer::Deadline(node) => node.deadline_fired(key.handle()),
+                Timer::Deadline(node) => node.deadline_fired(handle),
                 Timer::Wake(waker) => waker.wake(),
             }
         }

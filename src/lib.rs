@@ -85,6 +85,7 @@ mod task;
 #[cfg(not(wherefore_loom))]
 pub mod testing;
 mod timeout;
+mod timer_queue;
 #[cfg(all(feature = "tokio", not(wherefore_loom)))]
 pub mod tokio;
 

@@ -1,0 +1,432 @@
+//! The clock's pending timers: a hierarchical timing wheel over a slab, with an exact order for
+//! what is due.
+//!
+//! Most timers never fire: a timeout is usually removed when its scope exits. So adding and
+//! removing must be cheap, and ordering can wait until a timer comes close. Adding puts the
+//! timer's slab key in one bucket of the wheel (O(1), no ordering); removing frees its entry and
+//! leaves the key behind, skipped when met (O(1)). Only when time (or a question about the
+//! earliest timer) reaches a bucket are its keys moved down a level, and at the bottom into
+//! `due`, a heap ordered by the complete [`TimerKey`]: that heap gives S9's exact order among
+//! timers of the same millisecond and of the same instant.
+//!
+//! # The wheel
+//!
+//! Time is counted in *ticks* (milliseconds since the queue's `base`). Level `l` has 64 buckets,
+//! each `64^l` ticks wide; six levels span 2^36 ticks (about 2.2 years); keys beyond that wait in
+//! `overflow`. `position` is the tick the wheel has been advanced to; it never moves back, and
+//! it may run ahead of the clock (looking for the earliest timer advances it), which is harmless:
+//! keys at or before `position` are in `due`, whose order is exact, and a due key is handed out
+//! only once its instant has passed.
+//!
+//! # Invariants
+//!
+//! 1. A live key with tick `<= position` is in `due`. A live key with tick `> position` is in
+//!    the bucket of level `l` = the highest 6-bit group in which its tick differs from `position`
+//!    (slot = its tick's group `l`), or in `overflow` if that group is above the top level.
+//! 2. Hence, at each level, every occupied bucket lies after `position`'s own bucket, every key
+//!    at a lower level is earlier than every key at a higher one, and the first occupied bucket
+//!    of the lowest occupied level holds the earliest keys of the wheel. Every move of `position`
+//!    (`process`, `advance`, `reach_overflow`) keeps 1.
+//! 3. Keys left behind by removals are counted in `stale` (an estimate: keys met and dropped on
+//!    the way are not subtracted); when it passes the live count, every bucket is swept. So the
+//!    structure never holds much more than twice the live timers.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use crate::slab::{Slab, SlabKey};
+
+/// Buckets per level, and the bits of a tick each level covers.
+const SLOTS: usize = 64;
+const BITS: u32 = 6;
+const LEVELS: usize = 6;
+
+/// Orders timers: by instant, then `rank`, then `seq` (see the clock's module documentation for
+/// what the clock puts in them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct TimerKey {
+    pub(crate) at: Instant,
+    pub(crate) rank: u64,
+    pub(crate) seq: u64,
+}
+
+/// A registered timer, as its owner keeps it to move or remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TimerHandle {
+    entry: SlabKey,
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Level {
+    /// Bit `s` is set iff `slots[s]` holds keys (maybe only stale ones).
+    occupied: u64,
+    slots: [Vec<SlabKey>; SLOTS],
+}
+
+/// Pending timers carrying a `T` each; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct TimerQueue<T> {
+    entries: Slab<(TimerKey, T)>,
+    /// Tick zero.
+    base: Instant,
+    position: u64,
+    /// Allocated with the first timer that lands in it.
+    levels: Option<Box<[Level; LEVELS]>>,
+    overflow: Vec<SlabKey>,
+    due: BinaryHeap<Reverse<(TimerKey, SlabKey)>>,
+    stale: usize,
+}
+
+impl<T> TimerQueue<T> {
+    /// An empty queue whose ticks count from `base`.
+    pub(crate) fn new(base: Instant) -> Self {
+        TimerQueue {
+            entries: Slab::new(),
+            base,
+            position: 0,
+            levels: None,
+            overflow: Vec::new(),
+            due: BinaryHeap::new(),
+            stale: 0,
+        }
+    }
+
+    fn tick(&self, at: Instant) -> u64 {
+        let millis = at.saturating_duration_since(self.base).as_millis();
+        u64::try_from(millis).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn insert(&mut self, key: TimerKey, timer: T) -> TimerHandle {
+        let entry = self.entries.insert((key, timer));
+        self.place(entry, key);
+        TimerHandle {
+            entry,
+            seq: key.seq,
+        }
+    }
+
+    fn live(&self, handle: TimerHandle) -> Option<&(TimerKey, T)> {
+        self.entries
+            .get(handle.entry)
+            .filter(|(key, _)| key.seq == handle.seq)
+    }
+
+    pub(crate) fn get_mut(&mut self, handle: TimerHandle) -> Option<&mut T> {
+        match self.entries.get_mut(handle.entry) {
+            Some((key, timer)) if key.seq == handle.seq => Some(timer),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, handle: TimerHandle) -> Option<T> {
+        self.live(handle)?;
+        let (_, timer) = self.entries.remove(handle.entry)?;
+        self.stale += 1;
+        if self.stale > 64 && self.stale > self.entries.len() {
+            self.sweep();
+        }
+        Some(timer)
+    }
+
+    /// The earliest pending timer. Advances the wheel as far as it must to know (invariant 2).
+    pub(crate) fn first(&mut self) -> Option<TimerKey> {
+        loop {
+            if let Some(key) = self.first_due() {
+                return Some(key);
+            }
+            match self.next_bucket() {
+                Some((level, slot, start)) => self.process(level, slot, start),
+                None => {
+                    let overflow = std::mem::take(&mut self.overflow);
+                    let earliest = overflow
+                        .iter()
+                        .filter_map(|&entry| self.entries.get(entry))
+                        .map(|(key, _)| self.tick(key.at))
+                        .min()?;
+                    self.overflow = overflow;
+                    self.reach_overflow(earliest);
+                }
+            }
+        }
+    }
+
+    /// Takes the earliest timer if its instant is at or before `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerHandle, T)> {
+        self.advance(self.tick(now));
+        let key = self.first_due().filter(|key| key.at <= now)?;
+        let Reverse((_, entry)) = self.due.pop()?;
+        let (_, timer) = self.entries.remove(entry)?;
+        Some((
+            TimerHandle {
+                entry,
+                seq: key.seq,
+            },
+            timer,
+        ))
+    }
+
+    /// The earliest live key in `due`, dropping stale ones from its top.
+    fn first_due(&mut self) -> Option<TimerKey> {
+        loop {
+            let Reverse((key, entry)) = *self.due.peek()?;
+            if self.entries.get(entry).is_some_and(|(k, _)| *k == key) {
+                return Some(key);
+            }
+            self.due.pop();
+        }
+    }
+
+    /// Puts `entry` where invariant 1 wants it, relative to the current `position`.
+    fn place(&mut self, entry: SlabKey, key: TimerKey) {
+        let tick = self.tick(key.at);
+        if tick <= self.position {
+            self.due.push(Reverse((key, entry)));
+            return;
+        }
+        let level = ((63 - (tick ^ self.position).leading_zeros()) / BITS) as usize;
+        if level >= LEVELS {
+            self.overflow.push(entry);
+            return;
+        }
+        let slot = (tick >> (BITS as usize * level)) as usize % SLOTS;
+        let levels = self.levels.get_or_insert_with(|| {
+            Box::new(std::array::from_fn(|_| Level {
+                occupied: 0,
+                slots: std::array::from_fn(|_| Vec::new()),
+            }))
+        });
+        levels[level].slots[slot].push(entry);
+        levels[level].occupied |= 1 << slot;
+    }
+
+    /// The first occupied bucket of the lowest occupied level, and the tick it starts at.
+    fn next_bucket(&self) -> Option<(usize, usize, u64)> {
+        let levels = self.levels.as_ref()?;
+        let (level, occupied) = levels
+            .iter()
+            .enumerate()
+            .find_map(|(l, level)| (level.occupied != 0).then_some((l, level.occupied)))?;
+        let slot = occupied.trailing_zeros() as usize;
+        let width = BITS as usize * level;
+        let window = !((1u64 << (width + BITS as usize)) - 1);
+        Some((
+            level,
+            slot,
+            (self.position & window) | ((slot as u64) << width),
+        ))
+    }
+
+    /// Moves `position` to the start of a bucket (after its own, invariant 2) and the bucket's
+    /// keys down: to lower levels, or into `due`.
+    fn process(&mut self, level: usize, slot: usize, start: u64) {
+        debug_assert!(start > self.position, "buckets lie after the position");
+        self.position = start;
+        let Some(levels) = self.levels.as_mut() else {
+            return;
+        };
+        levels[level].occupied &= !(1 << slot);
+        let bucket = std::mem::take(&mut levels[level].slots[slot]);
+        for entry in bucket {
+            if let Some(&(key, _)) = self.entries.get(entry) {
+                self.place(entry, key);
+            }
+        }
+    }
+
+    /// Advances `position` to `target` (if it is not past it already), processing every bucket
+    /// that starts at or before it.
+    fn advance(&mut self, target: u64) {
+        while self.position < target {
+            match self.next_bucket() {
+                Some((level, slot, start)) if start <= target => self.process(level, slot, start),
+                // The wheel's earliest bucket starts later: so does everything in `overflow`.
+                Some(_) => self.position = target,
+                None => self.reach_overflow(target),
+            }
+        }
+    }
+
+    /// With the wheel empty: moves `position` to `target` and re-places the overflow's keys.
+    fn reach_overflow(&mut self, target: u64) {
+        let crossed = (target ^ self.position) >> (BITS as usize * LEVELS) != 0;
+        self.position = self.position.max(target);
+        if crossed {
+            for entry in std::mem::take(&mut self.overflow) {
+                if let Some(&(key, _)) = self.entries.get(entry) {
+                    self.place(entry, key);
+                }
+            }
+        }
+    }
+
+    /// Drops every key left behind by a removal (invariant 3).
+    fn sweep(&mut self) {
+        let entries = &self.entries;
+        let live = |entry: &SlabKey| entries.get(*entry).is_some();
+        if let Some(levels) = self.levels.as_mut() {
+            for level in levels.iter_mut() {
+                for slot in 0..SLOTS {
+                    if level.occupied & (1 << slot) == 0 {
+                        continue;
+                    }
+                    let bucket = &mut level.slots[slot];
+                    bucket.retain(live);
+                    if bucket.is_empty() {
+                        *bucket = Vec::new();
+                        level.occupied &= !(1 << slot);
+                    }
+                }
+            }
+        }
+        self.overflow.retain(live);
+        self.due
+            .retain(|Reverse((key, entry))| entries.get(*entry).is_some_and(|(k, _)| k == key));
+        self.stale = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A reproducible stream of numbers (SplitMix64).
+    struct Numbers(u64);
+
+    impl Numbers {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        /// A delay from nanoseconds to past the wheel's span (2^36 ms), most of them short.
+        fn delay(&mut self) -> Duration {
+            let nanos = match self.below(10) {
+                0..=3 => self.below(3_000_000),
+                4..=6 => self.below(10_000_000_000),
+                7 | 8 => self.below(10 * 86_400 * 1_000_000_000),
+                _ => self.below(5 * 365 * 86_400 * 1_000_000_000),
+            };
+            Duration::from_nanos(nanos)
+        }
+    }
+
+    /// Runs random insertions, removals, time steps and questions, checking every answer against
+    /// a plain list of the live keys.
+    fn check_against_a_list(seed: u64, steps: usize) {
+        let mut numbers = Numbers(seed);
+        let base = Instant::now();
+        let mut now = base;
+        let mut queue = TimerQueue::new(base);
+        let mut live: Vec<(TimerKey, TimerHandle, u64)> = Vec::new();
+        let mut seq = 0;
+        for _ in 0..steps {
+            match numbers.below(10) {
+                0..=4 => {
+                    seq += 1;
+                    let rank = if numbers.below(2) == 0 {
+                        numbers.below(3)
+                    } else {
+                        (1 << 63) | numbers.below(3)
+                    };
+                    // Some timers share an instant, some lie in the past.
+                    let at = match numbers.below(8) {
+                        0 => live.first().map_or(now, |(key, ..)| key.at),
+                        1 => now.checked_sub(numbers.delay()).unwrap_or(now),
+                        _ => now + numbers.delay(),
+                    };
+                    let key = TimerKey { at, rank, seq };
+                    let handle = queue.insert(key, seq);
+                    live.push((key, handle, seq));
+                }
+                5 | 6 if !live.is_empty() => {
+                    let (_, handle, value) =
+                        live.swap_remove(numbers.below(live.len() as u64) as usize);
+                    assert_eq!(queue.remove(handle), Some(value));
+                    assert_eq!(queue.remove(handle), None, "a removed timer stays removed");
+                }
+                7 => {
+                    let earliest = live.iter().map(|(key, ..)| *key).min();
+                    assert_eq!(queue.first(), earliest);
+                }
+                _ => {
+                    now += numbers.delay() / (1 + numbers.below(1000) as u32);
+                    live.sort_by_key(|(key, ..)| *key);
+                    let due = live.iter().take_while(|(key, ..)| key.at <= now).count();
+                    let expected: Vec<u64> = live.drain(..due).map(|(.., value)| value).collect();
+                    let mut fired = Vec::new();
+                    while let Some((_, value)) = queue.pop_due(now) {
+                        fired.push(value);
+                    }
+                    assert_eq!(fired, expected, "seed {seed}: what is due, in key order");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn timers_fire_in_key_order_whatever_the_mix_of_delays_removals_and_questions() {
+        for seed in 0..200 {
+            check_against_a_list(seed, 400);
+        }
+    }
+
+    #[test]
+    fn a_handle_reaches_its_timer_until_it_fires_and_nothing_after() {
+        let base = Instant::now();
+        let mut queue = TimerQueue::new(base);
+        let key = TimerKey {
+            at: base + Duration::from_secs(3600),
+            rank: 0,
+            seq: 1,
+        };
+        let handle = queue.insert(key, "timeout");
+        assert_eq!(queue.get_mut(handle).copied(), Some("timeout"));
+        assert_eq!(queue.pop_due(base + Duration::from_secs(3599)), None);
+        assert_eq!(queue.first(), Some(key));
+        assert_eq!(
+            queue.pop_due(key.at),
+            Some((handle, "timeout")),
+            "fires at its instant exactly"
+        );
+        assert_eq!(queue.get_mut(handle), None);
+        assert_eq!(queue.remove(handle), None);
+        assert_eq!(queue.first(), None);
+    }
+
+    #[test]
+    fn removals_are_swept_so_left_behind_keys_stay_bounded() {
+        let base = Instant::now();
+        let mut queue = TimerQueue::new(base);
+        let handles: Vec<TimerHandle> = (0..10_000)
+            .map(|seq| {
+                let at = base + Duration::from_secs(3600) + Duration::from_micros(seq);
+                queue.insert(TimerKey { at, rank: 0, seq }, ())
+            })
+            .collect();
+        for handle in handles {
+            queue.remove(handle);
+        }
+        let left: usize = queue
+            .levels
+            .iter()
+            .flat_map(|levels| levels.iter())
+            .flat_map(|level| level.slots.iter())
+            .map(Vec::len)
+            .sum();
+        assert!(
+            left <= 64,
+            "{left} keys left behind after removing every timer"
+        );
+        assert_eq!(queue.first(), None);
+    }
+}
