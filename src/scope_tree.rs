@@ -25,7 +25,8 @@
 //! 4. Every waker in `waiters` belongs to a task blocked at a cancellation point in this scope;
 //!    all of them are woken when the flag turns on, and none is registered while it is on.
 //! 5. The effective cause is the own cause if shielded, else whichever of own and inherited
-//!    arrived first (S14). `last_cause` keeps the most recent effective cause once there was one,
+//!    arrived first (S14). `last` keeps which of the two was the most recent effective cause once
+//!    there was one (both stay readable: `own` never changes, the parent link is kept after exit),
 //!    so a `Parent` link read later still names a cause.
 //!
 //! # Locks
@@ -107,8 +108,8 @@ struct NodeState {
     /// Whether the parent's cancellation has reached this node at some point.
     inherited: bool,
     first: Option<First>,
-    /// The last effective cause (invariant 5).
-    last_cause: Option<Cause>,
+    /// Which cause was effective last (invariant 5): the own one, or the parent's (a `Parent` link).
+    last: Option<First>,
     /// Cancel requests that arrived after the first and had no effect (S17: kept visible).
     ignored_requests: u32,
     /// Tasks blocked at a cancellation point in this scope (invariant 4).
@@ -179,7 +180,7 @@ impl ScopeNode {
                 own: None,
                 inherited: false,
                 first: None,
-                last_cause: None,
+                last: None,
                 ignored_requests: 0,
                 waiters: Slab::new(),
             }),
@@ -233,7 +234,7 @@ impl ScopeNode {
     /// The effective cause now, or the last one if the scope is no longer effectively cancelled.
     pub(crate) fn cause(&self) -> Option<Cause> {
         let st = sync::lock(&self.inner.state);
-        st.effective_cause().or_else(|| st.last_cause.clone())
+        st.effective_cause().or_else(|| st.last_cause())
     }
 
     /// The scope's own first cause, regardless of shields.
@@ -245,7 +246,7 @@ impl ScopeNode {
     pub(crate) fn cause_for_children(&self) -> Cause {
         let st = sync::lock(&self.inner.state);
         st.effective_cause()
-            .or_else(|| st.last_cause.clone())
+            .or_else(|| st.last_cause())
             .or_else(|| st.own.clone())
             .expect("a Parent link is only made to a scope that was effectively cancelled")
     }
@@ -705,6 +706,28 @@ impl NodeState {
         }
     }
 
+    /// Which cause [`effective_cause`](Self::effective_cause) names, while there is one.
+    fn effective_source(&self) -> First {
+        match (&self.own, self.first) {
+            (Some(_), Some(First::Inherited)) if !self.shielded && self.parent_cancelled() => {
+                First::Inherited
+            }
+            (Some(_), _) => First::Own,
+            (None, _) => First::Inherited,
+        }
+    }
+
+    /// The last effective cause (invariant 5), rebuilt from the record of which one it was.
+    fn last_cause(&self) -> Option<Cause> {
+        match self.last? {
+            First::Own => self.own.clone(),
+            First::Inherited => self
+                .parent
+                .as_ref()
+                .map(|node| Cause::Parent(Parent { node: node.clone() })),
+        }
+    }
+
     fn remove_timer(&mut self) {
         if let Some(deadline) = self.deadline.as_mut()
             && let Some(key) = deadline.timer.take()
@@ -795,7 +818,7 @@ fn visit(node: &ScopeNode) -> Option<(ScopeNode, Option<usize>)> {
     }
     let now = st.is_effective(parent_cancelled);
     if now {
-        st.last_cause = st.effective_cause();
+        st.last = Some(st.effective_source());
     }
     if now == node.inner.cancelled.load(Ordering::Relaxed) {
         return None;
@@ -849,11 +872,7 @@ fn take_links(st: &mut NodeState, stack: &mut SmallVec<[ScopeNode; 4]>) {
     if st.children.len() > 0 {
         stack.extend(st.children.drain());
     }
-    for cause in [&mut st.own, &mut st.last_cause] {
-        if matches!(cause, Some(Cause::Parent(_)))
-            && let Some(Cause::Parent(link)) = cause.take()
-        {
-            stack.push(link.node);
-        }
+    if let Some(Cause::Parent(link)) = st.own.take() {
+        stack.push(link.node);
     }
 }
