@@ -369,6 +369,31 @@ fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
         peer,
         None,
     ));
+    // Reported, no target: one timeout at a time, so each reuses the memory of the one before:
+    // the cost of a timeout without the memory of 100,000 live ones.
+    let one_by_one = side(runs, n, || {
+        wherefore::run(async {
+            for _ in 0..n {
+                let _ =
+                    wherefore::move_on_after(Duration::from_secs(3600), wherefore::checkpoint())
+                        .await;
+            }
+        })
+    });
+    let peer_one_by_one = side(runs, n, || {
+        rt.block_on(async {
+            for _ in 0..n {
+                let _ = tokio::time::timeout(Duration::from_secs(3600), YieldOnce(false)).await;
+            }
+        })
+    });
+    rows.push(compare(
+        &format!("4. {n} timeouts one after another"),
+        "tokio::time::timeout",
+        one_by_one,
+        peer_one_by_one,
+        None,
+    ));
 }
 
 /// Cancels the root of `width` scopes side by side (a tree of depth 2); returns the time of the

@@ -1,9 +1,10 @@
-//! The set of running members a nursery polls: chunks of slots, each with a reusable waker, and
-//! a queue of the slots that were woken.
+//! The set of running members a nursery polls: chunks of slots, each with a waker, and a queue of
+//! the slots that were woken.
 //!
 //! It does what `FuturesUnordered` does for us, with no allocation per member beyond the member
 //! itself: slots come in chunks of `CHUNK`, and so do their wakers (`slot_waker.rs`). A slot's
-//! waker is made once and reused by every member that occupies the slot after it. A stale wake-up
+//! waker is lent to each poll of whichever member occupies the slot (nothing is stored or counted
+//! per slot; a member that keeps it clones it). A stale wake-up
 //! from a member that has ended can only cause a harmless extra poll of the slot's next occupant,
 //! never a lost one: a slot whose index is queued stays queued until it is polled.
 //!
@@ -26,7 +27,7 @@ use crate::sync::{self, Arc, Frozen, Ordering};
 pub(crate) struct MemberSet<F> {
     /// The slots, in chunks of `CHUNK` that never move once allocated: growing to a hundred
     /// thousand members allocates each slot once instead of copying the lot at every doubling.
-    slots: Vec<Vec<Slot<F>>>,
+    slots: Vec<Vec<Occupant<F>>>,
     /// The wakers of each chunk of `slots`.
     wakers: Vec<Frozen<WakerChunk>>,
     /// The first slot without a member (`NONE` if none): reused before `slots` grows. Vacant
@@ -41,21 +42,15 @@ pub(crate) struct MemberSet<F> {
     schedule: Option<Arc<Clock>>,
 }
 
-/// A slot's occupant, or the next vacant slot (the free list, in the space of the member).
+/// A slot: its member, or the next vacant slot (the free list, in the space of the member).
 enum Occupant<F> {
     Occupied(F),
     Vacant { next_free: u32 },
 }
 
-struct Slot<F> {
-    member: Occupant<F>,
-    /// The slot's waker, made once: polling a member clones nothing.
-    waker: Waker,
-}
-
 /// Makes the slot at `index` vacant, at the head of the free list `free`.
-fn vacate<F>(slot: &mut Slot<F>, index: usize, free: &mut u32) {
-    slot.member = Occupant::Vacant { next_free: *free };
+fn vacate<F>(slot: &mut Occupant<F>, index: usize, free: &mut u32) {
+    *slot = Occupant::Vacant { next_free: *free };
     *free = index_u32(index);
 }
 
@@ -104,8 +99,7 @@ impl<F> MemberSet<F> {
             }
             free => {
                 let index = free as usize;
-                let Occupant::Vacant { next_free } =
-                    self.slots[index / CHUNK][index % CHUNK].member
+                let Occupant::Vacant { next_free } = self.slots[index / CHUNK][index % CHUNK]
                 else {
                     unreachable!("the free list holds vacant slots only");
                 };
@@ -114,7 +108,7 @@ impl<F> MemberSet<F> {
             }
         };
         let (chunk, position) = (index / CHUNK, index % CHUNK);
-        // Queued as if woken. A fresh slot has no waker yet, so nothing can race its flag; a
+        // Queued as if woken. A fresh slot never lent its waker, so nothing can race its flag; a
         // reused one may be queued already by a stale wake-up of its previous member.
         let queued = self.wakers[chunk].queued(position);
         let already_queued = if fresh {
@@ -139,13 +133,9 @@ impl<F> MemberSet<F> {
         if fresh {
             let missing = (index + 1).saturating_sub(self.batch.len());
             self.batch.reserve(missing);
-            let waker = WakerChunk::waker(&self.wakers[chunk], position);
-            self.slots[chunk].push(Slot {
-                member: Occupant::Occupied(member),
-                waker,
-            });
+            self.slots[chunk].push(Occupant::Occupied(member));
         } else {
-            self.slots[chunk][position].member = Occupant::Occupied(member);
+            self.slots[chunk][position] = Occupant::Occupied(member);
         }
         if let Some(nursery) = nursery {
             nursery.wake();
@@ -164,19 +154,16 @@ impl<F> MemberSet<F> {
 impl<F> MemberSet<F> {
     /// The members, in slot order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &F> {
-        self.slots
-            .iter()
-            .flatten()
-            .filter_map(|slot| match &slot.member {
-                Occupant::Occupied(member) => Some(member),
-                Occupant::Vacant { .. } => None,
-            })
+        self.slots.iter().flatten().filter_map(|slot| match slot {
+            Occupant::Occupied(member) => Some(member),
+            Occupant::Vacant { .. } => None,
+        })
     }
 
     /// Drops every member; their slots (and wakers) stay for reuse.
     pub(crate) fn clear(&mut self) {
         for (index, slot) in self.slots.iter_mut().flatten().enumerate() {
-            if let Occupant::Occupied(_) = slot.member {
+            if let Occupant::Occupied(_) = slot {
                 vacate(slot, index, &mut self.free);
             }
         }
@@ -226,11 +213,13 @@ impl<F: Future + Unpin> MemberSet<F> {
                 .queued(position)
                 .store(false, Ordering::Release);
             let slot = &mut self.slots[chunk][position];
-            let Occupant::Occupied(member) = &mut slot.member else {
+            let Occupant::Occupied(member) = slot else {
                 continue;
             };
-            let mut member_cx = Context::from_waker(&slot.waker);
-            if let Poll::Ready(output) = Pin::new(member).poll(&mut member_cx) {
+            let polled = WakerChunk::lend_waker(&self.wakers[chunk], position, |waker| {
+                Pin::new(member).poll(&mut Context::from_waker(waker))
+            });
+            if let Poll::Ready(output) = polled {
                 vacate(slot, index, &mut self.free);
                 self.len -= 1;
                 ended(output);

@@ -9,10 +9,6 @@
 //! never allocates, and a slab that empties lets go of its storage. The first entry is stored
 //! inline: a scope with one child (every nested scope's parent) or one waiter allocates nothing
 //! for it, and a walk down a chain of scopes reads no separate buffer per scope.
-//!
-//! Entries live in chunks: the first [`CHUNK`] in `head`, which grows by doubling, the rest in
-//! `tail`, [`CHUNK`] to an allocation that never grows. So a slab of 100,000 timers or children
-//! is never copied to a buffer twice its size, and stored entries never move after the head.
 
 use std::num::{NonZeroU32, NonZeroU64};
 
@@ -24,7 +20,6 @@ use smallvec::SmallVec;
 pub(crate) struct SlabKey(NonZeroU64);
 
 impl SlabKey {
-    /// The index part.
     fn index(self) -> usize {
         (self.0.get() & 0xffff_ffff) as usize
     }
@@ -67,75 +62,23 @@ impl<T> Entry<T> {
     }
 }
 
-/// Entries per chunk (a power of two).
-const CHUNK: usize = 256;
-
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
-    /// Entries `0..CHUNK`.
-    head: SmallVec<[Entry<T>; 1]>,
-    /// Entries from `CHUNK` on: each chunk is allocated full size and filled before the next.
-    /// Boxed: one word in every scope record (which holds two slabs) instead of three.
-    #[allow(clippy::box_collection)]
-    tail: Option<Box<Vec<Vec<Entry<T>>>>>,
-    /// The first vacant entry, reused before the storage grows (`NONE` if there is none).
+    entries: SmallVec<[Entry<T>; 1]>,
+    /// The first vacant entry, reused before the vector grows (`NONE` if there is none).
     free: u32,
-    len: u32,
+    len: usize,
     next_stamp: u32,
 }
 
 impl<T> Slab<T> {
     pub(crate) fn new() -> Self {
         Slab {
-            head: SmallVec::new(),
-            tail: None,
+            entries: SmallVec::new(),
             free: NONE,
             len: 0,
             next_stamp: 1,
         }
-    }
-
-    /// How many entries (vacant or not) exist.
-    fn extent(&self) -> usize {
-        match &self.tail {
-            None => self.head.len(),
-            Some(tail) => CHUNK * tail.len() + tail.last().map_or(0, Vec::len),
-        }
-    }
-
-    fn entry(&self, index: usize) -> Option<&Entry<T>> {
-        if index < CHUNK {
-            return self.head.get(index);
-        }
-        let (chunk, offset) = ((index - CHUNK) / CHUNK, (index - CHUNK) % CHUNK);
-        self.tail.as_ref()?.get(chunk)?.get(offset)
-    }
-
-    fn entry_mut(&mut self, index: usize) -> Option<&mut Entry<T>> {
-        if index < CHUNK {
-            return self.head.get_mut(index);
-        }
-        let (chunk, offset) = ((index - CHUNK) / CHUNK, (index - CHUNK) % CHUNK);
-        self.tail.as_mut()?.get_mut(chunk)?.get_mut(offset)
-    }
-
-    /// Appends an entry after the last one; returns its index.
-    fn push(&mut self, entry: Entry<T>) -> u32 {
-        let index = index_u32(self.extent());
-        if self.head.len() < CHUNK {
-            self.head.push(entry);
-            return index;
-        }
-        let tail = self.tail.get_or_insert_with(Box::default);
-        match tail.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(entry),
-            _ => {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                chunk.push(entry);
-                tail.push(chunk);
-            }
-        }
-        index
     }
 
     pub(crate) fn insert(&mut self, value: T) -> SlabKey {
@@ -147,16 +90,17 @@ impl<T> Slab<T> {
             value,
         };
         let index = match self.free {
-            NONE => self.push(occupied),
+            NONE => {
+                self.entries.push(occupied);
+                index_u32(self.entries.len() - 1)
+            }
             index => {
-                let entry = self
-                    .entry_mut(index as usize)
-                    .expect("the free list holds existing entries");
+                let entry = &mut self.entries[index as usize];
                 let Entry::Vacant { next } = *entry else {
                     unreachable!("the free list holds vacant entries only");
                 };
-                *entry = occupied;
                 self.free = next;
+                *entry = occupied;
                 index
             }
         };
@@ -170,20 +114,18 @@ impl<T> Slab<T> {
 
     pub(crate) fn remove(&mut self, key: SlabKey) -> Option<T> {
         let (index, stamp) = Self::locate(key);
-        let free = self.free;
-        let entry = self.entry_mut(index)?;
+        let entry = self.entries.get_mut(index)?;
         if !matches!(entry, Entry::Occupied { stamp: s, .. } if *s == stamp) {
             return None;
         }
-        let vacant = Entry::Vacant { next: free };
+        let vacant = Entry::Vacant { next: self.free };
         let Entry::Occupied { value, .. } = std::mem::replace(entry, vacant) else {
             unreachable!("checked above");
         };
         self.free = index as u32;
         self.len -= 1;
         if self.len == 0 {
-            self.head = SmallVec::new();
-            self.tail = None;
+            self.entries = SmallVec::new();
             self.free = NONE;
         }
         Some(value)
@@ -191,7 +133,7 @@ impl<T> Slab<T> {
 
     pub(crate) fn get(&self, key: SlabKey) -> Option<&T> {
         let (index, stamp) = Self::locate(key);
-        match self.entry(index)? {
+        match self.entries.get(index)? {
             Entry::Occupied { stamp: s, value } if *s == stamp => Some(value),
             _ => None,
         }
@@ -199,38 +141,35 @@ impl<T> Slab<T> {
 
     pub(crate) fn get_mut(&mut self, key: SlabKey) -> Option<&mut T> {
         let (index, stamp) = Self::locate(key);
-        match self.entry_mut(index)? {
+        match self.entries.get_mut(index)? {
             Entry::Occupied { stamp: s, value } if *s == stamp => Some(value),
             _ => None,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len as usize
+        self.len
     }
 
     /// The first value at an index at or after `from`, and the index after it: a cursor that
     /// stays valid while values come and go between calls.
     pub(crate) fn next_from(&self, from: usize) -> Option<(&T, usize)> {
-        (from..self.extent()).find_map(|index| Some((self.entry(index)?.value()?, index + 1)))
+        let rest = self.entries.get(from..)?;
+        rest.iter()
+            .enumerate()
+            .find_map(|(offset, entry)| Some((entry.value()?, from + offset + 1)))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        let tail = self.tail.iter().flat_map(|tail| tail.iter().flatten());
-        self.head.iter().chain(tail).filter_map(Entry::value)
+        self.entries.iter().filter_map(Entry::value)
     }
 
     /// Removes every value, yielding them, and frees the storage.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + use<T> {
-        let head = std::mem::take(&mut self.head);
-        let tail = self
-            .tail
-            .take()
-            .into_iter()
-            .flat_map(|tail| tail.into_iter().flatten());
+        let entries = std::mem::take(&mut self.entries);
         self.free = NONE;
         self.len = 0;
-        head.into_iter().chain(tail).filter_map(Entry::into_value)
+        entries.into_iter().filter_map(Entry::into_value)
     }
 }
 
@@ -246,7 +185,7 @@ mod tests {
         assert_eq!(slab.remove(keys[2]), Some(2));
         assert_eq!(slab.remove(keys[2]), None);
         let reused = slab.insert(20); // index 2, freed last
-        assert_eq!(reused.index() as u64, 2);
+        assert_eq!(reused.index(), 2);
         assert_eq!(
             slab.get(keys[2]),
             None,
@@ -254,7 +193,7 @@ mod tests {
         );
         assert_eq!(slab.get(reused), Some(&20));
         let again = slab.insert(10); // index 1
-        assert_eq!(again.index() as u64, 1);
+        assert_eq!(again.index(), 1);
         assert_eq!(slab.iter().copied().collect::<Vec<_>>(), [0, 10, 20, 3]);
         assert_eq!(slab.next_from(1), Some((&10, 2)));
         assert_eq!(slab.len(), 4);
@@ -264,41 +203,11 @@ mod tests {
     fn a_single_entry_lives_inline() {
         let mut slab = Slab::new();
         let key = slab.insert("only");
-        assert!(!slab.head.spilled());
+        assert!(!slab.entries.spilled());
         slab.insert("second");
-        assert!(slab.head.spilled());
+        assert!(slab.entries.spilled());
         assert_eq!(slab.remove(key), Some("only"));
         assert_eq!(slab.iter().copied().collect::<Vec<_>>(), ["second"]);
-    }
-
-    #[test]
-    fn entries_past_the_first_chunk_are_found_reused_and_walked_in_order() {
-        let mut slab = Slab::new();
-        let n = 3 * CHUNK + 5;
-        let keys: Vec<SlabKey> = (0..n).map(|v| slab.insert(v)).collect();
-        assert_eq!(slab.tail.as_ref().map(|tail| tail.len()), Some(3));
-        assert!(
-            slab.tail
-                .iter()
-                .flat_map(|t| t.iter())
-                .all(|c| c.capacity() == CHUNK),
-            "chunks are allocated once, full size"
-        );
-        for &i in &[CHUNK - 1, CHUNK, 2 * CHUNK + 7, n - 1] {
-            assert_eq!(slab.get(keys[i]), Some(&i));
-            assert_eq!(slab.remove(keys[i]), Some(i));
-        }
-        assert_eq!(slab.next_from(CHUNK - 1), Some((&(CHUNK + 1), CHUNK + 2)));
-        let reused = slab.insert(1_000_000); // the last freed index, in the last chunk
-        assert_eq!(reused.index() as u64, (n - 1) as u64);
-        let values: Vec<usize> = slab.iter().copied().collect();
-        assert_eq!(values.len(), n - 3);
-        assert!(
-            values.windows(2).all(|w| w[0] < w[1]),
-            "walked in index order"
-        );
-        assert_eq!(slab.drain().count(), n - 3);
-        assert_eq!((slab.len(), slab.next_from(0)), (0, None));
     }
 
     #[test]
@@ -308,9 +217,9 @@ mod tests {
         for key in keys {
             slab.remove(key);
         }
-        assert!(!slab.head.spilled());
+        assert!(!slab.entries.spilled());
         let key = slab.insert(7);
-        assert_eq!((key.index() as u64, slab.len()), (0, 1));
+        assert_eq!((key.index(), slab.len()), (0, 1));
         assert_eq!(slab.drain().collect::<Vec<_>>(), [7]);
         assert_eq!(slab.next_from(0), None);
     }

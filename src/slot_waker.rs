@@ -14,10 +14,14 @@
 //! 1. `flags` is the first field of the `repr(C)` chunk, so `flags[0]` is at the chunk's address,
 //!    and the flag at position `p` is `p` flags after it.
 //! 2. Every raw waker owns one strong count of its chunk (taken when it is made or cloned,
-//!    released when it is dropped), so the chunk outlives every use of its data pointer.
+//!    released when it is dropped), so the chunk outlives every use of its data pointer. The one
+//!    exception is the waker [`WakerChunk::lend_waker`] lends for one poll: it owns no count, is
+//!    never dropped, and lives only inside that call, while its caller holds the chunk. Its
+//!    clones own their count like any other.
 //! 3. A chunk is only shared (`Frozen`), never mutated but through its atomics and the queue's
 //!    mutex, so it is `Send + Sync` and shared references to it may coexist on any thread.
 
+use std::mem::ManuallyDrop;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use crate::sync::{self, AtomicBool, Frozen, Mutex, Ordering};
@@ -87,18 +91,32 @@ impl WakerChunk {
         &self.flags[position].queued
     }
 
-    /// The waker of the slot at `position`.
-    pub(crate) fn waker(chunk: &Frozen<WakerChunk>, position: usize) -> Waker {
+    /// Calls `f` with the waker of the slot at `position`, lent for the call: nothing is
+    /// counted or stored per slot, and a clone `f` keeps is a waker like any other (invariant 2).
+    pub(crate) fn lend_waker<R>(
+        chunk: &Frozen<WakerChunk>,
+        position: usize,
+        f: impl FnOnce(&Waker) -> R,
+    ) -> R {
         assert!(position < CHUNK, "a slot's position lies within its chunk");
         let base = Frozen::as_ptr(chunk);
         // SAFETY: `base` points to a live chunk (we hold `chunk`), and `position < CHUNK` keeps
         // the pointer within its `flags`; no reference is made, so the pointer may later step
         // back to the whole chunk (invariant 1).
         let flag = unsafe { (&raw const (*base).flags).cast::<SlotFlag>().add(position) };
-        std::mem::forget(Frozen::clone(chunk)); // the strong count this waker owns (invariant 2)
         // SAFETY: the vtable's functions keep `RawWaker`'s contract (see each), and what they
-        // touch is `Send + Sync` (invariant 3).
-        unsafe { Waker::from_raw(RawWaker::new(flag.cast(), &VTABLE)) }
+        // touch is `Send + Sync` (invariant 3). This waker owns no count: it is never dropped
+        // (`ManuallyDrop`) and `f` only borrows it, within this call, while `chunk` is held
+        // (invariant 2's exception).
+        let lent =
+            ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(flag.cast(), &VTABLE)) });
+        f(&lent)
+    }
+
+    /// The waker of the slot at `position`, owning its count of the chunk.
+    #[cfg(test)]
+    pub(crate) fn waker(chunk: &Frozen<WakerChunk>, position: usize) -> Waker {
+        Self::lend_waker(chunk, position, Waker::clone)
     }
 
     /// Queues the slot at `position` unless it is queued already, and wakes the set's task.
