@@ -239,11 +239,20 @@ impl Clock {
     }
 
     /// The instant of the earliest pending timer.
-    /// The runtime calls this before it sleeps: a timer added later than the returned instant
-    /// does not wake it (see [`Plan`]).
+    /// When the runtime must look at the timers next; it calls this before it sleeps, and a
+    /// timer added later than the returned instant does not wake it (see [`Plan`]).
+    ///
+    /// On the virtual clock this is the earliest timer's instant exactly: time jumps there. On a
+    /// real clock it may be earlier (the start of a bucket of the timer wheel, see
+    /// `timer_queue.rs`): waking then costs a look at the timers, whereas finding the exact
+    /// instant would order timers that are mostly removed before their time.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
         let mut timers = sync::lock(&self.timers);
-        let next = timers.queue.first().map(|key| key.at);
+        let next = if self.is_virtual() {
+            timers.queue.first().map(|key| key.at)
+        } else {
+            timers.queue.next_wake()
+        };
         timers.plan = next.map_or(Plan::Forever, Plan::Until);
         next
     }

@@ -152,6 +152,23 @@ impl<T> TimerQueue<T> {
         }
     }
 
+    /// An instant at or before the earliest timer, found without moving anything: the earliest
+    /// due key's, else the start of the wheel's earliest bucket (exact to the millisecond at the
+    /// bottom level). A runtime that sleeps until then and fires what is due finds the next one
+    /// a level closer: a timer that is removed before its time (a timeout's usual fate) is
+    /// never ordered at all. Only the overflow (beyond the wheel) is searched. A bucket left
+    /// with removed timers only still counts: waking for it clears it.
+    pub(crate) fn next_wake(&mut self) -> Option<Instant> {
+        if let Some(key) = self.first_due() {
+            return Some(key.at);
+        }
+        let start = self.next_bucket().and_then(|(_, _, start)| {
+            self.base
+                .checked_add(std::time::Duration::from_millis(start))
+        });
+        start.or_else(|| self.first().map(|key| key.at))
+    }
+
     /// Takes the earliest timer if its instant is at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerHandle, T)> {
         self.advance(self.tick(now));
@@ -356,6 +373,16 @@ mod tests {
                 }
                 7 => {
                     let earliest = live.iter().map(|(key, ..)| *key).min();
+                    // (With only removed timers left in a bucket it may still name an instant.)
+                    if let Some(key) = earliest {
+                        let wake = queue
+                            .next_wake()
+                            .expect("a wake-up while a timer is pending");
+                        assert!(
+                            wake <= key.at,
+                            "seed {seed}: never after the earliest timer"
+                        );
+                    }
                     assert_eq!(queue.first(), earliest);
                 }
                 _ => {
