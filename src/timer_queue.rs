@@ -122,12 +122,42 @@ impl<T> TimerQueue<T> {
 
     pub(crate) fn remove(&mut self, handle: TimerHandle) -> Option<T> {
         self.live(handle)?;
-        let (_, timer) = self.entries.remove(handle.entry)?;
-        self.stale += 1;
-        if self.stale > 64 && self.stale > self.entries.len() {
-            self.sweep();
+        let (key, timer) = self.entries.remove(handle.entry)?;
+        if !self.unplace(handle.entry, key) {
+            self.stale += 1;
+            if self.stale > 64 && self.stale > self.entries.len() {
+                self.sweep();
+            }
         }
         Some(timer)
+    }
+
+    /// Takes `entry`'s key back out of its bucket if it was the last one put there (timeouts
+    /// that nest or follow one another leave in the order opposite to their arrival), so that
+    /// nothing is left behind. Returns whether it did.
+    fn unplace(&mut self, entry: SlabKey, key: TimerKey) -> bool {
+        let tick = self.tick(key.at);
+        if tick <= self.position {
+            return false; // in `due`, which is a heap
+        }
+        let level = ((63 - (tick ^ self.position).leading_zeros()) / BITS) as usize;
+        let slot = (tick >> (BITS as usize * level.min(LEVELS - 1))) as usize % SLOTS;
+        let (bucket, occupied) = match (level, self.levels.as_mut()) {
+            (LEVELS.., _) => (&mut self.overflow, None),
+            (_, Some(levels)) => {
+                let level = &mut levels[level];
+                (&mut level.slots[slot], Some(&mut level.occupied))
+            }
+            (_, None) => return false,
+        };
+        if bucket.last() != Some(&entry) {
+            return false;
+        }
+        bucket.pop(); // keeps its room for the next timer
+        if let (true, Some(occupied)) = (bucket.is_empty(), occupied) {
+            *occupied &= !(1 << slot);
+        }
+        true
     }
 
     /// The earliest pending timer. Advances the wheel as far as it must to know (invariant 2).
@@ -366,8 +396,13 @@ mod tests {
                     live.push((key, handle, seq));
                 }
                 5 | 6 if !live.is_empty() => {
-                    let (_, handle, value) =
-                        live.swap_remove(numbers.below(live.len() as u64) as usize);
+                    // Half the time the latest timer, as nested or successive timeouts leave.
+                    let latest = (0..live.len()).max_by_key(|&i| live[i].0.seq);
+                    let index = match numbers.below(2) {
+                        0 => latest.expect("not empty"),
+                        _ => numbers.below(live.len() as u64) as usize,
+                    };
+                    let (_, handle, value) = live.swap_remove(index);
                     assert_eq!(queue.remove(handle), Some(value));
                     assert_eq!(queue.remove(handle), None, "a removed timer stays removed");
                 }
@@ -427,6 +462,19 @@ mod tests {
         );
         assert_eq!(queue.get_mut(handle), None);
         assert_eq!(queue.remove(handle), None);
+        assert_eq!(queue.first(), None);
+    }
+
+    #[test]
+    fn timeouts_one_after_another_leave_nothing_behind() {
+        let base = Instant::now();
+        let mut queue = TimerQueue::new(base);
+        for seq in 0..10_000 {
+            let at = base + Duration::from_secs(3600) + Duration::from_millis(seq);
+            let handle = queue.insert(TimerKey { at, rank: 0, seq }, ());
+            assert_eq!(queue.remove(handle), Some(()));
+        }
+        assert_eq!(queue.stale, 0, "each key was taken back out of its bucket");
         assert_eq!(queue.first(), None);
     }
 
