@@ -58,6 +58,36 @@ fn a_deadline_set_from_another_thread_wakes_the_parked_runtime() {
     assert!(matches!(out, Ok(None)));
 }
 
+/// The runtime parks until its earliest timer (30 s away); a deadline earlier than that, set from
+/// another thread, must wake it to re-plan rather than wait for the later timer.
+#[test]
+fn an_earlier_deadline_set_from_another_thread_wakes_a_runtime_parked_on_a_later_one() {
+    let started = std::time::Instant::now();
+    let out = wherefore::run(async {
+        wherefore::move_on_after(Duration::from_secs(30), async {
+            let scope = Scope::named("job");
+            let handle = scope.handle();
+            let setter = std::thread::spawn(move || {
+                while handle.deadline().is_none() && !handle.has_exited() {
+                    handle.set_timeout(Duration::from_millis(1));
+                    std::thread::yield_now();
+                }
+            });
+            let out = scope
+                .run(wherefore::guard(std::future::pending::<()>()))
+                .await;
+            setter.join().unwrap();
+            Ok::<_, Cancelled>(out)
+        })
+        .await
+    });
+    assert!(
+        matches!(out, Ok(Some(Ok(None)))),
+        "the job's own deadline fired, not the outer one"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
 /// A task that never blocks (it only yields) keeps the runtime busy; real-time timers must still
 /// fire, or the timeout below would never end and this test would hang.
 #[test]
