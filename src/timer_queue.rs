@@ -4,7 +4,8 @@
 //! Most timers never fire: a timeout is usually removed when its scope exits. So adding and
 //! removing must be cheap, and ordering can wait until a timer comes close. Adding puts the
 //! timer's slab key in one bucket of the wheel (O(1), no ordering); removing frees its entry and
-//! leaves the key behind, skipped when met (O(1)). Only when time (or a question about the
+//! takes the key back out if it was the last one put in its bucket (successive and nested
+//! timeouts), else leaves it behind, skipped when met (O(1) either way). Only when time (or a question about the
 //! earliest timer) reaches a bucket are its keys moved down a level, and at the bottom into
 //! `due`, a heap ordered by the complete [`TimerKey`]: that heap gives S9's exact order among
 //! timers of the same millisecond and of the same instant.
@@ -140,24 +141,29 @@ impl<T> TimerQueue<T> {
         if tick <= self.position {
             return false; // in `due`, which is a heap
         }
-        let level = ((63 - (tick ^ self.position).leading_zeros()) / BITS) as usize;
-        let slot = (tick >> (BITS as usize * level.min(LEVELS - 1))) as usize % SLOTS;
-        let (bucket, occupied) = match (level, self.levels.as_mut()) {
-            (LEVELS.., _) => (&mut self.overflow, None),
-            (_, Some(levels)) => {
+        let (bucket, occupied) = match (self.bucket_of(tick), self.levels.as_mut()) {
+            (None, _) => (&mut self.overflow, None),
+            (Some((level, slot)), Some(levels)) => {
                 let level = &mut levels[level];
-                (&mut level.slots[slot], Some(&mut level.occupied))
+                (&mut level.slots[slot], Some((&mut level.occupied, slot)))
             }
-            (_, None) => return false,
+            (Some(_), None) => return false,
         };
         if bucket.last() != Some(&entry) {
             return false;
         }
         bucket.pop(); // keeps its room for the next timer
-        if let (true, Some(occupied)) = (bucket.is_empty(), occupied) {
+        if let (true, Some((occupied, slot))) = (bucket.is_empty(), occupied) {
             *occupied &= !(1 << slot);
         }
         true
+    }
+
+    /// Where invariant 1 puts a key with this tick (after `position`): its level and slot, or
+    /// `None` for the overflow.
+    fn bucket_of(&self, tick: u64) -> Option<(usize, usize)> {
+        let level = ((63 - (tick ^ self.position).leading_zeros()) / BITS) as usize;
+        (level < LEVELS).then(|| (level, (tick >> (BITS as usize * level)) as usize % SLOTS))
     }
 
     /// The earliest pending timer. Advances the wheel as far as it must to know (invariant 2).
@@ -232,12 +238,10 @@ impl<T> TimerQueue<T> {
             self.due.push(Reverse((key, entry)));
             return;
         }
-        let level = ((63 - (tick ^ self.position).leading_zeros()) / BITS) as usize;
-        if level >= LEVELS {
+        let Some((level, slot)) = self.bucket_of(tick) else {
             self.overflow.push(entry);
             return;
-        }
-        let slot = (tick >> (BITS as usize * level)) as usize % SLOTS;
+        };
         let levels = self.levels.get_or_insert_with(|| {
             Box::new(std::array::from_fn(|_| Level {
                 occupied: 0,
