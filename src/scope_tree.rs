@@ -82,9 +82,10 @@ pub(crate) enum Phase {
     Exited,
 }
 
-/// Which cause reached the node first (S14).
+/// Where a cause comes from: the scope itself, or its parent. Recorded for the one that arrived
+/// first (S14) and for the one that was effective last (invariant 5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum First {
+enum Origin {
     Own,
     Inherited,
 }
@@ -107,9 +108,9 @@ struct NodeState {
     own: Option<Cause>,
     /// Whether the parent's cancellation has reached this node at some point.
     inherited: bool,
-    first: Option<First>,
+    first: Option<Origin>,
     /// Which cause was effective last (invariant 5): the own one, or the parent's (a `Parent` link).
-    last: Option<First>,
+    last: Option<Origin>,
     /// Cancel requests that arrived after the first and had no effect (S17: kept visible).
     ignored_requests: u32,
     /// Tasks blocked at a cancellation point in this scope (invariant 4).
@@ -663,9 +664,9 @@ impl NodeState {
             return RequestOutcome::LostTo(effective_before.unwrap_or_else(|| own.clone()));
         }
         if !self.shielded && parent_cancelled && self.first.is_none() {
-            self.first = Some(First::Inherited);
+            self.first = Some(Origin::Inherited);
         }
-        self.first.get_or_insert(First::Own);
+        self.first.get_or_insert(Origin::Own);
         self.own = Some(cause);
         self.remove_timer();
         match effective_before {
@@ -692,36 +693,30 @@ impl NodeState {
 
     /// The effective cause now (invariant 5), or `None` if not effectively cancelled.
     fn effective_cause(&self) -> Option<Cause> {
-        let inherited = !self.shielded && self.parent_cancelled();
-        let from_parent = || {
-            self.parent
-                .as_ref()
-                .map(|node| Cause::Parent(Parent { node: node.clone() }))
-        };
-        match (&self.own, inherited) {
-            (Some(_), true) if self.first == Some(First::Inherited) => from_parent(),
-            (Some(own), _) => Some(own.clone()),
-            (None, true) => from_parent(),
-            (None, false) => None,
-        }
+        self.cause_from(self.effective_origin()?)
     }
 
-    /// Which cause [`effective_cause`](Self::effective_cause) names, while there is one.
-    fn effective_source(&self) -> First {
-        match (&self.own, self.first) {
-            (Some(_), Some(First::Inherited)) if !self.shielded && self.parent_cancelled() => {
-                First::Inherited
-            }
-            (Some(_), _) => First::Own,
-            (None, _) => First::Inherited,
+    /// Which cause is effective now (invariant 5): the own one, or the parent's.
+    fn effective_origin(&self) -> Option<Origin> {
+        let inherited = !self.shielded && self.parent_cancelled();
+        match (&self.own, inherited) {
+            (Some(_), true) if self.first == Some(Origin::Inherited) => Some(Origin::Inherited),
+            (Some(_), _) => Some(Origin::Own),
+            (None, true) => Some(Origin::Inherited),
+            (None, false) => None,
         }
     }
 
     /// The last effective cause (invariant 5), rebuilt from the record of which one it was.
     fn last_cause(&self) -> Option<Cause> {
-        match self.last? {
-            First::Own => self.own.clone(),
-            First::Inherited => self
+        self.cause_from(self.last?)
+    }
+
+    /// The own cause, or a `Parent` link to the parent.
+    fn cause_from(&self, origin: Origin) -> Option<Cause> {
+        match origin {
+            Origin::Own => self.own.clone(),
+            Origin::Inherited => self
                 .parent
                 .as_ref()
                 .map(|node| Cause::Parent(Parent { node: node.clone() })),
@@ -814,11 +809,11 @@ fn visit(node: &ScopeNode) -> Option<(ScopeNode, Option<usize>)> {
             // The parent's cancellation lost to the scope's own cause (S17: kept visible).
             st.ignored_requests = st.ignored_requests.saturating_add(1);
         }
-        st.first.get_or_insert(First::Inherited);
+        st.first.get_or_insert(Origin::Inherited);
     }
     let now = st.is_effective(parent_cancelled);
     if now {
-        st.last = Some(st.effective_source());
+        st.last = st.effective_origin();
     }
     if now == node.inner.cancelled.load(Ordering::Relaxed) {
         return None;
