@@ -58,6 +58,23 @@ fn a_deadline_set_from_another_thread_wakes_the_parked_runtime() {
     assert!(matches!(out, Ok(None)));
 }
 
+/// On the real clock the runtime sleeps until the start of a bucket of the timer wheel, which
+/// may come before the timer itself: it then looks again and sleeps on. A timer never fires early.
+#[test]
+fn a_sleep_on_the_real_clock_never_ends_early_though_the_runtime_wakes_on_the_way() {
+    for millis in [3, 70, 150] {
+        let wanted = Duration::from_millis(millis);
+        let started = std::time::Instant::now();
+        let slept = wherefore::run(async {
+            let before = wherefore::now();
+            wherefore::sleep(wanted).await.unwrap();
+            wherefore::now() - before
+        });
+        assert!(slept >= wanted, "{slept:?} < {wanted:?} by the runtime's clock");
+        assert!(started.elapsed() >= wanted, "{wanted:?} by the wall clock");
+    }
+}
+
 /// The runtime parks until its earliest timer (30 s away); a deadline earlier than that, set from
 /// another thread, must wake it to re-plan rather than wait for the later timer.
 #[test]
