@@ -70,7 +70,10 @@ fn a_sleep_on_the_real_clock_never_ends_early_though_the_runtime_wakes_on_the_wa
             wherefore::sleep(wanted).await.unwrap();
             wherefore::now() - before
         });
-        assert!(slept >= wanted, "{slept:?} < {wanted:?} by the runtime's clock");
+        assert!(
+            slept >= wanted,
+            "{slept:?} < {wanted:?} by the runtime's clock"
+        );
         assert!(started.elapsed() >= wanted, "{wanted:?} by the wall clock");
     }
 }
