@@ -3,9 +3,10 @@
 //!
 //! Most timers never fire: a timeout is usually removed when its scope exits. So adding and
 //! removing must be cheap, and ordering can wait until a timer comes close. Adding puts the
-//! timer's slab key in one bucket of the wheel (O(1), no ordering); removing frees its entry and
-//! takes the key back out if it was the last one put in its bucket (successive and nested
-//! timeouts), else leaves it behind, skipped when met (O(1) either way). Only when time (or a question about the
+//! timer's slab key at the back of one bucket of the wheel (O(1), no ordering); removing frees
+//! its entry and takes the key back out if it is at either end of its bucket (timeouts that end
+//! in the order they began, or in the opposite order when nested or successive), else leaves it
+//! behind, skipped when met (O(1) either way). Only when time (or a question about the
 //! earliest timer) reaches a bucket are its keys moved down a level, and at the bottom into
 //! `due`, a heap ordered by the complete [`TimerKey`]: that heap gives S9's exact order among
 //! timers of the same millisecond and of the same instant.
@@ -33,7 +34,7 @@
 //!    structure never holds much more than twice the live timers.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
 use crate::slab::{Slab, SlabKey};
@@ -63,7 +64,8 @@ pub(crate) struct TimerHandle {
 struct Level {
     /// Bit `s` is set iff `slots[s]` holds keys (maybe only stale ones).
     occupied: u64,
-    slots: [Vec<SlabKey>; SLOTS],
+    /// Keys in the order they were put there.
+    slots: [VecDeque<SlabKey>; SLOTS],
 }
 
 /// Pending timers carrying a `T` each; see the module documentation.
@@ -133,28 +135,36 @@ impl<T> TimerQueue<T> {
         Some(timer)
     }
 
-    /// Takes `entry`'s key back out of its bucket if it was the last one put there (timeouts
-    /// that nest or follow one another leave in the order opposite to their arrival), so that
-    /// nothing is left behind. Returns whether it did.
+    /// Takes `entry`'s key back out of its bucket if it is at either end (timeouts that end in
+    /// the order they began, or nest, or follow one another), so that nothing is left behind.
+    /// Returns whether it did.
     fn unplace(&mut self, entry: SlabKey, key: TimerKey) -> bool {
         let tick = self.tick(key.at);
         if tick <= self.position {
             return false; // in `due`, which is a heap
         }
-        let (bucket, occupied) = match (self.bucket_of(tick), self.levels.as_mut()) {
-            (None, _) => (&mut self.overflow, None),
-            (Some((level, slot)), Some(levels)) => {
-                let level = &mut levels[level];
-                (&mut level.slots[slot], Some((&mut level.occupied, slot)))
+        let Some((level, slot)) = self.bucket_of(tick) else {
+            if self.overflow.last() != Some(&entry) {
+                return false;
             }
-            (Some(_), None) => return false,
+            self.overflow.pop();
+            return true;
         };
-        if bucket.last() != Some(&entry) {
+        let Some(levels) = self.levels.as_mut() else {
+            return false;
+        };
+        let level = &mut levels[level];
+        let bucket = &mut level.slots[slot];
+        // Either end keeps the bucket's room for the next timer.
+        if bucket.back() == Some(&entry) {
+            bucket.pop_back();
+        } else if bucket.front() == Some(&entry) {
+            bucket.pop_front();
+        } else {
             return false;
         }
-        bucket.pop(); // keeps its room for the next timer
-        if let (true, Some((occupied, slot))) = (bucket.is_empty(), occupied) {
-            *occupied &= !(1 << slot);
+        if bucket.is_empty() {
+            level.occupied &= !(1 << slot);
         }
         true
     }
@@ -245,10 +255,10 @@ impl<T> TimerQueue<T> {
         let levels = self.levels.get_or_insert_with(|| {
             Box::new(std::array::from_fn(|_| Level {
                 occupied: 0,
-                slots: std::array::from_fn(|_| Vec::new()),
+                slots: std::array::from_fn(|_| VecDeque::new()),
             }))
         });
-        levels[level].slots[slot].push(entry);
+        levels[level].slots[slot].push_back(entry);
         levels[level].occupied |= 1 << slot;
     }
 
@@ -325,7 +335,7 @@ impl<T> TimerQueue<T> {
                     let bucket = &mut level.slots[slot];
                     bucket.retain(live);
                     if bucket.is_empty() {
-                        *bucket = Vec::new();
+                        *bucket = VecDeque::new();
                         level.occupied &= !(1 << slot);
                     }
                 }
@@ -400,10 +410,12 @@ mod tests {
                     live.push((key, handle, seq));
                 }
                 5 | 6 if !live.is_empty() => {
-                    // Half the time the latest timer, as nested or successive timeouts leave.
-                    let latest = (0..live.len()).max_by_key(|&i| live[i].0.seq);
-                    let index = match numbers.below(2) {
-                        0 => latest.expect("not empty"),
+                    // Often the latest or the earliest timer added, as nested, successive or
+                    // concurrent timeouts leave.
+                    let by_seq = |i: &usize| live[*i].0.seq;
+                    let index = match numbers.below(3) {
+                        0 => (0..live.len()).max_by_key(by_seq).expect("not empty"),
+                        1 => (0..live.len()).min_by_key(by_seq).expect("not empty"),
                         _ => numbers.below(live.len() as u64) as usize,
                     };
                     let (_, handle, value) = live.swap_remove(index);
@@ -483,7 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn removals_are_swept_so_left_behind_keys_stay_bounded() {
+    fn timeouts_ending_in_the_order_they_began_leave_nothing_behind() {
         let base = Instant::now();
         let mut queue = TimerQueue::new(base);
         let handles: Vec<TimerHandle> = (0..10_000)
@@ -493,14 +505,34 @@ mod tests {
             })
             .collect();
         for handle in handles {
-            queue.remove(handle);
+            assert_eq!(queue.remove(handle), Some(()));
+        }
+        assert_eq!(
+            queue.stale, 0,
+            "each key was taken from the front of its bucket"
+        );
+    }
+
+    #[test]
+    fn removals_are_swept_so_left_behind_keys_stay_bounded() {
+        let base = Instant::now();
+        let mut queue = TimerQueue::new(base);
+        let handles: Vec<TimerHandle> = (0..10_000)
+            .map(|seq| {
+                let at = base + Duration::from_secs(3600) + Duration::from_micros(seq);
+                queue.insert(TimerKey { at, rank: 0, seq }, ())
+            })
+            .collect();
+        // A scrambled order (7,919 is prime to 10,000): most keys are inside their bucket.
+        for i in 0..handles.len() {
+            queue.remove(handles[i * 7_919 % handles.len()]);
         }
         let left: usize = queue
             .levels
             .iter()
             .flat_map(|levels| levels.iter())
             .flat_map(|level| level.slots.iter())
-            .map(Vec::len)
+            .map(VecDeque::len)
             .sum();
         assert!(
             left <= 64,
