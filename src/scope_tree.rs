@@ -50,7 +50,7 @@ use crate::context;
 use crate::env::Env;
 use crate::event::{Event, RequestOutcome};
 use crate::identity::{ScopeId, ScopeInfo};
-use crate::slab::{Slab, SlabKey};
+use crate::slab::{LazySlab, Slab, SlabKey};
 use smallvec::SmallVec;
 
 use crate::sync::{self, Arc, AtomicBool, AtomicU64, Frozen, Mutex, Ordering};
@@ -114,7 +114,7 @@ struct NodeState {
     /// Cancel requests that arrived after the first and had no effect (S17: kept visible).
     ignored_requests: u32,
     /// Tasks blocked at a cancellation point in this scope (invariant 4).
-    waiters: Slab<Waker>,
+    waiters: LazySlab<Waker>,
 }
 
 /// A deadline as requested: absolute, or relative to entry when the scope had no clock yet.
@@ -183,7 +183,7 @@ impl ScopeNode {
                 first: None,
                 last: None,
                 ignored_requests: 0,
-                waiters: Slab::new(),
+                waiters: LazySlab::new(),
             }),
         });
         ScopeNode { inner }

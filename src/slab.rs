@@ -173,6 +173,43 @@ impl<T> Slab<T> {
     }
 }
 
+/// A [`Slab`] that takes one word until its first value: the slab is allocated on the first
+/// insertion and kept until it is drained or dropped (so a task that waits again and again in one
+/// scope allocates once). For slabs that most owners never use (the waiters of a scope: most
+/// scopes, timeouts above all, never have a task blocked in them), where the bytes of an empty
+/// `Slab` in every owner cost more than an allocation in the few that fill it.
+#[derive(Debug)]
+pub(crate) struct LazySlab<T>(Option<Box<Slab<T>>>);
+
+impl<T> LazySlab<T> {
+    pub(crate) const fn new() -> Self {
+        LazySlab(None)
+    }
+
+    pub(crate) fn insert(&mut self, value: T) -> SlabKey {
+        self.0
+            .get_or_insert_with(|| Box::new(Slab::new()))
+            .insert(value)
+    }
+
+    pub(crate) fn remove(&mut self, key: SlabKey) -> Option<T> {
+        self.0.as_mut()?.remove(key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: SlabKey) -> Option<&mut T> {
+        self.0.as_mut()?.get_mut(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |slab| slab.len())
+    }
+
+    /// Removes every value, yielding them, and frees the storage.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + use<T> {
+        self.0.take().into_iter().flat_map(|mut slab| slab.drain())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +245,22 @@ mod tests {
         assert!(slab.entries.spilled());
         assert_eq!(slab.remove(key), Some("only"));
         assert_eq!(slab.iter().copied().collect::<Vec<_>>(), ["second"]);
+    }
+
+    #[test]
+    fn a_lazy_slab_allocates_with_its_first_value_and_frees_when_drained() {
+        let mut slab = LazySlab::new();
+        assert!(slab.0.is_none());
+        let a = slab.insert("a");
+        let b = slab.insert("b");
+        assert_eq!(slab.get_mut(a).map(|v| *v), Some("a"));
+        assert_eq!((slab.remove(a), slab.len()), (Some("a"), 1));
+        assert_eq!(slab.remove(b), Some("b"));
+        assert!(slab.0.is_some(), "emptied, it is kept for the next value");
+        assert_eq!(slab.remove(b), None);
+        slab.insert("c");
+        assert_eq!(slab.drain().collect::<Vec<_>>(), ["c"]);
+        assert_eq!((slab.len(), slab.0.is_none()), (0, true));
     }
 
     #[test]
