@@ -7,8 +7,10 @@
 //!
 //! Vacant entries form the free list themselves (each names the next one), so removing a value
 //! never allocates, and a slab that empties lets go of its storage. The first entry is stored
-//! inline: a scope with one child (every nested scope's parent) or one waiter allocates nothing
-//! for it, and a walk down a chain of scopes reads no separate buffer per scope.
+//! inline: a scope with one child (every nested scope's parent) allocates nothing for it, and a
+//! walk down a chain of scopes reads no separate buffer per scope. A scope's waiters are a
+//! [`LazySlab`] instead: one word in every scope record, a slab only in the scopes where a task
+//! ever blocked.
 
 use std::num::{NonZeroU32, NonZeroU64};
 
