@@ -17,9 +17,10 @@
 //! 1. `own` is written at most once, and only while the phase is not `Exited` (S15: cancelling an
 //!    exited scope records nothing).
 //! 2. The node is *effectively cancelled* iff `own` is set, or it is not shielded and its parent is
-//!    effectively cancelled. `cancelled` (the atomic) equals that, as of the last [`update`] that
-//!    visited the node; every change to an input (own cause, shield, parent's flag) is followed by
-//!    an `update` of the node, so the flag is never stale once the changing call returns.
+//!    effectively cancelled. The `CANCELLED` bit of `flags` equals that, as of the last
+//!    [`update`] that visited the node; every change to an input (own cause, shield, parent's
+//!    flag) is followed by an `update` of the node, so the flag is never stale once the changing
+//!    call returns.
 //! 3. A child is in its parent's `children` exactly while it is `Entered`. The parent link is set
 //!    before the child is inserted, so a propagation that finds the child can read its parent.
 //! 4. Every waker in `waiters` belongs to a task blocked at a cancellation point in this scope;
@@ -53,7 +54,7 @@ use crate::identity::{ScopeId, ScopeInfo};
 use crate::slab::{LazySlab, Slab, SlabKey};
 use smallvec::SmallVec;
 
-use crate::sync::{self, Arc, AtomicBool, AtomicU64, Frozen, Mutex, Ordering};
+use crate::sync::{self, Arc, AtomicU64, Frozen, Mutex, Ordering};
 
 /// One cancel scope in the tree: a shared reference to its record. Cloning is cheap.
 #[derive(Clone)]
@@ -63,14 +64,18 @@ pub(crate) struct ScopeNode {
 
 struct Inner {
     info: ScopeInfo,
-    /// Whether the scope is effectively cancelled (invariant 2). Read without the lock on the fast
-    /// path; written only under `state`'s lock.
-    cancelled: AtomicBool,
-    /// How many times `waiters` was drained. A waiter registered under an older count may have
-    /// been removed, so it must register again rather than trust its key (see `CancelWait`).
-    drains: AtomicU64,
+    /// Bit 0 ([`CANCELLED`]): whether the scope is effectively cancelled (invariant 2). The other
+    /// bits: how many times `waiters` was drained; a waiter registered under an older count may
+    /// have been removed, so it must register again rather than trust its key (see
+    /// `CancelWait`). One word for both, a word less in every record. Read without the lock (the
+    /// flag on the fast path); written only under `state`'s lock.
+    flags: AtomicU64,
     state: Mutex<NodeState>,
 }
+
+/// The effectively-cancelled bit of `Inner::flags`; one drain adds [`DRAIN`].
+const CANCELLED: u64 = 1;
+const DRAIN: u64 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -130,10 +135,30 @@ struct Deadline {
 enum When {
     At {
         at: Instant,
-        after: Option<Duration>,
+        after: After,
     },
     /// `None` after: a timeout so long that the deadline is past any representable instant.
     AfterEntry(Duration),
+}
+
+/// How long after it was set a deadline falls, when it was given as a timeout or while running
+/// (what a `Timeout` cause reports): nanoseconds, saturating past 584 years, half the room of an
+/// `Option<Duration>` in every scope record.
+#[derive(Clone, Copy, Debug)]
+struct After(u64);
+
+impl After {
+    const UNKNOWN: After = After(u64::MAX);
+
+    fn new(after: Option<Duration>) -> After {
+        after.map_or(After::UNKNOWN, |after| {
+            After(u64::try_from(after.as_nanos()).map_or(u64::MAX - 1, |n| n.min(u64::MAX - 1)))
+        })
+    }
+
+    fn get(self) -> Option<Duration> {
+        (self.0 != After::UNKNOWN.0).then(|| Duration::from_nanos(self.0))
+    }
 }
 
 /// What a cancellation point learns when it asks about its scope.
@@ -167,8 +192,7 @@ impl ScopeNode {
                 id: ScopeId(context::next_id()),
                 name,
             },
-            cancelled: AtomicBool::new(false),
-            drains: AtomicU64::new(0),
+            flags: AtomicU64::new(0),
             state: Mutex::new(NodeState {
                 phase: Phase::Created,
                 parent: None,
@@ -199,13 +223,13 @@ impl ScopeNode {
 
     /// How many times the waiters were drained so far.
     pub(crate) fn drains(&self) -> u64 {
-        self.inner.drains.load(Ordering::Acquire)
+        self.inner.flags.load(Ordering::Acquire) / DRAIN
     }
 
     /// The fast path: whether the scope is effectively cancelled, without taking the lock.
     #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.inner.cancelled.load(Ordering::Acquire)
+        self.inner.flags.load(Ordering::Acquire) & CANCELLED != 0
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -292,10 +316,11 @@ impl ScopeNode {
             |st| {
                 at.map(|at| When::At {
                     at,
-                    after: st
-                        .env
-                        .as_ref()
-                        .map(|env| at.saturating_duration_since(env.clock().now())),
+                    after: After::new(
+                        st.env
+                            .as_ref()
+                            .map(|env| at.saturating_duration_since(env.clock().now())),
+                    ),
                 })
             },
             set_at,
@@ -310,7 +335,7 @@ impl ScopeNode {
                 (Phase::Entered, Some(env)) => {
                     env.clock().now().checked_add(timeout).map(|at| When::At {
                         at,
-                        after: Some(timeout),
+                        after: After::new(Some(timeout)),
                     })
                 }
                 // Not running yet: the timeout counts from entry.
@@ -383,7 +408,7 @@ impl ScopeNode {
         let (at, after) = match deadline.when {
             When::At { at, after } => (at, after),
             When::AfterEntry(timeout) => match now.checked_add(timeout) {
-                Some(at) => (at, Some(timeout)),
+                Some(at) => (at, After::new(Some(timeout))),
                 None => {
                     st.deadline = None;
                     return None;
@@ -398,7 +423,7 @@ impl ScopeNode {
             return Some(Timeout::new(
                 self.inner.info.clone(),
                 at,
-                after,
+                after.get(),
                 deadline.set_at,
             ));
         }
@@ -420,7 +445,7 @@ impl ScopeNode {
             let When::At { at, after } = deadline.when else {
                 return;
             };
-            Timeout::new(self.inner.info.clone(), at, after, deadline.set_at)
+            Timeout::new(self.inner.info.clone(), at, after.get(), deadline.set_at)
         };
         self.record_own(Cause::Timeout(timeout));
     }
@@ -580,10 +605,10 @@ impl ScopeNode {
         // deliberately broken build reads it first, a check-then-act split that loses wake-ups;
         // `loom-tests` shows that loom catches it.
         #[cfg(wherefore_loom_broken)]
-        let cancelled = self.inner.cancelled.load(Ordering::Acquire);
+        let cancelled = self.is_cancelled();
         let mut st = sync::lock(&self.inner.state);
         #[cfg(not(wherefore_loom_broken))]
-        let cancelled = self.inner.cancelled.load(Ordering::Acquire);
+        let cancelled = self.is_cancelled();
         if cancelled {
             if let Some(key) = key {
                 st.waiters.remove(key);
@@ -815,15 +840,17 @@ fn visit(node: &ScopeNode) -> Option<(ScopeNode, Option<usize>)> {
     if now {
         st.last = st.effective_origin();
     }
-    if now == node.inner.cancelled.load(Ordering::Relaxed) {
+    let flags = node.inner.flags.load(Ordering::Relaxed); // only written under this lock
+    if now == (flags & CANCELLED != 0) {
         return None;
     }
-    node.inner.cancelled.store(now, Ordering::Release);
+    let drain = now && st.waiters.len() > 0;
+    let drains = (flags & !CANCELLED) + if drain { DRAIN } else { 0 };
+    node.inner
+        .flags
+        .store(drains | if now { CANCELLED } else { 0 }, Ordering::Release);
     // The waiters' storage is moved out whole and woken after the lock is released.
-    let woken = (now && st.waiters.len() > 0).then(|| {
-        node.inner.drains.fetch_add(1, Ordering::Release);
-        st.waiters.drain()
-    });
+    let woken = drain.then(|| st.waiters.drain());
     let clock = woken
         .is_some()
         .then(|| st.env.as_ref().map(|env| env.clock().clone()))
