@@ -293,13 +293,20 @@ fn checks(runs: usize, m: usize, rows: &mut Vec<Row>) {
     ));
 }
 
+/// How long every timeout of workload 4 waits: long enough never to fire.
+const NEVER: Duration = Duration::from_secs(3600);
+
+/// One timeout of workload 4 on our side: `move_on_after` around a yielding future.
+fn our_timeout() -> wherefore::ScopeFuture<wherefore::Checkpoint> {
+    wherefore::move_on_after(NEVER, wherefore::checkpoint())
+}
+
 /// `n` nursery members, each running `move_on_after(1 h)` around a yielding future.
 async fn timeouts_in_a_nursery(n: usize) {
     wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
         for _ in 0..n {
             s.spawn(async {
-                wherefore::move_on_after(Duration::from_secs(3600), wherefore::checkpoint())
-                    .await?;
+                our_timeout().await?;
                 Ok(())
             })
             .unwrap();
@@ -319,10 +326,7 @@ fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
         rt.block_on(async {
             let mut set = FuturesUnordered::new();
             for _ in 0..n {
-                set.push(tokio::time::timeout(
-                    Duration::from_secs(3600),
-                    YieldOnce(false),
-                ));
+                set.push(tokio::time::timeout(NEVER, YieldOnce(false)));
             }
             while set.next().await.is_some() {}
         })
@@ -354,10 +358,7 @@ fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
         wherefore::run(async {
             let mut set = FuturesUnordered::new();
             for _ in 0..n {
-                set.push(wherefore::move_on_after(
-                    Duration::from_secs(3600),
-                    wherefore::checkpoint(),
-                ));
+                set.push(our_timeout());
             }
             while set.next().await.is_some() {}
         })
@@ -374,16 +375,14 @@ fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
     let one_by_one = side(runs, n, || {
         wherefore::run(async {
             for _ in 0..n {
-                let _ =
-                    wherefore::move_on_after(Duration::from_secs(3600), wherefore::checkpoint())
-                        .await;
+                let _ = our_timeout().await;
             }
         })
     });
     let peer_one_by_one = side(runs, n, || {
         rt.block_on(async {
             for _ in 0..n {
-                let _ = tokio::time::timeout(Duration::from_secs(3600), YieldOnce(false)).await;
+                let _ = tokio::time::timeout(NEVER, YieldOnce(false)).await;
             }
         })
     });

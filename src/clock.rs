@@ -126,7 +126,6 @@ impl Clock {
         Self::with_source(Source::Tokio, None)
     }
 
-    /// A virtual clock starting now.
     /// A virtual clock starting now; with a seed, same-instant wake-ups (and the tasks a
     /// cancellation wakes) come in an order shuffled by that seed, reproducibly.
     pub(crate) fn virtual_time(seed: Option<u64>) -> Arc<Clock> {
@@ -171,8 +170,10 @@ impl Clock {
         sync::lock(&self.timers).runtime = waker;
     }
 
-    fn insert(&self, key: TimerKey, timer: Timer) -> TimerHandle {
+    /// Adds a timer under the key `key` makes (given the timers, under their lock).
+    fn insert(&self, key: impl FnOnce(&mut Timers) -> TimerKey, timer: Timer) -> TimerHandle {
         let mut timers = sync::lock(&self.timers);
+        let key = key(&mut timers);
         let handle = timers.queue.insert(key, timer);
         let replan = match timers.plan {
             Plan::NotYet => false,
@@ -205,19 +206,18 @@ impl Clock {
             rank: u64::from(depth),
             seq,
         };
-        self.insert(key, Timer::Deadline(node))
+        self.insert(|_| key, Timer::Deadline(node))
     }
 
     pub(crate) fn add_wake(&self, at: Instant, waker: Waker) -> TimerHandle {
-        let seq = {
-            let mut timers = sync::lock(&self.timers);
+        let rank = WAKE_RANK | (self.random().unwrap_or(0) >> 1);
+        let key = |timers: &mut Timers| {
             timers.next_seq += 1;
-            timers.next_seq
-        };
-        let key = TimerKey {
-            at,
-            rank: WAKE_RANK | (self.random().unwrap_or(0) >> 1),
-            seq,
+            TimerKey {
+                at,
+                rank,
+                seq: timers.next_seq,
+            }
         };
         self.insert(key, Timer::Wake(waker))
     }
@@ -238,7 +238,6 @@ impl Clock {
         drop(removed); // a deadline's node may be dropped here, outside the lock
     }
 
-    /// The instant of the earliest pending timer.
     /// When the runtime must look at the timers next; it calls this before it sleeps, and a
     /// timer added later than the returned instant does not wake it (see [`Plan`]).
     ///

@@ -258,8 +258,7 @@ impl ScopeNode {
 
     /// The effective cause now, or the last one if the scope is no longer effectively cancelled.
     pub(crate) fn cause(&self) -> Option<Cause> {
-        let st = sync::lock(&self.inner.state);
-        st.effective_cause().or_else(|| st.last_cause())
+        sync::lock(&self.inner.state).cause()
     }
 
     /// The scope's own first cause, regardless of shields.
@@ -270,8 +269,7 @@ impl ScopeNode {
     /// What a child sees as this scope's cause through a `Parent` link.
     pub(crate) fn cause_for_children(&self) -> Cause {
         let st = sync::lock(&self.inner.state);
-        st.effective_cause()
-            .or_else(|| st.last_cause())
+        st.cause()
             .or_else(|| st.own.clone())
             .expect("a Parent link is only made to a scope that was effectively cancelled")
     }
@@ -732,9 +730,11 @@ impl NodeState {
         }
     }
 
-    /// The last effective cause (invariant 5), rebuilt from the record of which one it was.
-    fn last_cause(&self) -> Option<Cause> {
-        self.cause_from(self.last?)
+    /// The effective cause now, or else the last one (invariant 5), rebuilt from the record of
+    /// which one it was.
+    fn cause(&self) -> Option<Cause> {
+        self.effective_cause()
+            .or_else(|| self.cause_from(self.last?))
     }
 
     /// The own cause, or a `Parent` link to the parent.

@@ -12,7 +12,7 @@
 //! [`LazySlab`] instead: one word in every scope record, a slab only in the scopes where a task
 //! ever blocked.
 
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::NonZeroU64;
 
 use smallvec::SmallVec;
 
@@ -84,13 +84,10 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn insert(&mut self, value: T) -> SlabKey {
-        let stamp = NonZeroU32::new(self.next_stamp).expect("stamps skip zero");
+        let stamp = self.next_stamp; // never zero: it skips zero when it wraps
         self.next_stamp = self.next_stamp.checked_add(1).unwrap_or(1);
         self.len += 1;
-        let occupied = Entry::Occupied {
-            stamp: stamp.get(),
-            value,
-        };
+        let occupied = Entry::Occupied { stamp, value };
         let index = match self.free {
             NONE => {
                 self.entries.push(occupied);
@@ -106,16 +103,12 @@ impl<T> Slab<T> {
                 index
             }
         };
-        let key = (u64::from(stamp.get()) << 32) | u64::from(index);
+        let key = (u64::from(stamp) << 32) | u64::from(index);
         SlabKey(NonZeroU64::new(key).expect("the stamp is not zero"))
     }
 
-    fn locate(key: SlabKey) -> (usize, u32) {
-        (key.index(), key.stamp())
-    }
-
     pub(crate) fn remove(&mut self, key: SlabKey) -> Option<T> {
-        let (index, stamp) = Self::locate(key);
+        let (index, stamp) = (key.index(), key.stamp());
         let entry = self.entries.get_mut(index)?;
         if !matches!(entry, Entry::Occupied { stamp: s, .. } if *s == stamp) {
             return None;
@@ -134,7 +127,7 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn get(&self, key: SlabKey) -> Option<&T> {
-        let (index, stamp) = Self::locate(key);
+        let (index, stamp) = (key.index(), key.stamp());
         match self.entries.get(index)? {
             Entry::Occupied { stamp: s, value } if *s == stamp => Some(value),
             _ => None,
@@ -142,7 +135,7 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn get_mut(&mut self, key: SlabKey) -> Option<&mut T> {
-        let (index, stamp) = Self::locate(key);
+        let (index, stamp) = (key.index(), key.stamp());
         match self.entries.get_mut(index)? {
             Entry::Occupied { stamp: s, value } if *s == stamp => Some(value),
             _ => None,

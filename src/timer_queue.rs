@@ -185,14 +185,13 @@ impl<T> TimerQueue<T> {
             match self.next_bucket() {
                 Some((level, slot, start)) => self.process(level, slot, start),
                 None => {
-                    let overflow = std::mem::take(&mut self.overflow);
-                    let earliest = overflow
+                    let earliest = self
+                        .overflow
                         .iter()
                         .filter_map(|&entry| self.entries.get(entry))
-                        .map(|(key, _)| self.tick(key.at))
+                        .map(|(key, _)| key.at)
                         .min()?;
-                    self.overflow = overflow;
-                    self.reach_overflow(earliest);
+                    self.reach_overflow(self.tick(earliest));
                 }
             }
         }
@@ -289,7 +288,12 @@ impl<T> TimerQueue<T> {
         };
         levels[level].occupied &= !(1 << slot);
         let bucket = std::mem::take(&mut levels[level].slots[slot]);
-        for entry in bucket {
+        self.place_again(bucket);
+    }
+
+    /// Places the live ones of `entries` anew, relative to the current `position`.
+    fn place_again(&mut self, entries: impl IntoIterator<Item = SlabKey>) {
+        for entry in entries {
             if let Some(&(key, _)) = self.entries.get(entry) {
                 self.place(entry, key);
             }
@@ -314,11 +318,8 @@ impl<T> TimerQueue<T> {
         let crossed = (target ^ self.position) >> (BITS as usize * LEVELS) != 0;
         self.position = self.position.max(target);
         if crossed {
-            for entry in std::mem::take(&mut self.overflow) {
-                if let Some(&(key, _)) = self.entries.get(entry) {
-                    self.place(entry, key);
-                }
-            }
+            let overflow = std::mem::take(&mut self.overflow);
+            self.place_again(overflow);
         }
     }
 

@@ -37,24 +37,28 @@ fn a_cancel_from_another_thread_wakes_the_parked_runtime() {
     assert!(matches!(cause, Cause::Explicit(_)));
 }
 
+/// Runs a job that never ends by itself, while another thread gives it a 1 ms timeout as soon
+/// as it runs; resolves to what the job's scope resolved to.
+async fn job_timed_out_from_another_thread() -> Result<Option<()>, Cancelled> {
+    let scope = Scope::named("job");
+    let handle = scope.handle();
+    let setter = std::thread::spawn(move || {
+        while handle.deadline().is_none() && !handle.has_exited() {
+            handle.set_timeout(Duration::from_millis(1));
+            std::thread::yield_now();
+        }
+    });
+    let out = scope
+        .run(wherefore::guard(std::future::pending::<()>()))
+        .await;
+    setter.join().unwrap();
+    out
+}
+
 /// A deadline set from another thread while the runtime is parked with no timer is picked up.
 #[test]
 fn a_deadline_set_from_another_thread_wakes_the_parked_runtime() {
-    let out = wherefore::run(async {
-        let scope = Scope::named("job");
-        let handle = scope.handle();
-        let setter = std::thread::spawn(move || {
-            while handle.deadline().is_none() && !handle.has_exited() {
-                handle.set_timeout(Duration::from_millis(1));
-                std::thread::yield_now();
-            }
-        });
-        let out = scope
-            .run(wherefore::guard(std::future::pending::<()>()))
-            .await;
-        setter.join().unwrap();
-        out
-    });
+    let out = wherefore::run(job_timed_out_from_another_thread());
     assert!(matches!(out, Ok(None)));
 }
 
@@ -85,19 +89,7 @@ fn an_earlier_deadline_set_from_another_thread_wakes_a_runtime_parked_on_a_later
     let started = std::time::Instant::now();
     let out = wherefore::run(async {
         wherefore::move_on_after(Duration::from_secs(30), async {
-            let scope = Scope::named("job");
-            let handle = scope.handle();
-            let setter = std::thread::spawn(move || {
-                while handle.deadline().is_none() && !handle.has_exited() {
-                    handle.set_timeout(Duration::from_millis(1));
-                    std::thread::yield_now();
-                }
-            });
-            let out = scope
-                .run(wherefore::guard(std::future::pending::<()>()))
-                .await;
-            setter.join().unwrap();
-            Ok::<_, Cancelled>(out)
+            Ok::<_, Cancelled>(job_timed_out_from_another_thread().await)
         })
         .await
     });
