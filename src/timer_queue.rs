@@ -352,22 +352,15 @@ impl<T> TimerQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SplitMix64;
     use std::time::Duration;
 
-    /// A reproducible stream of numbers (SplitMix64).
-    struct Numbers(u64);
+    /// A reproducible stream of numbers: the clock's seeded generator.
+    struct Numbers(SplitMix64);
 
     impl Numbers {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
         fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
+            self.0.next() % n
         }
 
         /// A delay from nanoseconds to past the wheel's span (2^36 ms), most of them short.
@@ -385,7 +378,7 @@ mod tests {
     /// Runs random insertions, removals, time steps and questions, checking every answer against
     /// a plain list of the live keys.
     fn check_against_a_list(seed: u64, steps: usize) {
-        let mut numbers = Numbers(seed);
+        let mut numbers = Numbers(SplitMix64(seed));
         let base = Instant::now();
         let mut now = base;
         let mut queue = TimerQueue::new(base);
@@ -495,16 +488,22 @@ mod tests {
         assert_eq!(queue.first(), None);
     }
 
-    #[test]
-    fn timeouts_ending_in_the_order_they_began_leave_nothing_behind() {
+    /// A queue holding 10,000 timers an hour away, a microsecond apart, in the order added.
+    fn ten_thousand_timeouts_an_hour_away() -> (TimerQueue<()>, Vec<TimerHandle>) {
         let base = Instant::now();
         let mut queue = TimerQueue::new(base);
-        let handles: Vec<TimerHandle> = (0..10_000)
+        let handles = (0..10_000)
             .map(|seq| {
                 let at = base + Duration::from_secs(3600) + Duration::from_micros(seq);
                 queue.insert(TimerKey { at, rank: 0, seq }, ())
             })
             .collect();
+        (queue, handles)
+    }
+
+    #[test]
+    fn timeouts_ending_in_the_order_they_began_leave_nothing_behind() {
+        let (mut queue, handles) = ten_thousand_timeouts_an_hour_away();
         for handle in handles {
             assert_eq!(queue.remove(handle), Some(()));
         }
@@ -516,14 +515,7 @@ mod tests {
 
     #[test]
     fn removals_are_swept_so_left_behind_keys_stay_bounded() {
-        let base = Instant::now();
-        let mut queue = TimerQueue::new(base);
-        let handles: Vec<TimerHandle> = (0..10_000)
-            .map(|seq| {
-                let at = base + Duration::from_secs(3600) + Duration::from_micros(seq);
-                queue.insert(TimerKey { at, rank: 0, seq }, ())
-            })
-            .collect();
+        let (mut queue, handles) = ten_thousand_timeouts_an_hour_away();
         // A scrambled order (7,919 is prime to 10,000): most keys are inside their bucket.
         for i in 0..handles.len() {
             queue.remove(handles[i * 7_919 % handles.len()]);
