@@ -239,7 +239,7 @@ impl<F: Future> InScope<F> {
             && let Some(node) = this.node
         {
             *this.stage = Phase::Entered;
-            node.enter(context::current().as_ref(), None);
+            node.enter(context::current(), None);
         }
         let _current = context::lend(this.node);
         this.body.poll(cx)

@@ -21,8 +21,10 @@
 //!    [`update`] that visited the node; every change to an input (own cause, shield, parent's
 //!    flag) is followed by an `update` of the node, so the flag is never stale once the changing
 //!    call returns.
-//! 3. A child is in its parent's `children` exactly while it is `Entered`. The parent link is set
-//!    before the child is inserted, so a propagation that finds the child can read its parent.
+//! 3. A child is in its parent's `children` from its entry until its exit. Its parent link is set
+//!    after it is inserted, in the critical section that ends its entry and then compares its flag
+//!    with what its parent's flag asks for: a propagation that found the child before the link
+//!    treated it as parentless (no change), and that comparison catches up.
 //! 4. Every waker in `waiters` belongs to a task blocked at a cancellation point in this scope;
 //!    all of them are woken when the flag turns on, and none is registered while it is on.
 //! 5. The effective cause is the own cause if shielded, else whichever of own and inherited
@@ -139,6 +141,14 @@ enum When {
     },
     /// `None` after: a timeout so long that the deadline is past any representable instant.
     AfterEntry(Duration),
+}
+
+/// Where an entering scope's parent keeps its runtime environment: nowhere, in the runtime
+/// polling this thread, or in another one.
+enum ParentEnv {
+    Absent,
+    Current,
+    Other(Arc<Env>),
 }
 
 /// How long after it was set a deadline falls, when it was given as a timeout or while running
@@ -503,47 +513,68 @@ impl ScopeNode {
     /// taking the runtime environment from the parent, else the one it was created in, else
     /// `env` (for a runtime's root).
     ///
-    /// Three critical sections, one lock each: the parent link (invariant 3: before the child can
-    /// be found), then the parent (its environment and depth, and the child inserted), then the
-    /// rest of the child. The child has no waiters and no children yet, so its flag needs a full
-    /// [`update`] only if it is to be on at once: an own cause from before entry, or a cancelled
-    /// parent (a propagation that found the child meanwhile has set it already).
-    pub(crate) fn enter(&self, parent: Option<&ScopeNode>, env: Option<Arc<Env>>) {
-        let mut inherited_env = None;
+    /// Two critical sections, one lock each: the parent (its environment and depth, and the child
+    /// inserted), then the child (its parent link, the rest of its state, and its flag checked
+    /// against the parent's: invariant 3). The child has no waiters and no children yet, so its
+    /// flag needs a full [`update`] only if it is to be on at once: an own cause from before
+    /// entry, or a cancelled parent (a propagation that found the child meanwhile has set it
+    /// already, or saw no parent link yet and left it to this check).
+    ///
+    /// The parent's environment is the runtime's polling this thread (the usual case), which the
+    /// scope holds already if it was created there: then it is not cloned again.
+    pub(crate) fn enter(&self, parent: Option<ScopeNode>, env: Option<Arc<Env>>) {
+        let mut parent_env = ParentEnv::Absent;
         let mut parent_depth = 0;
         let mut key = None;
-        if let Some(p) = parent {
-            sync::lock(&self.inner.state).parent = Some(p.clone());
+        if let Some(p) = &parent {
             let mut pst = sync::lock(&p.inner.state);
-            inherited_env = pst.env.clone();
+            parent_env = match &pst.env {
+                None => ParentEnv::Absent,
+                Some(env) if context::with_env(|now| Arc::ptr_eq(now, env)) == Some(true) => {
+                    ParentEnv::Current
+                }
+                Some(env) => ParentEnv::Other(env.clone()),
+            };
             parent_depth = pst.depth;
             key = Some(pst.children.insert(self.clone()));
         }
-        let (env, shielded, fire, deadline, stale) = {
+        let (hooked, fire, stale) = {
             let mut st = sync::lock(&self.inner.state);
             debug_assert_eq!(st.phase, Phase::Created, "a scope is entered once");
-            st.depth = parent.map_or(0, |_| parent_depth + 1);
-            st.env = inherited_env
-                .or_else(|| st.env.take())
-                .or(env)
-                .or_else(Env::ambient);
+            st.depth = parent.as_ref().map_or(0, |_| parent_depth + 1);
+            st.parent = parent;
+            st.env = match parent_env {
+                ParentEnv::Other(env) => Some(env),
+                ParentEnv::Current => match st.env.take() {
+                    Some(created)
+                        if context::with_env(|now| Arc::ptr_eq(now, &created)) == Some(true) =>
+                    {
+                        Some(created)
+                    }
+                    _ => context::env(),
+                },
+                ParentEnv::Absent => st.env.take().or(env).or_else(Env::ambient),
+            };
             st.key_in_parent = key;
             st.phase = Phase::Entered;
             let fire = self.arm_deadline(&mut st);
-            let deadline = st.deadline.map(|d| (st.resolved_deadline(), d.set_at));
             let stale = st.is_effective(st.parent_cancelled()) != self.is_cancelled();
             // Cloned only to deliver events.
-            let env = st.env.as_ref().filter(|env| env.has_hook()).cloned();
-            (env, st.shielded, fire, deadline, stale)
-        };
-        if let Some(env) = &env {
-            env.emit(|| Event::ScopeEntered {
-                scope: self.inner.info.clone(),
-                parent: parent.map(|p| p.info().clone()),
-                shielded,
+            let hooked = st.env.as_ref().filter(|env| env.has_hook()).map(|env| {
+                let entered = Event::ScopeEntered {
+                    scope: self.inner.info.clone(),
+                    parent: st.parent.as_ref().map(|p| p.info().clone()),
+                    shielded: st.shielded,
+                };
+                let deadline = st.deadline.map(|d| (st.resolved_deadline(), d.set_at));
+                (env.clone(), entered, deadline)
             });
+            (hooked, fire, stale)
+        };
+        if let Some((env, entered, deadline)) = hooked {
+            env.emit(|| entered);
             if let Some((at, set_at)) = deadline {
-                self.report_deadline(env, at, set_at);
+                self.report_deadline(&env, at, set_at);
             }
         }
         if let Some(timeout) = fire {
@@ -560,7 +591,7 @@ impl ScopeNode {
         if self.phase() != Phase::Created {
             return false;
         }
-        self.enter(context::current().as_ref(), None);
+        self.enter(context::current(), None);
         true
     }
 
