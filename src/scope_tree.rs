@@ -53,7 +53,7 @@ use crate::context;
 use crate::env::Env;
 use crate::event::{Event, RequestOutcome};
 use crate::identity::{ScopeId, ScopeInfo};
-use crate::slab::{LazySlab, Slab, SlabKey};
+use crate::slab::{LazySlab, SlabKey};
 use smallvec::SmallVec;
 
 use crate::sync::{self, Arc, AtomicU64, Frozen, Mutex, Ordering};
@@ -104,7 +104,7 @@ struct NodeState {
     /// Distance from the root; orders same-instant deadlines (ancestors first, S9).
     depth: u32,
     /// The entered children (invariant 3).
-    children: Slab<ScopeNode>,
+    children: LazySlab<ScopeNode>,
     /// Our key in the parent's `children`, while entered.
     key_in_parent: Option<SlabKey>,
     shielded: bool,
@@ -207,7 +207,7 @@ impl ScopeNode {
                 phase: Phase::Created,
                 parent: None,
                 depth: 0,
-                children: Slab::new(),
+                children: LazySlab::new(),
                 key_in_parent: None,
                 shielded: false,
                 deadline,
@@ -605,7 +605,7 @@ impl ScopeNode {
             let was_entered = st.phase == Phase::Entered;
             st.phase = Phase::Exited;
             st.remove_timer();
-            drop(std::mem::replace(&mut st.children, Slab::new()));
+            drop(std::mem::replace(&mut st.children, LazySlab::new()));
             // An exited scope needs no clock or hook any more; letting go of the environment
             // lets a runtime's resources (tokio's timer task) go with the last scope using them.
             (
@@ -845,7 +845,7 @@ fn next_child(frames: &mut SmallVec<[(ScopeNode, usize); 8]>) -> Option<ScopeNod
 }
 
 /// The child at or after `cursor`, and where the next one is, if there is one.
-fn take_child(children: &Slab<ScopeNode>, cursor: usize) -> Option<(ScopeNode, Option<usize>)> {
+fn take_child(children: &LazySlab<ScopeNode>, cursor: usize) -> Option<(ScopeNode, Option<usize>)> {
     let (child, after) = children.next_from(cursor)?;
     let rest = children
         .next_from(after)

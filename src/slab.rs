@@ -170,9 +170,10 @@ impl<T> Slab<T> {
 
 /// A [`Slab`] that takes one word until its first value: the slab is allocated on the first
 /// insertion and kept until it is drained or dropped (so a task that waits again and again in one
-/// scope allocates once). For slabs that most owners never use (the waiters of a scope: most
-/// scopes, timeouts above all, never have a task blocked in them), where the bytes of an empty
-/// `Slab` in every owner cost more than an allocation in the few that fill it.
+/// scope, or a scope that runs one timeout after another, allocates once). For slabs that most
+/// owners never use (the waiters and the children of a scope: most scopes, timeouts above all,
+/// never have a task blocked in them or a scope inside them), where the bytes of an empty `Slab`
+/// in every owner cost more than an allocation in the few that fill it.
 #[derive(Debug)]
 pub(crate) struct LazySlab<T>(Option<Box<Slab<T>>>);
 
@@ -197,6 +198,15 @@ impl<T> LazySlab<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.0.as_ref().map_or(0, |slab| slab.len())
+    }
+
+    /// See [`Slab::next_from`].
+    pub(crate) fn next_from(&self, from: usize) -> Option<(&T, usize)> {
+        self.0.as_ref()?.next_from(from)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().flat_map(|slab| slab.iter())
     }
 
     /// Removes every value, yielding them, and frees the storage.

@@ -53,11 +53,11 @@ pub(crate) struct TimerKey {
     pub(crate) seq: u64,
 }
 
-/// A registered timer, as its owner keeps it to move or remove it.
+/// A registered timer, as its owner keeps it to move or remove it: its entry's key, whose stamp
+/// tells it from whatever takes the entry's place after it (one word in every scope record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TimerHandle {
     entry: SlabKey,
-    seq: u64,
 }
 
 #[derive(Debug)]
@@ -104,27 +104,14 @@ impl<T> TimerQueue<T> {
     pub(crate) fn insert(&mut self, key: TimerKey, timer: T) -> TimerHandle {
         let entry = self.entries.insert((key, timer));
         self.place(entry, key);
-        TimerHandle {
-            entry,
-            seq: key.seq,
-        }
-    }
-
-    fn live(&self, handle: TimerHandle) -> Option<&(TimerKey, T)> {
-        self.entries
-            .get(handle.entry)
-            .filter(|(key, _)| key.seq == handle.seq)
+        TimerHandle { entry }
     }
 
     pub(crate) fn get_mut(&mut self, handle: TimerHandle) -> Option<&mut T> {
-        match self.entries.get_mut(handle.entry) {
-            Some((key, timer)) if key.seq == handle.seq => Some(timer),
-            _ => None,
-        }
+        self.entries.get_mut(handle.entry).map(|(_, timer)| timer)
     }
 
     pub(crate) fn remove(&mut self, handle: TimerHandle) -> Option<T> {
-        self.live(handle)?;
         let (key, timer) = self.entries.remove(handle.entry)?;
         if !self.unplace(handle.entry, key) {
             self.stale += 1;
@@ -217,16 +204,10 @@ impl<T> TimerQueue<T> {
     /// Takes the earliest timer if its instant is at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerHandle, T)> {
         self.advance(self.tick(now));
-        let key = self.first_due().filter(|key| key.at <= now)?;
+        self.first_due().filter(|key| key.at <= now)?;
         let Reverse((_, entry)) = self.due.pop()?;
         let (_, timer) = self.entries.remove(entry)?;
-        Some((
-            TimerHandle {
-                entry,
-                seq: key.seq,
-            },
-            timer,
-        ))
+        Some((TimerHandle { entry }, timer))
     }
 
     /// The earliest live key in `due`, dropping stale ones from its top.
