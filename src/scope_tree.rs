@@ -151,6 +151,13 @@ enum ParentEnv {
     Other(Arc<Env>),
 }
 
+/// Where a leaving scope finds its parent: the scope being polled, another one, or none.
+enum ExitParent {
+    None,
+    Current,
+    Other(ScopeNode),
+}
+
 /// How long after it was set a deadline falls, when it was given as a timeout or while running
 /// (what a `Timeout` cause reports): nanoseconds, saturating past 584 years, half the room of an
 /// `Option<Duration>` in every scope record.
@@ -596,6 +603,10 @@ impl ScopeNode {
     }
 
     /// Leaves the scope: detaches it from its parent and the clock. Idempotent.
+    ///
+    /// The parent is reached without a clone of its link when it is the scope being polled (a
+    /// scope future leaves inside its parent's poll, the usual case): a pair of reference-count
+    /// changes less. The link never changes once entered, so either way it is the same parent.
     pub(crate) fn exit(&self) {
         let (parent, key, env, was_entered) = {
             let mut st = sync::lock(&self.inner.state);
@@ -606,17 +617,32 @@ impl ScopeNode {
             st.phase = Phase::Exited;
             st.remove_timer();
             drop(std::mem::replace(&mut st.children, LazySlab::new()));
+            let key = st.key_in_parent.take();
+            let parent = match &st.parent {
+                Some(p) if key.is_some() => {
+                    if context::with_current(|now| now.is_some_and(|now| now.ptr_eq(p))) {
+                        ExitParent::Current
+                    } else {
+                        ExitParent::Other(p.clone())
+                    }
+                }
+                _ => ExitParent::None,
+            };
             // An exited scope needs no clock or hook any more; letting go of the environment
             // lets a runtime's resources (tokio's timer task) go with the last scope using them.
-            (
-                st.parent.clone(),
-                st.key_in_parent.take(),
-                st.env.take(),
-                was_entered,
-            )
+            (parent, key, st.env.take(), was_entered)
         };
-        if let (Some(parent), Some(key)) = (parent, key) {
-            sync::lock(&parent.inner.state).children.remove(key);
+        if let Some(key) = key {
+            let leave = |parent: &ScopeNode| {
+                sync::lock(&parent.inner.state).children.remove(key);
+            };
+            match parent {
+                ExitParent::Current => {
+                    context::with_current(|now| now.map(leave));
+                }
+                ExitParent::Other(parent) => leave(&parent),
+                ExitParent::None => {}
+            }
         }
         if let (Some(env), true) = (env, was_entered) {
             env.emit(|| Event::ScopeExited {
