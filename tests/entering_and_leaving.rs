@@ -1,0 +1,88 @@
+//! Scopes entering and leaving the tree by the less common roads: left from inside another
+//! scope than their parent, or entered in another runtime than the one they were created in.
+mod common;
+
+use std::future::poll_fn;
+use std::task::Poll;
+
+use common::*;
+use wherefore::{Cancelled, Scope};
+
+/// A scope future that is dropped while another scope is being polled (not its parent, the usual
+/// place) still leaves its parent: the parent's tree no longer shows it, and cancelling the
+/// parent no longer reaches it.
+#[test]
+fn a_scope_dropped_inside_a_sibling_still_leaves_its_parent() {
+    block_on(async {
+        let parent = Scope::named("parent");
+        let parent_handle = parent.handle();
+        let child = Scope::named("child");
+        let child_handle = child.handle();
+        parent
+            .run(async {
+                let mut child = Box::pin(child.run(wherefore::sleep(secs(60))));
+                poll_fn(|cx| {
+                    assert!(child.as_mut().poll(cx).is_pending(), "the child sleeps");
+                    Poll::Ready(())
+                })
+                .await;
+                assert_eq!(
+                    parent_handle.tree().to_string(),
+                    "scope \"parent\" (running)\n  scope \"child\" (running)\n"
+                );
+                Scope::named("sibling")
+                    .run(async move {
+                        drop(child);
+                        Ok::<_, Cancelled>(())
+                    })
+                    .await?;
+                assert!(child_handle.has_exited());
+                assert_eq!(
+                    parent_handle.tree().to_string(),
+                    "scope \"parent\" (running)\n"
+                );
+                parent_handle.cancel();
+                Ok::<_, Cancelled>(())
+            })
+            .await
+            .unwrap();
+        assert!(
+            !child_handle.is_cancelled(),
+            "the parent's cancel came after the child left"
+        );
+    });
+}
+
+/// A scope created in one runtime and first polled in another takes the clock of its parent
+/// there, not the one it was created under: a timeout made inside `wherefore::run` (real clock)
+/// and run in a testing runtime fires on virtual time, at once.
+#[test]
+fn a_timeout_made_in_one_runtime_runs_on_the_clock_of_the_runtime_that_polls_it() {
+    let timeout = wherefore::run(async {
+        wherefore::move_on_after(secs(3600), wherefore::sleep(secs(7200)))
+    });
+    let (out, elapsed) = block_on(async {
+        let start = wherefore::now();
+        let out = timeout.await;
+        (out, wherefore::now() - start)
+    });
+    assert_eq!(out.unwrap(), None, "moved on at its deadline");
+    assert_eq!(
+        elapsed,
+        secs(3600),
+        "on the testing runtime's virtual clock"
+    );
+}
+
+/// The same scope polled inside a scope that was entered in the runtime polling it: the usual
+/// case, where the scope holds its creator's environment already.
+#[test]
+fn a_timeout_made_and_run_in_one_runtime_uses_its_clock() {
+    let (out, elapsed) = block_on(async {
+        let start = wherefore::now();
+        let out = wherefore::move_on_after(secs(5), wherefore::sleep(secs(10))).await;
+        (out, wherefore::now() - start)
+    });
+    assert_eq!(out.unwrap(), None);
+    assert_eq!(elapsed, secs(5));
+}
