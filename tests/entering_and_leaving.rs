@@ -58,6 +58,10 @@ fn a_scope_dropped_inside_a_sibling_still_leaves_its_parent() {
 /// and run in a testing runtime fires on virtual time, at once.
 #[test]
 fn a_timeout_made_in_one_runtime_runs_on_the_clock_of_the_runtime_that_polls_it() {
+    #[expect(
+        clippy::async_yields_async,
+        reason = "the timeout is made inside one runtime, to be awaited in another"
+    )]
     let timeout = wherefore::run(async {
         wherefore::move_on_after(secs(3600), wherefore::sleep(secs(7200)))
     });
