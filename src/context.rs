@@ -39,6 +39,11 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&ScopeNode>) -> R) -> R {
     SCOPE.with(|c| f(c.borrow().as_ref()))
 }
 
+/// Whether `node` is the scope being polled on this thread.
+pub(crate) fn is_current(node: &ScopeNode) -> bool {
+    with_current(|now| now.is_some_and(|now| now.ptr_eq(node)))
+}
+
 /// The fast path of every cancellation point: is the current scope effectively cancelled?
 #[inline]
 pub(crate) fn current_is_cancelled() -> bool {
@@ -59,6 +64,11 @@ pub(crate) fn env() -> Option<Arc<Env>> {
 /// it.
 pub(crate) fn with_env<R>(f: impl FnOnce(&Arc<Env>) -> R) -> Option<R> {
     ENV.with(|c| c.borrow().as_ref().map(f))
+}
+
+/// Whether `env` is the environment of the runtime polling on this thread.
+pub(crate) fn is_current_env(env: &Arc<Env>) -> bool {
+    with_env(|now| Arc::ptr_eq(now, env)).unwrap_or(false)
 }
 
 /// A fresh identifier: numbered by the current runtime, or process-wide outside one.

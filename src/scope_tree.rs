@@ -537,9 +537,7 @@ impl ScopeNode {
             let mut pst = sync::lock(&p.inner.state);
             parent_env = match &pst.env {
                 None => ParentEnv::Absent,
-                Some(env) if context::with_env(|now| Arc::ptr_eq(now, env)) == Some(true) => {
-                    ParentEnv::Current
-                }
+                Some(env) if context::is_current_env(env) => ParentEnv::Current,
                 Some(env) => ParentEnv::Other(env.clone()),
             };
             parent_depth = pst.depth;
@@ -553,11 +551,7 @@ impl ScopeNode {
             st.env = match parent_env {
                 ParentEnv::Other(env) => Some(env),
                 ParentEnv::Current => match st.env.take() {
-                    Some(created)
-                        if context::with_env(|now| Arc::ptr_eq(now, &created)) == Some(true) =>
-                    {
-                        Some(created)
-                    }
+                    Some(created) if context::is_current_env(&created) => Some(created),
                     _ => context::env(),
                 },
                 ParentEnv::Absent => st.env.take().or(env).or_else(Env::ambient),
@@ -619,13 +613,8 @@ impl ScopeNode {
             drop(std::mem::replace(&mut st.children, LazySlab::new()));
             let key = st.key_in_parent.take();
             let parent = match &st.parent {
-                Some(p) if key.is_some() => {
-                    if context::with_current(|now| now.is_some_and(|now| now.ptr_eq(p))) {
-                        ExitParent::Current
-                    } else {
-                        ExitParent::Other(p.clone())
-                    }
-                }
+                Some(p) if key.is_some() && context::is_current(p) => ExitParent::Current,
+                Some(p) if key.is_some() => ExitParent::Other(p.clone()),
                 _ => ExitParent::None,
             };
             // An exited scope needs no clock or hook any more; letting go of the environment
@@ -948,9 +937,7 @@ fn take_links(st: &mut NodeState, stack: &mut SmallVec<[ScopeNode; 4]>) {
     if let Some(parent) = st.parent.take() {
         stack.push(parent);
     }
-    if st.children.len() > 0 {
-        stack.extend(st.children.drain());
-    }
+    stack.extend(st.children.drain());
     if let Some(Cause::Parent(link)) = st.own.take() {
         stack.push(link.node);
     }

@@ -7,10 +7,10 @@
 //!
 //! Vacant entries form the free list themselves (each names the next one), so removing a value
 //! never allocates, and a slab that empties lets go of its storage. The first entry is stored
-//! inline: a scope with one child (every nested scope's parent) allocates nothing for it, and a
-//! walk down a chain of scopes reads no separate buffer per scope. A scope's waiters are a
-//! [`LazySlab`] instead: one word in every scope record, a slab only in the scopes where a task
-//! ever blocked.
+//! inline: a slab with one value (a scope with one child, every nested scope's parent) needs no
+//! buffer besides itself. A scope's waiters and children are each a [`LazySlab`]: one word in
+//! every scope record, and a slab (one allocation, holding the first value inline) only in the
+//! scopes where a task ever blocked or a scope was ever entered.
 
 use std::num::NonZeroU64;
 

@@ -2,8 +2,9 @@
 //! scope than their parent, or entered in another runtime than the one they were created in.
 mod common;
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::task::Poll;
+use std::time::Duration;
 
 use common::*;
 use wherefore::{Cancelled, Scope};
@@ -65,11 +66,7 @@ fn a_timeout_made_in_one_runtime_runs_on_the_clock_of_the_runtime_that_polls_it(
     let timeout = wherefore::run(async {
         wherefore::move_on_after(secs(3600), wherefore::sleep(secs(7200)))
     });
-    let (out, elapsed) = block_on(async {
-        let start = wherefore::now();
-        let out = timeout.await;
-        (out, wherefore::now() - start)
-    });
+    let (out, elapsed) = awaited_on_virtual_time(|| timeout);
     assert_eq!(out.unwrap(), None, "moved on at its deadline");
     assert_eq!(
         elapsed,
@@ -82,11 +79,18 @@ fn a_timeout_made_in_one_runtime_runs_on_the_clock_of_the_runtime_that_polls_it(
 /// case, where the scope holds its creator's environment already.
 #[test]
 fn a_timeout_made_and_run_in_one_runtime_uses_its_clock() {
-    let (out, elapsed) = block_on(async {
-        let start = wherefore::now();
-        let out = wherefore::move_on_after(secs(5), wherefore::sleep(secs(10))).await;
-        (out, wherefore::now() - start)
-    });
+    let (out, elapsed) =
+        awaited_on_virtual_time(|| wherefore::move_on_after(secs(5), wherefore::sleep(secs(10))));
     assert_eq!(out.unwrap(), None);
     assert_eq!(elapsed, secs(5));
+}
+
+/// Awaits the future `make` returns (made inside the testing runtime) and how much virtual time
+/// that took.
+fn awaited_on_virtual_time<F: Future>(make: impl FnOnce() -> F) -> (F::Output, Duration) {
+    block_on(async {
+        let start = wherefore::now();
+        let out = make().await;
+        (out, wherefore::now() - start)
+    })
 }
