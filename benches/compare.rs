@@ -128,6 +128,22 @@ fn compare(workload: &str, peer: &str, ours: Side, theirs: Side, time_target: Op
     }
 }
 
+/// A row with no peer: a figure of ours (`ns`, `bytes` per item) and `check`, what is compared
+/// to an absolute target.
+fn alone(workload: String, peer: &str, ns: f64, bytes: f64, check: (&str, f64, f64)) -> Row {
+    let (what, value, target) = check;
+    Row {
+        workload,
+        peer: peer.to_owned(),
+        ours: Side {
+            ns_per_item: ns,
+            bytes_per_item: bytes,
+        },
+        theirs: None,
+        check: Some((what.to_owned(), value, target)),
+    }
+}
+
 // ----- futures used by the peers --------------------------------------------------------------
 
 /// Yields once, like `wherefore::checkpoint()` and `tokio::task::yield_now()`.
@@ -268,16 +284,13 @@ fn checks(runs: usize, m: usize, rows: &mut Vec<Row>) {
         peer,
         Some(0.5),
     ));
-    rows.push(Row {
-        workload: "3. check_cancelled, absolute".to_owned(),
-        peer: "(target 2 ns)".to_owned(),
-        ours: Side {
-            ns_per_item: ns,
-            bytes_per_item: 0.0,
-        },
-        theirs: None,
-        check: Some(("ns".to_owned(), ns, 2.0)),
-    });
+    rows.push(alone(
+        "3. check_cancelled, absolute".to_owned(),
+        "(target 2 ns)",
+        ns,
+        0.0,
+        ("ns", ns, 2.0),
+    ));
     let yields = m / 10;
     let ours = side(runs, yields, || {
         wherefore::run(async {
@@ -504,16 +517,13 @@ fn linear_rows(
             .expect("at least one run");
         let per = fastest.as_nanos() as f64 / size as f64;
         let base = *first.get_or_insert(per);
-        rows.push(Row {
-            workload: name(size),
-            peer: "(linear: ns/scope vs 1k)".to_owned(),
-            ours: Side {
-                ns_per_item: per,
-                bytes_per_item: 0.0,
-            },
-            theirs: None,
-            check: Some(("growth".to_owned(), per / base, 2.0)),
-        });
+        rows.push(alone(
+            name(size),
+            "(linear: ns/scope vs 1k)",
+            per,
+            0.0,
+            ("growth", per / base, 2.0),
+        ));
     }
 }
 
@@ -531,38 +541,29 @@ fn cause_costs(rows: &mut Vec<Row>) {
             .unwrap()
             .unwrap()
     });
-    rows.push(Row {
-        workload: "6. fast path: 1M check_cancelled".to_owned(),
-        peer: "(allocations per check)".to_owned(),
-        ours: Side {
-            ns_per_item: 0.0,
-            bytes_per_item: fast_bytes as f64 / 1e6,
-        },
-        theirs: None,
-        check: Some(("allocs".to_owned(), fast_allocations as f64 / 1e6, 0.0)),
-    });
+    rows.push(alone(
+        "6. fast path: 1M check_cancelled".to_owned(),
+        "(allocations per check)",
+        0.0,
+        fast_bytes as f64 / 1e6,
+        ("allocs", fast_allocations as f64 / 1e6, 0.0),
+    ));
     let width = 100_000;
     let (_, bytes, allocations) = cancel_tree(width);
-    rows.push(Row {
-        workload: format!("6. one cancel of a tree of {width} waiting scopes"),
-        peer: "(allocations per descendant)".to_owned(),
-        ours: Side {
-            ns_per_item: 0.0,
-            bytes_per_item: bytes as f64 / width as f64,
-        },
-        theirs: None,
-        check: Some(("allocs".to_owned(), allocations as f64 / width as f64, 0.01)),
-    });
-    rows.push(Row {
-        workload: format!("6. one cancel of a tree of {width} waiting scopes"),
-        peer: "(allocations per request)".to_owned(),
-        ours: Side {
-            ns_per_item: 0.0,
-            bytes_per_item: bytes as f64,
-        },
-        theirs: None,
-        check: Some(("allocs".to_owned(), allocations as f64, 1.0)),
-    });
+    rows.push(alone(
+        format!("6. one cancel of a tree of {width} waiting scopes"),
+        "(allocations per descendant)",
+        0.0,
+        bytes as f64 / width as f64,
+        ("allocs", allocations as f64 / width as f64, 0.01),
+    ));
+    rows.push(alone(
+        format!("6. one cancel of a tree of {width} waiting scopes"),
+        "(allocations per request)",
+        0.0,
+        bytes as f64,
+        ("allocs", allocations as f64, 1.0),
+    ));
 }
 
 fn main() {
