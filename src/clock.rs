@@ -15,7 +15,7 @@
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crate::scope_tree::ScopeNode;
+use crate::scope_tree::{Registered, ScopeNode};
 use crate::sync::{self, Arc, Mutex};
 pub(crate) use crate::timer_queue::TimerHandle;
 use crate::timer_queue::{TimerKey, TimerQueue};
@@ -24,8 +24,17 @@ use crate::timer_queue::{TimerKey, TimerQueue};
 /// deadlines fire first (S9); the low bits hold the seeded shuffle.
 const WAKE_RANK: u64 = 1 << 63;
 
+/// What a timer does when it fires: cancel a scope at its deadline (kept as its address, removed
+/// when the scope moves its deadline or exits: the scope tree's invariant 6), or wake a sleeping
+/// task.
 #[derive(Debug)]
 enum Timer {
+    Deadline(Registered),
+    Wake(Waker),
+}
+
+/// A timer taken out of the queue to fire, its scope turned back into a reference.
+enum Fired {
     Deadline(ScopeNode),
     Wake(Waker),
 }
@@ -198,7 +207,7 @@ impl Clock {
         at: Instant,
         depth: u32,
         seq: u64,
-        node: ScopeNode,
+        node: &ScopeNode,
     ) -> TimerHandle {
         // Deadlines keep their defined order (S9), whatever the seed.
         let key = TimerKey {
@@ -206,7 +215,7 @@ impl Clock {
             rank: u64::from(depth),
             seq,
         };
-        self.insert(|_| key, Timer::Deadline(node))
+        self.insert(|_| key, Timer::Deadline(node.registered()))
     }
 
     pub(crate) fn add_wake(&self, at: Instant, waker: Waker) -> TimerHandle {
@@ -235,7 +244,7 @@ impl Clock {
 
     pub(crate) fn remove(&self, timer: TimerHandle) {
         let removed = sync::lock(&self.timers).queue.remove(timer);
-        drop(removed); // a deadline's node may be dropped here, outside the lock
+        drop(removed); // a sleeping task's waker is dropped here, outside the lock
     }
 
     /// When the runtime must look at the timers next; it calls this before it sleeps, and a
@@ -261,14 +270,27 @@ impl Clock {
         let now = self.now();
         let mut fired = 0;
         loop {
-            let next = sync::lock(&self.timers).queue.pop_due(now);
-            let Some((handle, timer)) = next else {
+            let next = {
+                let mut timers = sync::lock(&self.timers);
+                timers
+                    .queue
+                    .pop_due(now)
+                    .map(|(handle, timer)| match timer {
+                        // SAFETY: the scope was registered until `pop_due` took its timer, under
+                        // the lock still held here (the scope tree's invariant 6).
+                        Timer::Deadline(scope) => {
+                            (handle, Fired::Deadline(unsafe { scope.node() }))
+                        }
+                        Timer::Wake(waker) => (handle, Fired::Wake(waker)),
+                    })
+            };
+            let Some((handle, fired_timer)) = next else {
                 return fired;
             };
             fired += 1;
-            match timer {
-                Timer::Deadline(node) => node.deadline_fired(handle),
-                Timer::Wake(waker) => waker.wake(),
+            match fired_timer {
+                Fired::Deadline(node) => node.deadline_fired(handle),
+                Fired::Wake(waker) => waker.wake(),
             }
         }
     }

@@ -39,9 +39,12 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&ScopeNode>) -> R) -> R {
     SCOPE.with(|c| f(c.borrow().as_ref()))
 }
 
-/// Whether `node` is the scope being polled on this thread.
+/// Whether `node` is the scope being polled on this thread: false also while the thread's
+/// locals are being torn down, so that leaving a scope from a destructor then cannot panic.
 pub(crate) fn is_current(node: &ScopeNode) -> bool {
-    with_current(|now| now.is_some_and(|now| now.ptr_eq(node)))
+    SCOPE
+        .try_with(|c| c.borrow().as_ref().is_some_and(|now| now.ptr_eq(node)))
+        .unwrap_or(false)
 }
 
 /// The fast path of every cancellation point: is the current scope effectively cancelled?

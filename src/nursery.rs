@@ -27,7 +27,7 @@ use crate::member::{Member, member};
 use crate::member_set::{MemberSet, remember};
 use crate::persistent_group::PersistentGroup;
 use crate::scope::CancelHandle;
-use crate::scope_tree::{Phase, ScopeNode};
+use crate::scope_tree::{ExitOnDrop, Phase, ScopeNode};
 use crate::sync::{self, AtomicBool, Frozen, Mutex, Ordering};
 use crate::task::{End, Ended, JoinHandle, classify, panic_message, report_spawn};
 
@@ -756,10 +756,13 @@ impl<Fut, T, E> Drop for Driver<'_, Fut, T, E> {
     /// Dropped before finishing: members are dropped with it (they run inline), spawns are
     /// refused from now on, and the scope is left.
     fn drop(&mut self) {
-        let node = &self.shared.node;
-        if node.phase() == Phase::Entered {
+        // The scope is left even if a hook or a member's drop panics on the way (invariant 6 of
+        // the scope tree).
+        let node = ExitOnDrop(self.shared.node.clone());
+        if node.0.phase() == Phase::Entered {
             // Members on worker threads (feature `tokio`) outlive this future: tell them why.
-            node.cancel_explicit(Some("nursery dropped"), self.body_task.spawned_at);
+            node.0
+                .cancel_explicit(Some("nursery dropped"), self.body_task.spawned_at);
         }
         self.close();
     }
@@ -769,6 +772,8 @@ impl<Fut, T, E> Driver<'_, Fut, T, E> {
     /// Refuses further spawns, drops the members (running or queued), and leaves the scope.
     /// Idempotent.
     fn close(&mut self) {
+        // Left at the end, or while unwinding if a member's drop panics.
+        let _leave = ExitOnDrop(self.shared.node.clone());
         let queued = {
             let mut queue = self.shared.queue.borrow_mut();
             queue.open = false;
@@ -778,6 +783,5 @@ impl<Fut, T, E> Driver<'_, Fut, T, E> {
         // Outside the borrows: a member's drop may try to spawn (and be refused).
         drop(running);
         drop(queued);
-        self.shared.node.exit();
     }
 }

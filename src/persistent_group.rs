@@ -28,7 +28,7 @@ use crate::failure::{Failure, FailureKind, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::member_set::{MemberSet, remember};
 use crate::scope::CancelHandle;
-use crate::scope_tree::{ScopeNode, WaitRegistration};
+use crate::scope_tree::{ExitOnDrop, ScopeNode, WaitRegistration};
 use crate::slab::SlabKey;
 use crate::sync::{self, Arc, Frozen, Mutex};
 use crate::task::{End, TaskExit, panic_message, poll_member, report_exit, report_spawn};
@@ -827,6 +827,9 @@ impl<E> Drop for Runner<E> {
     /// any more. They are dropped and named in the report, so a task waiting in `shutdown` or
     /// `drain` still gets one.
     fn drop(&mut self) {
+        // The scope is left even if a member's drop or a hook panics before `finish` does it
+        // (invariant 6 of the scope tree).
+        let _leave = ExitOnDrop(self.node().clone());
         let phase = {
             let mut st = sync::lock(&self.group.state);
             if st.phase == GroupPhase::Done {

@@ -31,6 +31,12 @@
 //!    arrived first (S14). `last` keeps which of the two was the most recent effective cause once
 //!    there was one (both stay readable: `own` never changes, the parent link is kept after exit),
 //!    so a `Parent` link read later still names a cause.
+//! 6. A scope's parent keeps it in `children`, and the clock keeps it for its deadline's timer, as
+//!    a [`Registered`] address that holds no reference. Each is removed under the lock of the
+//!    place it is kept in (the parent's, the clock's) by `exit` at the latest, and every owner
+//!    that enters a scope leaves it before it lets go of its reference, on every road out
+//!    ([`ExitOnDrop`]). So an address found under that lock names a live record, and a reference
+//!    may be taken from it (`registered.rs`). `Inner`'s drop checks the premise.
 //!
 //! # Locks
 //!
@@ -57,6 +63,9 @@ use crate::slab::{LazySlab, SlabKey};
 use smallvec::SmallVec;
 
 use crate::sync::{self, Arc, AtomicU64, Frozen, Mutex, Ordering};
+
+mod registered;
+pub(crate) use registered::{ExitOnDrop, Registered};
 
 /// One cancel scope in the tree: a shared reference to its record. Cloning is cheap.
 #[derive(Clone)]
@@ -103,8 +112,8 @@ struct NodeState {
     parent: Option<ScopeNode>,
     /// Distance from the root; orders same-instant deadlines (ancestors first, S9).
     depth: u32,
-    /// The entered children (invariant 3).
-    children: LazySlab<ScopeNode>,
+    /// The entered children (invariants 3 and 6).
+    children: LazySlab<Registered>,
     /// Our key in the parent's `children`, while entered.
     key_in_parent: Option<SlabKey>,
     shielded: bool,
@@ -442,7 +451,7 @@ impl ScopeNode {
                 deadline.set_at,
             ));
         }
-        deadline.timer = Some(clock.add_deadline(at, st.depth, self.inner.info.id.0, self.clone()));
+        deadline.timer = Some(clock.add_deadline(at, st.depth, self.inner.info.id.0, self));
         None
     }
 
@@ -541,7 +550,7 @@ impl ScopeNode {
                 Some(env) => ParentEnv::Other(env.clone()),
             };
             parent_depth = pst.depth;
-            key = Some(pst.children.insert(self.clone()));
+            key = Some(pst.children.insert(self.registered()));
         }
         let (hooked, fire, stale) = {
             let mut st = sync::lock(&self.inner.state);
@@ -678,10 +687,11 @@ impl ScopeNode {
 
     /// The scopes entered directly below this one, in the order they were entered.
     pub(crate) fn children(&self) -> Vec<ScopeNode> {
-        sync::lock(&self.inner.state)
-            .children
+        let st = sync::lock(&self.inner.state);
+        // SAFETY: each child is in `children`, under its lock (invariant 6).
+        st.children
             .iter()
-            .cloned()
+            .map(|child| unsafe { child.node() })
             .collect()
     }
 
@@ -860,12 +870,18 @@ fn next_child(frames: &mut SmallVec<[(ScopeNode, usize); 8]>) -> Option<ScopeNod
 }
 
 /// The child at or after `cursor`, and where the next one is, if there is one.
-fn take_child(children: &LazySlab<ScopeNode>, cursor: usize) -> Option<(ScopeNode, Option<usize>)> {
+///
+/// The caller holds the lock of the node whose `children` these are.
+fn take_child(
+    children: &LazySlab<Registered>,
+    cursor: usize,
+) -> Option<(ScopeNode, Option<usize>)> {
     let (child, after) = children.next_from(cursor)?;
     let rest = children
         .next_from(after)
         .map(|(_, after_next)| after_next - 1);
-    Some((child.clone(), rest))
+    // SAFETY: the child is in `children`, whose lock the caller holds (invariant 6).
+    Some((unsafe { child.node() }, rest))
 }
 
 /// Brings one node's flag up to date and wakes its waiters if it turned on. If its descendants
@@ -920,10 +936,23 @@ fn visit(node: &ScopeNode) -> Option<(ScopeNode, Option<usize>)> {
 impl Drop for Inner {
     /// Tears down a chain of ancestors (and the scopes their causes point at) in a loop, so that
     /// dropping the last reference to a deep tree never overflows the stack.
+    ///
+    /// A record still registered in its parent or with the clock would leave an address behind
+    /// that a propagation or a timer could follow (invariant 6). Every owner leaves its scope
+    /// before letting go of it, so this is a bug in this crate: the process aborts rather than let
+    /// that address be used.
     fn drop(&mut self) {
+        let st = sync::get_mut(&mut self.state);
+        if st.key_in_parent.is_some() || st.deadline.is_some_and(|d| d.timer.is_some()) {
+            eprintln!(
+                "wherefore: internal error: {} was freed while registered; aborting",
+                self.info
+            );
+            std::process::abort();
+        }
         // Inline room for the usual few links: dropping a scope allocates nothing.
         let mut stack: SmallVec<[ScopeNode; 4]> = SmallVec::new();
-        take_links(sync::get_mut(&mut self.state), &mut stack);
+        take_links(st, &mut stack);
         while let Some(node) = stack.pop() {
             if let Ok(mut inner) = Arc::try_unwrap(node.inner) {
                 take_links(sync::get_mut(&mut inner.state), &mut stack);
@@ -932,12 +961,11 @@ impl Drop for Inner {
     }
 }
 
-/// Moves every `ScopeNode` a node owns onto `stack`.
+/// Moves every `ScopeNode` a node owns onto `stack` (its children are addresses, not owned).
 fn take_links(st: &mut NodeState, stack: &mut SmallVec<[ScopeNode; 4]>) {
     if let Some(parent) = st.parent.take() {
         stack.push(parent);
     }
-    stack.extend(st.children.drain());
     if let Some(Cause::Parent(link)) = st.own.take() {
         stack.push(link.node);
     }

@@ -3,11 +3,12 @@
 mod common;
 
 use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::Poll;
 use std::time::Duration;
 
 use common::*;
-use wherefore::{Cancelled, Scope};
+use wherefore::{Cancelled, Nursery, NurseryBuilder, Scope};
 
 /// A scope future that is dropped while another scope is being polled (not its parent, the usual
 /// place) still leaves its parent: the parent's tree no longer shows it, and cancelling the
@@ -83,6 +84,56 @@ fn a_timeout_made_and_run_in_one_runtime_uses_its_clock() {
         awaited_on_virtual_time(|| wherefore::move_on_after(secs(5), wherefore::sleep(secs(10))));
     assert_eq!(out.unwrap(), None);
     assert_eq!(elapsed, secs(5));
+}
+
+/// A nursery dropped while one of its members panics in its own drop still leaves its parent:
+/// the panic reaches the code that dropped the nursery, and the parent's tree no longer shows the
+/// nursery (the parent keeps its children by address, so a nursery left in it would be followed
+/// after it is gone).
+#[test]
+fn a_nursery_whose_member_panics_while_dropped_still_leaves_its_parent() {
+    block_on(async {
+        let parent = Scope::named("parent");
+        let parent_handle = parent.handle();
+        parent
+            .run(async {
+                let mut nursery = Box::pin(NurseryBuilder::named("crew").run(
+                    async |n: Nursery<'_, Cancelled>| {
+                        n.spawn(async {
+                            let _bomb = PanicsWhenDropped;
+                            wherefore::sleep(secs(60)).await
+                        })
+                        .unwrap();
+                        wherefore::sleep(secs(60)).await
+                    },
+                ));
+                poll_fn(|cx| {
+                    assert!(nursery.as_mut().poll(cx).is_pending(), "the crew sleeps");
+                    Poll::Ready(())
+                })
+                .await;
+                let before = parent_handle.tree().to_string();
+                assert!(before.contains("  scope \"crew\" (running)\n"), "{before}");
+                let dropped = catch_unwind(AssertUnwindSafe(|| drop(nursery)));
+                assert!(dropped.is_err(), "the member's drop panicked");
+                assert_eq!(
+                    parent_handle.tree().to_string(),
+                    "scope \"parent\" (running)\n"
+                );
+                Ok::<_, Cancelled>(())
+            })
+            .await
+            .unwrap();
+    });
+}
+
+/// Panics when dropped.
+struct PanicsWhenDropped;
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        panic!("dropped");
+    }
 }
 
 /// Awaits the future `make` returns (made inside the testing runtime) and how much virtual time

@@ -170,6 +170,52 @@ fn deadline_firing_races_explicit_cancel() {
     });
 }
 
+/// A child scope leaving (and its record freed) races its parent's cancel, which walks the
+/// parent's children by address (invariant 6 of the scope tree): the walk either reaches the child
+/// while it is still there, or does not find it; it never follows the address of a freed record
+/// (loom checks every `Arc`: a reference taken from a freed one fails the model).
+#[test]
+fn parent_cancel_races_child_scope_leaving() {
+    loom::model(|| {
+        let parent = Scope::named("parent");
+        let stop = parent.handle();
+        let canceller = thread::spawn(move || stop.cancel_with("stop"));
+        let out = loom::future::block_on(parent.run(async {
+            // No handle: the child's record goes as soon as its future is done.
+            Scope::named("child").run(wherefore::checkpoint()).await
+        }));
+        canceller.join().unwrap();
+        match out {
+            Ok(Some(Some(()))) => {}
+            // The parent's cancel reached the child at its checkpoint; the parent absorbs it.
+            Ok(None) => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    });
+}
+
+/// A deadline firing races its scope leaving (and its record freed): the clock keeps the scope by
+/// address (invariant 6 of the scope tree), so firing must find the timer still registered, under
+/// the clock's lock, or not at all. The scope ends timed out or finished, and no freed record is
+/// followed (loom checks every `Arc`).
+#[test]
+fn deadline_firing_races_scope_leaving() {
+    loom::model(|| {
+        let time = VirtualTime::new();
+        let scope = time
+            .enter(|| Scope::named("job").with_deadline(wherefore::now() + Duration::from_secs(5)));
+        let clock = time.clone();
+        let ticker = thread::spawn(move || clock.advance(Duration::from_secs(5)));
+        let out = time.enter(|| loom::future::block_on(scope.run(wherefore::checkpoint())));
+        ticker.join().unwrap();
+        match out {
+            Ok(Some(())) => {}
+            Ok(None) => {} // timed out at its checkpoint, absorbed by the scope
+            other => panic!("unexpected: {other:?}"),
+        }
+    });
+}
+
 /// A member finishing races its nursery's cancellation: its exit is reported once, as whichever
 /// happened first (completed, or cancelled with the parent's cause); nothing is freed twice or
 /// leaked (loom checks every `Arc`).
