@@ -39,12 +39,17 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&ScopeNode>) -> R) -> R {
     SCOPE.with(|c| f(c.borrow().as_ref()))
 }
 
-/// Whether `node` is the scope being polled on this thread: false also while the thread's
-/// locals are being torn down, so that leaving a scope from a destructor then cannot panic.
-pub(crate) fn is_current(node: &ScopeNode) -> bool {
+/// Runs `f` with the scope being polled on this thread if `which` accepts it; `None` if it does
+/// not, if there is none, or while the thread's locals are being torn down (so that leaving a
+/// scope from a destructor then cannot panic).
+pub(crate) fn with_current_if<R>(
+    which: impl FnOnce(&ScopeNode) -> bool,
+    f: impl FnOnce(&ScopeNode) -> R,
+) -> Option<R> {
     SCOPE
-        .try_with(|c| c.borrow().as_ref().is_some_and(|now| now.ptr_eq(node)))
-        .unwrap_or(false)
+        .try_with(|c| c.borrow().as_ref().filter(|now| which(now)).map(f))
+        .ok()
+        .flatten()
 }
 
 /// The fast path of every cancellation point: is the current scope effectively cancelled?
@@ -69,9 +74,11 @@ pub(crate) fn with_env<R>(f: impl FnOnce(&Arc<Env>) -> R) -> Option<R> {
     ENV.with(|c| c.borrow().as_ref().map(f))
 }
 
-/// Whether `env` is the environment of the runtime polling on this thread.
-pub(crate) fn is_current_env(env: &Arc<Env>) -> bool {
-    with_env(|now| Arc::ptr_eq(now, env)).unwrap_or(false)
+/// The address of the environment of the runtime polling on this thread (null outside one):
+/// to tell whether an environment is that one (`Arc::as_ptr(env) == env_address()`) with one
+/// look at the thread's locals for several environments. Never dereferenced.
+pub(crate) fn env_address() -> *const Env {
+    ENV.with(|c| c.borrow().as_ref().map_or(std::ptr::null(), Arc::as_ptr))
 }
 
 /// A fresh identifier: numbered by the current runtime, or process-wide outside one.
@@ -79,6 +86,15 @@ pub(crate) fn next_id() -> u64 {
     ENV.with(|c| match &*c.borrow() {
         Some(env) => env.next_id(),
         None => sync::next_id(),
+    })
+}
+
+/// A fresh identifier (as [`next_id`]) and the current runtime's environment, with one look at
+/// the thread's locals: what a new scope takes.
+pub(crate) fn next_id_and_env() -> (u64, Option<Arc<Env>>) {
+    ENV.with(|c| match &*c.borrow() {
+        Some(env) => (env.next_id(), Some(env.clone())),
+        None => (sync::next_id(), None),
     })
 }
 

@@ -3,7 +3,8 @@
 //!
 //! One allocation per member instead of two (a boxed future plus a shared slot for the exit):
 //! allocation was most of what spawning cost (see BENCHMARKS.md). It takes two `unsafe` blocks
-//! (the crate's others are the raw wakers of `slot_waker.rs`), each with its argument: a pinned
+//! (the crate's others are the raw wakers of `slot_waker.rs` and the scope addresses of
+//! `scope_tree/registered.rs`), each with its argument: a pinned
 //! projection through a `RefCell`
 //! (the future is polled in place while the cell is shared), and a handle whose type names
 //! neither the member's future nor the lifetime `'env` of what that future borrows (so that a

@@ -160,13 +160,6 @@ enum ParentEnv {
     Other(Arc<Env>),
 }
 
-/// Where a leaving scope finds its parent: the scope being polled, another one, or none.
-enum ExitParent {
-    None,
-    Current,
-    Other(ScopeNode),
-}
-
 /// How long after it was set a deadline falls, when it was given as a timeout or while running
 /// (what a `Timeout` cause reports): nanoseconds, saturating past 584 years, half the room of an
 /// `Option<Duration>` in every scope record.
@@ -213,9 +206,10 @@ impl ScopeNode {
     }
 
     fn with_state(name: Option<Frozen<str>>, deadline: Option<Deadline>) -> ScopeNode {
+        let (id, env) = context::next_id_and_env();
         let inner = Arc::new(Inner {
             info: ScopeInfo {
-                id: ScopeId(context::next_id()),
+                id: ScopeId(id),
                 name,
             },
             flags: AtomicU64::new(0),
@@ -227,7 +221,7 @@ impl ScopeNode {
                 key_in_parent: None,
                 shielded: false,
                 deadline,
-                env: context::env(),
+                env,
                 own: None,
                 inherited: false,
                 first: None,
@@ -542,11 +536,12 @@ impl ScopeNode {
         let mut parent_env = ParentEnv::Absent;
         let mut parent_depth = 0;
         let mut key = None;
+        let here = context::env_address();
         if let Some(p) = &parent {
             let mut pst = sync::lock(&p.inner.state);
             parent_env = match &pst.env {
                 None => ParentEnv::Absent,
-                Some(env) if context::is_current_env(env) => ParentEnv::Current,
+                Some(env) if Arc::as_ptr(env) == here => ParentEnv::Current,
                 Some(env) => ParentEnv::Other(env.clone()),
             };
             parent_depth = pst.depth;
@@ -560,7 +555,7 @@ impl ScopeNode {
             st.env = match parent_env {
                 ParentEnv::Other(env) => Some(env),
                 ParentEnv::Current => match st.env.take() {
-                    Some(created) if context::is_current_env(&created) => Some(created),
+                    Some(created) if Arc::as_ptr(&created) == here => Some(created),
                     _ => context::env(),
                 },
                 ParentEnv::Absent => st.env.take().or(env).or_else(Env::ambient),
@@ -621,25 +616,23 @@ impl ScopeNode {
             st.remove_timer();
             drop(std::mem::replace(&mut st.children, LazySlab::new()));
             let key = st.key_in_parent.take();
-            let parent = match &st.parent {
-                Some(p) if key.is_some() && context::is_current(p) => ExitParent::Current,
-                Some(p) if key.is_some() => ExitParent::Other(p.clone()),
-                _ => ExitParent::None,
-            };
+            let parent = st.parent.as_ref().map(|p| Arc::as_ptr(&p.inner));
             // An exited scope needs no clock or hook any more; letting go of the environment
             // lets a runtime's resources (tokio's timer task) go with the last scope using them.
             (parent, key, st.env.take(), was_entered)
         };
-        if let Some(key) = key {
+        if let (Some(key), Some(parent)) = (key, parent) {
             let leave = |parent: &ScopeNode| {
                 sync::lock(&parent.inner.state).children.remove(key);
             };
-            match parent {
-                ExitParent::Current => {
-                    context::with_current(|now| now.map(leave));
+            let left =
+                context::with_current_if(|now| Arc::as_ptr(&now.inner) == parent, |now| leave(now));
+            if left.is_none() {
+                // Left from elsewhere than inside its parent: the link, cloned.
+                let parent = self.parent();
+                if let Some(parent) = parent {
+                    leave(&parent);
                 }
-                ExitParent::Other(parent) => leave(&parent),
-                ExitParent::None => {}
             }
         }
         if let (Some(env), true) = (env, was_entered) {
@@ -954,6 +947,12 @@ impl Drop for Inner {
         let mut stack: SmallVec<[ScopeNode; 4]> = SmallVec::new();
         take_links(st, &mut stack);
         while let Some(node) = stack.pop() {
+            // Only a last reference has links to take. Any other is released by a plain drop:
+            // a `try_unwrap` that fails costs one atomic read-modify-write more (the usual case:
+            // a timeout's parent outlives it).
+            if Arc::strong_count(&node.inner) != 1 {
+                continue;
+            }
             if let Ok(mut inner) = Arc::try_unwrap(node.inner) {
                 take_links(sync::get_mut(&mut inner.state), &mut stack);
             }
