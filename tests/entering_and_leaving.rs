@@ -1,5 +1,6 @@
 //! Scopes entering and leaving the tree by the less common roads: left from inside another
-//! scope than their parent, or entered in another runtime than the one they were created in.
+//! scope than their parent, left while a member's drop panics, or entered in another runtime
+//! than the one they were created in.
 mod common;
 
 use std::future::{Future, poll_fn};
@@ -116,6 +117,46 @@ fn a_nursery_whose_member_panics_while_dropped_still_leaves_its_parent() {
                 assert!(before.contains("  scope \"crew\" (running)\n"), "{before}");
                 let dropped = catch_unwind(AssertUnwindSafe(|| drop(nursery)));
                 assert!(dropped.is_err(), "the member's drop panicked");
+                assert_eq!(
+                    parent_handle.tree().to_string(),
+                    "scope \"parent\" (running)\n"
+                );
+                Ok::<_, Cancelled>(())
+            })
+            .await
+            .unwrap();
+    });
+}
+
+/// The same for a persistent group: its runner is dropped with the nursery, drops the group's
+/// members, one of which panics, and the group's scope still leaves the nursery's.
+#[test]
+fn a_persistent_group_whose_member_panics_while_dropped_still_leaves_its_nursery() {
+    block_on(async {
+        let parent = Scope::named("parent");
+        let parent_handle = parent.handle();
+        parent
+            .run(async {
+                let mut crew = Box::pin(NurseryBuilder::named("crew").run(
+                    async |n: Nursery<'_, Cancelled>| {
+                        let jobs = n.persistent_group::<Cancelled>("jobs");
+                        jobs.spawn(async {
+                            let _bomb = PanicsWhenDropped;
+                            wherefore::sleep(secs(60)).await
+                        })
+                        .unwrap();
+                        wherefore::sleep(secs(60)).await
+                    },
+                ));
+                poll_fn(|cx| {
+                    assert!(crew.as_mut().poll(cx).is_pending(), "the crew sleeps");
+                    Poll::Ready(())
+                })
+                .await;
+                let before = parent_handle.tree().to_string();
+                assert!(before.contains("scope \"jobs\" (running)"), "{before}");
+                let dropped = catch_unwind(AssertUnwindSafe(|| drop(crew)));
+                assert!(dropped.is_err(), "the group member's drop panicked");
                 assert_eq!(
                     parent_handle.tree().to_string(),
                     "scope \"parent\" (running)\n"
