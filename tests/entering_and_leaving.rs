@@ -168,6 +168,38 @@ fn a_persistent_group_whose_member_panics_while_dropped_still_leaves_its_nursery
     });
 }
 
+/// A scope future forgotten while it runs leaks its record with it, which keeps the address its
+/// parent holds valid: the parent's cancel still reaches the child through it, and the parent's
+/// tree still shows it, with nothing but that leaked future holding the child.
+#[test]
+fn a_forgotten_scope_future_stays_reachable_from_its_parent() {
+    block_on(async {
+        let parent = Scope::named("parent");
+        let parent_handle = parent.handle();
+        parent
+            .run(async {
+                let mut child = Box::pin(Scope::named("child").run(wherefore::sleep(secs(60))));
+                poll_fn(|cx| {
+                    assert!(child.as_mut().poll(cx).is_pending(), "the child sleeps");
+                    Poll::Ready(())
+                })
+                .await;
+                std::mem::forget(child);
+                parent_handle.cancel_with("stop");
+                let tree = parent_handle.tree().to_string();
+                assert!(
+                    tree.contains(
+                        "  scope \"child\" (cancelled: parent scope \"parent\" was cancelled"
+                    ),
+                    "{tree}"
+                );
+                Ok::<_, Cancelled>(())
+            })
+            .await
+            .unwrap();
+    });
+}
+
 /// Panics when dropped.
 struct PanicsWhenDropped;
 
