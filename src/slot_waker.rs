@@ -140,7 +140,8 @@ static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_raw, wake_raw, wake_by
 /// The chunk a waker's data pointer lies in, and the flag's position.
 ///
 /// # Safety
-/// `data` is the data pointer of a live waker made by [`WakerChunk::waker`].
+/// `data` is the data pointer of a live waker lent by [`WakerChunk::lend_waker`], or of a clone
+/// of one.
 unsafe fn locate(data: *const ()) -> (*const WakerChunk, usize) {
     let flag = data.cast::<SlotFlag>();
     // SAFETY: the waker is live, so its chunk is (invariant 2) and `flag` points at one of its

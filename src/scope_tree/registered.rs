@@ -1,17 +1,18 @@
 //! A scope's record as its parent's `children` and the clock's timers keep it: its address,
 //! without a reference count (invariant 6 of the scope tree).
 //!
-//! Entering and leaving a scope with a deadline registers it twice and unregisters it twice.
-//! Holding a reference there cost two atomic read-modify-writes per registration (the clone and
-//! its drop: about 12 ns together on the machine of BENCHMARKS.md; ~50 ns of a ~450 ns timeout
-//! for the two registrations, measured). The
-//! address costs nothing; what makes it safe is where it is kept and when it is removed:
+//! A scope with a deadline is registered in two places while it runs. Holding a reference in
+//! each cost two atomic read-modify-writes per place (the clone and its drop: about 12 ns
+//! together on the machine of BENCHMARKS.md; ~50 ns of a ~450 ns timeout for the two places,
+//! measured). The address costs nothing; what makes it safe is where it is kept and when it is
+//! removed:
 //!
 //! - it is put there by the scope itself, while its owner holds a reference;
 //! - it is removed under the lock that guards the place (the parent's lock, the clock's), by
 //!   `exit` at the latest (or by firing or moving the deadline, for the timer);
 //! - every owner that enters a scope leaves it before it lets go of its reference, also when a
-//!   panic unwinds through it ([`ExitOnDrop`]); `Inner`'s drop checks that premise.
+//!   panic unwinds through it ([`ExitOnDrop`]); `Inner`'s drop checks that premise. An owner
+//!   that is leaked (a forgotten scope future) never lets go, so its address stays valid too.
 //!
 //! So an address found under the lock of the place it is kept names a live record, and
 //! [`Registered::node`] may take a new reference from it.
