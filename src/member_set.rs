@@ -21,8 +21,12 @@ use std::task::{Context, Poll, Waker};
 
 use crate::clock::Clock;
 use crate::slab::{NONE, index_u32};
-use crate::slot_waker::{CHUNK, ReadyQueue, WakerChunk};
+use crate::slot_waker::{CHUNK, Ready, ReadyQueue, WakerChunk};
 use crate::sync::{self, Arc, Frozen, Ordering};
+use smallvec::SmallVec;
+
+/// How many added members are queued together (see `MemberSet::added`).
+const ADDED: usize = 32;
 
 pub(crate) struct MemberSet<F> {
     /// The slots, in chunks of `CHUNK` that never move once allocated: growing to a hundred
@@ -35,6 +39,10 @@ pub(crate) struct MemberSet<F> {
     free: u32,
     len: usize,
     queue: Frozen<ReadyQueue>,
+    /// Slots of members added since the ready queue was last locked, queued there together when
+    /// this is full or a batch begins: adding members takes the queue's lock once per [`ADDED`]
+    /// members instead of once each.
+    added: SmallVec<[u32; ADDED]>,
     /// The batch being worked through, and how far.
     batch: Vec<u32>,
     cursor: usize,
@@ -54,6 +62,13 @@ fn vacate<F>(slot: &mut Occupant<F>, index: usize, free: &mut u32) {
     *free = index_u32(index);
 }
 
+/// Moves the slots in `added` to the ready queue, with room there for all `slots` of the set
+/// (see `MemberSet::push`).
+fn queue_added(added: &mut SmallVec<[u32; ADDED]>, slots: usize, ready: &mut Ready) {
+    ready.slots.reserve(slots.saturating_sub(ready.slots.len()));
+    ready.slots.extend(added.drain(..));
+}
+
 /// Keeps `waker` in `slot` to be woken later, cloning only when the slot holds none or one that
 /// would wake another task.
 pub(crate) fn remember(slot: &mut Option<Waker>, waker: &Waker) {
@@ -71,6 +86,7 @@ impl<F> MemberSet<F> {
             free: NONE,
             len: 0,
             queue: ReadyQueue::new(),
+            added: SmallVec::new(),
             batch: Vec::new(),
             cursor: 0,
             schedule: None,
@@ -117,29 +133,39 @@ impl<F> MemberSet<F> {
         } else {
             queued.swap(true, Ordering::AcqRel)
         };
-        let nursery = {
-            let mut ready = sync::lock(&self.queue.state);
-            if fresh {
-                // Room for every slot in the ready queue (and the batch, which swaps with it), so
-                // that waking members, even a cancellation waking them all, never allocates.
-                let missing = (index + 1).saturating_sub(ready.slots.len());
-                ready.slots.reserve(missing);
-            }
-            if !already_queued {
-                ready.slots.push(index_u32(index));
-            }
-            ready.nursery.take()
-        };
         if fresh {
+            // Room for every slot in the batch (and in the ready queue, when the slot is queued
+            // there: they swap), so that waking members, even a cancellation waking them all,
+            // never allocates.
             let missing = (index + 1).saturating_sub(self.batch.len());
             self.batch.reserve(missing);
             self.slots[chunk].push(Occupant::Occupied(member));
         } else {
             self.slots[chunk][position] = Occupant::Occupied(member);
         }
+        if already_queued {
+            return;
+        }
+        // The first member added after the queue was locked has the set's task polled again (it
+        // may be parked, waiting for a wake-up); until the queue is locked again, the others
+        // find that wake-up pending.
+        let nursery = if self.added.is_empty() || self.added.len() == ADDED {
+            let slots = self.slot_count();
+            let mut ready = sync::lock(&self.queue.state);
+            queue_added(&mut self.added, slots, &mut ready);
+            ready.nursery.take()
+        } else {
+            None
+        };
+        self.added.push(index_u32(index));
         if let Some(nursery) = nursery {
             nursery.wake();
         }
+    }
+
+    /// How many slots there are, occupied or vacant.
+    fn slot_count(&self) -> usize {
+        self.slots.len().saturating_sub(1) * CHUNK + self.slots.last().map_or(0, Vec::len)
     }
 
     /// Adds a chunk of slots and their wakers.
@@ -196,8 +222,10 @@ impl<F: Future + Unpin> MemberSet<F> {
             // set's task polled again, which starts the next batch and registers it again.
             self.batch.clear();
             self.cursor = 0;
+            let slots = self.slot_count();
             let mut ready = sync::lock(&self.queue.state);
             remember(&mut ready.nursery, cx.waker());
+            queue_added(&mut self.added, slots, &mut ready);
             std::mem::swap(&mut self.batch, &mut ready.slots);
             drop(ready);
             if let Some(clock) = &self.schedule {
@@ -298,6 +326,49 @@ mod tests {
         a_waker.borrow().as_ref().unwrap().wake_by_ref(); // stale: an extra poll of b
         assert_eq!(poll_batch(&mut set), (Poll::Ready(()), vec!["b"]));
         assert!(set.is_empty());
+    }
+
+    /// Counts the wake-ups of the set's own task.
+    struct CountsWakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountsWakes {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn members_added_while_the_set_waits_wake_it_once_and_all_run_in_the_next_batch() {
+        let mut set = MemberSet::new();
+        let (first, _, _) = twice("first");
+        set.push(first);
+        let wakes = std::sync::Arc::new(CountsWakes(Default::default()));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(
+            set.poll_batch(&mut cx, |_| {}).is_pending(),
+            "parked, waker registered"
+        );
+        let polls: Vec<_> = (0..2 * ADDED + 5)
+            .map(|_| {
+                let (member, polls, _) = twice("added");
+                set.push(member);
+                polls
+            })
+            .collect();
+        assert_eq!(
+            wakes.0.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "the first addition wakes the set's task; the others find the wake-up pending"
+        );
+        assert!(set.poll_batch(&mut cx, |_| {}).is_pending());
+        assert!(
+            polls.iter().all(|polls| polls.get() == 1),
+            "every added member, also those still gathered when the batch began, was polled"
+        );
     }
 
     #[test]
