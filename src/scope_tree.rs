@@ -614,7 +614,7 @@ impl ScopeNode {
             let was_entered = st.phase == Phase::Entered;
             st.phase = Phase::Exited;
             st.remove_timer();
-            drop(std::mem::replace(&mut st.children, LazySlab::new()));
+            st.children = LazySlab::new(); // addresses only: nothing to release
             let key = st.key_in_parent.take();
             let parent = st.parent.as_ref().map(|p| Arc::as_ptr(&p.inner));
             // An exited scope needs no clock or hook any more; letting go of the environment
@@ -629,8 +629,7 @@ impl ScopeNode {
                 context::with_current_if(|now| Arc::as_ptr(&now.inner) == parent, |now| leave(now));
             if left.is_none() {
                 // Left from elsewhere than inside its parent: the link, cloned.
-                let parent = self.parent();
-                if let Some(parent) = parent {
+                if let Some(parent) = self.parent() {
                     leave(&parent);
                 }
             }
@@ -845,20 +844,17 @@ fn next_child(frames: &mut SmallVec<[(ScopeNode, usize); 8]>) -> Option<ScopeNod
     loop {
         let (parent, cursor) = frames.last_mut()?;
         let taken = take_child(&sync::lock(&parent.inner.state).children, *cursor);
-        match taken {
+        let Some((child, rest)) = taken else {
+            frames.pop();
+            continue;
+        };
+        match rest {
+            Some(index) => *cursor = index,
             None => {
                 frames.pop();
             }
-            Some((child, rest)) => {
-                match rest {
-                    Some(index) => *cursor = index,
-                    None => {
-                        frames.pop();
-                    }
-                }
-                return Some(child);
-            }
         }
+        return Some(child);
     }
 }
 

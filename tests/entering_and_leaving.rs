@@ -5,6 +5,7 @@ mod common;
 
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -24,11 +25,7 @@ fn a_scope_dropped_inside_a_sibling_still_leaves_its_parent() {
         parent
             .run(async {
                 let mut child = Box::pin(child.run(wherefore::sleep(secs(60))));
-                poll_fn(|cx| {
-                    assert!(child.as_mut().poll(cx).is_pending(), "the child sleeps");
-                    Poll::Ready(())
-                })
-                .await;
+                poll_once_pending(&mut child, "the child sleeps").await;
                 assert_eq!(
                     parent_handle.tree().to_string(),
                     "scope \"parent\" (running)\n  scope \"child\" (running)\n"
@@ -93,38 +90,15 @@ fn a_timeout_made_and_run_in_one_runtime_uses_its_clock() {
 /// after it is gone).
 #[test]
 fn a_nursery_whose_member_panics_while_dropped_still_leaves_its_parent() {
-    block_on(async {
-        let parent = Scope::named("parent");
-        let parent_handle = parent.handle();
-        parent
-            .run(async {
-                let mut nursery = Box::pin(NurseryBuilder::named("crew").run(
-                    async |n: Nursery<'_, Cancelled>| {
-                        n.spawn(async {
-                            let _bomb = PanicsWhenDropped;
-                            wherefore::sleep(secs(60)).await
-                        })
-                        .unwrap();
-                        wherefore::sleep(secs(60)).await
-                    },
-                ));
-                poll_fn(|cx| {
-                    assert!(nursery.as_mut().poll(cx).is_pending(), "the crew sleeps");
-                    Poll::Ready(())
-                })
-                .await;
-                let before = parent_handle.tree().to_string();
-                assert!(before.contains("  scope \"crew\" (running)\n"), "{before}");
-                let dropped = catch_unwind(AssertUnwindSafe(|| drop(nursery)));
-                assert!(dropped.is_err(), "the member's drop panicked");
-                assert_eq!(
-                    parent_handle.tree().to_string(),
-                    "scope \"parent\" (running)\n"
-                );
-                Ok::<_, Cancelled>(())
+    dropped_while_a_member_panics_leaves_the_parent("  scope \"crew\" (running)\n", || {
+        NurseryBuilder::named("crew").run(async |n: Nursery<'_, Cancelled>| {
+            n.spawn(async {
+                let _bomb = PanicsWhenDropped;
+                wherefore::sleep(secs(60)).await
             })
-            .await
             .unwrap();
+            wherefore::sleep(secs(60)).await
+        })
     });
 }
 
@@ -132,31 +106,37 @@ fn a_nursery_whose_member_panics_while_dropped_still_leaves_its_parent() {
 /// members, one of which panics, and the group's scope still leaves the nursery's.
 #[test]
 fn a_persistent_group_whose_member_panics_while_dropped_still_leaves_its_nursery() {
+    dropped_while_a_member_panics_leaves_the_parent("scope \"jobs\" (running)", || {
+        NurseryBuilder::named("crew").run(async |n: Nursery<'_, Cancelled>| {
+            let jobs = n.persistent_group::<Cancelled>("jobs");
+            jobs.spawn(async {
+                let _bomb = PanicsWhenDropped;
+                wherefore::sleep(secs(60)).await
+            })
+            .unwrap();
+            wherefore::sleep(secs(60)).await
+        })
+    });
+}
+
+/// Inside a scope "parent": polls the future `crew` makes once (pending), checks that the
+/// parent's tree shows `running` (the scope the panicking member runs in), drops the future,
+/// which must panic, and checks that the parent's tree then shows the parent alone.
+fn dropped_while_a_member_panics_leaves_the_parent<F: Future>(
+    running: &str,
+    crew: impl FnOnce() -> F,
+) {
     block_on(async {
         let parent = Scope::named("parent");
         let parent_handle = parent.handle();
         parent
             .run(async {
-                let mut crew = Box::pin(NurseryBuilder::named("crew").run(
-                    async |n: Nursery<'_, Cancelled>| {
-                        let jobs = n.persistent_group::<Cancelled>("jobs");
-                        jobs.spawn(async {
-                            let _bomb = PanicsWhenDropped;
-                            wherefore::sleep(secs(60)).await
-                        })
-                        .unwrap();
-                        wherefore::sleep(secs(60)).await
-                    },
-                ));
-                poll_fn(|cx| {
-                    assert!(crew.as_mut().poll(cx).is_pending(), "the crew sleeps");
-                    Poll::Ready(())
-                })
-                .await;
+                let mut crew = Box::pin(crew());
+                poll_once_pending(&mut crew, "the crew sleeps").await;
                 let before = parent_handle.tree().to_string();
-                assert!(before.contains("scope \"jobs\" (running)"), "{before}");
+                assert!(before.contains(running), "{before}");
                 let dropped = catch_unwind(AssertUnwindSafe(|| drop(crew)));
-                assert!(dropped.is_err(), "the group member's drop panicked");
+                assert!(dropped.is_err(), "the member's drop panicked");
                 assert_eq!(
                     parent_handle.tree().to_string(),
                     "scope \"parent\" (running)\n"
@@ -179,11 +159,7 @@ fn a_forgotten_scope_future_stays_reachable_from_its_parent() {
         parent
             .run(async {
                 let mut child = Box::pin(Scope::named("child").run(wherefore::sleep(secs(60))));
-                poll_fn(|cx| {
-                    assert!(child.as_mut().poll(cx).is_pending(), "the child sleeps");
-                    Poll::Ready(())
-                })
-                .await;
+                poll_once_pending(&mut child, "the child sleeps").await;
                 std::mem::forget(child);
                 parent_handle.cancel_with("stop");
                 let tree = parent_handle.tree().to_string();
@@ -198,6 +174,16 @@ fn a_forgotten_scope_future_stays_reachable_from_its_parent() {
             .await
             .unwrap();
     });
+}
+
+/// Polls `future` once from the scope being polled (so that it enters as that scope's child), and
+/// checks that it is still pending.
+async fn poll_once_pending<F: Future>(future: &mut Pin<Box<F>>, what: &str) {
+    poll_fn(|cx| {
+        assert!(future.as_mut().poll(cx).is_pending(), "{what}");
+        Poll::Ready(())
+    })
+    .await;
 }
 
 /// Panics when dropped.
