@@ -11,12 +11,14 @@ use std::cell::{Cell, RefCell};
 
 use crate::env::Env;
 use crate::identity::TaskId;
-use crate::scope_tree::ScopeNode;
-use crate::sync::{self, Arc, thread_local};
+use crate::scope_tree::{self, ScopeNode};
+use crate::sync::{self, Arc, AtomicU64, thread_local};
 
+// `SCOPE_FLAGS` mirrors `SCOPE` for the fast path of cancellation points (invariant below).
 #[cfg(not(wherefore_loom))]
 thread_local! {
-    static SCOPE: RefCell<Option<ScopeNode>> = const { RefCell::new(None) };
+    static SCOPE: CurrentScope = const { CurrentScope(RefCell::new(None)) };
+    static SCOPE_FLAGS: Cell<*const AtomicU64> = const { Cell::new(std::ptr::null()) };
     static TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
     static ENV: RefCell<Option<Arc<Env>>> = const { RefCell::new(None) };
 }
@@ -24,9 +26,42 @@ thread_local! {
 // loom's `thread_local!` has no `const` initialiser form.
 #[cfg(wherefore_loom)]
 thread_local! {
-    static SCOPE: RefCell<Option<ScopeNode>> = RefCell::new(None);
+    static SCOPE: CurrentScope = CurrentScope(RefCell::new(None));
+    static SCOPE_FLAGS: Cell<*const AtomicU64> = Cell::new(std::ptr::null());
     static TASK: Cell<Option<TaskId>> = Cell::new(None);
     static ENV: RefCell<Option<Arc<Env>>> = RefCell::new(None);
+}
+
+/// The scope being polled on this thread. Its drop (when the thread's locals are torn down)
+/// clears the mirror, so that the mirror cannot outlive the reference it mirrors.
+struct CurrentScope(RefCell<Option<ScopeNode>>);
+
+impl std::ops::Deref for CurrentScope {
+    type Target = RefCell<Option<ScopeNode>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for CurrentScope {
+    fn drop(&mut self) {
+        let _ = SCOPE_FLAGS.try_with(|c| c.set(std::ptr::null()));
+    }
+}
+
+/// Makes `node` the current scope and returns the one it replaces: the only writer of `SCOPE`
+/// and (with `CurrentScope`'s drop) of `SCOPE_FLAGS`, which keeps their invariant.
+///
+/// # Invariant
+///
+/// `SCOPE_FLAGS` is null when `SCOPE` is empty or gone, and otherwise the address of the flags
+/// word in the record of the node `SCOPE` holds, whose reference keeps that record alive. Both
+/// are set here, together, before the replaced node is handed back (and maybe dropped).
+fn install(node: Option<ScopeNode>) -> Option<ScopeNode> {
+    let flags = node.as_ref().map_or(std::ptr::null(), ScopeNode::flags);
+    let previous = SCOPE.with(|c| c.replace(node));
+    SCOPE_FLAGS.with(|c| c.set(flags));
+    previous
 }
 
 /// The scope being polled on this thread, if any.
@@ -53,9 +88,18 @@ pub(crate) fn with_current_if<R>(
 }
 
 /// The fast path of every cancellation point: is the current scope effectively cancelled?
+///
+/// One look at a thread-local address and one atomic load: no borrow of `SCOPE` (whose count
+/// would be stored to twice per check) and no look at whether a thread-local with a destructor
+/// was set up. On the AMD machine of BENCHMARKS.md that took the check from 3.1 to 1.7 ns. A
+/// `true` is confirmed by the slow path, which reads `SCOPE` itself.
 #[inline]
 pub(crate) fn current_is_cancelled() -> bool {
-    SCOPE.with(|c| c.borrow().as_ref().is_some_and(|node| node.is_cancelled()))
+    let flags = SCOPE_FLAGS.with(Cell::get);
+    // SAFETY: by `install`'s invariant a non-null address is that of the flags of the node that
+    // `SCOPE` holds on this thread, alive as long as `SCOPE` holds it; `SCOPE` cannot change
+    // during this one load (no code runs between reading the address and the load).
+    !flags.is_null() && scope_tree::flags_say_cancelled(unsafe { &*flags })
 }
 
 /// The task being polled on this thread, if any.
@@ -100,8 +144,9 @@ pub(crate) fn next_id_and_env() -> (u64, Option<Arc<Env>>) {
 
 /// Installs `node` as the current scope until the guard is dropped (also on unwind).
 pub(crate) fn enter(node: &ScopeNode) -> EnterGuard {
-    let previous = SCOPE.with(|c| c.replace(Some(node.clone())));
-    EnterGuard { previous }
+    EnterGuard {
+        previous: install(Some(node.clone())),
+    }
 }
 
 /// Restores the previously current scope when dropped.
@@ -111,8 +156,7 @@ pub(crate) struct EnterGuard {
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        SCOPE.with(|c| *c.borrow_mut() = previous);
+        install(self.previous.take());
     }
 }
 
@@ -120,7 +164,7 @@ impl Drop for EnterGuard {
 /// it back (also on unwind): no reference count changes hands, unlike [`enter`]. The slot is
 /// empty meanwhile.
 pub(crate) fn lend(slot: &mut Option<ScopeNode>) -> LendGuard<'_> {
-    let previous = SCOPE.with(|c| c.replace(slot.take()));
+    let previous = install(slot.take());
     LendGuard { slot, previous }
 }
 
@@ -132,8 +176,7 @@ pub(crate) struct LendGuard<'a> {
 
 impl Drop for LendGuard<'_> {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        *self.slot = SCOPE.with(|c| c.replace(previous));
+        *self.slot = install(self.previous.take());
     }
 }
 

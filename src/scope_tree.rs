@@ -88,6 +88,13 @@ struct Inner {
 const CANCELLED: u64 = 1;
 const DRAIN: u64 = 2;
 
+/// Whether a record's flags word (see [`ScopeNode::flags`]) says the scope is effectively
+/// cancelled.
+#[inline]
+pub(crate) fn flags_say_cancelled(flags: &AtomicU64) -> bool {
+    flags.load(Ordering::Acquire) & CANCELLED != 0
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Built, not yet polled: no parent, no clock; a handle may already cancel it.
@@ -249,7 +256,13 @@ impl ScopeNode {
     /// The fast path: whether the scope is effectively cancelled, without taking the lock.
     #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.inner.flags.load(Ordering::Acquire) & CANCELLED != 0
+        flags_say_cancelled(&self.inner.flags)
+    }
+
+    /// The address of the record's flags word, valid while a reference to the record is held:
+    /// what the thread's current-scope mirror keeps (`context::install`).
+    pub(crate) fn flags(&self) -> *const AtomicU64 {
+        &self.inner.flags
     }
 
     pub(crate) fn phase(&self) -> Phase {
