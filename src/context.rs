@@ -56,7 +56,9 @@ impl Drop for CurrentScope {
 ///
 /// `SCOPE_FLAGS` is null when `SCOPE` is empty or gone, and otherwise the address of the flags
 /// word in the record of the node `SCOPE` holds, whose reference keeps that record alive. Both
-/// are set here, together, before the replaced node is handed back (and maybe dropped).
+/// are set here, together, before the replaced node is handed back (and maybe dropped): between
+/// the two writes the mirror still names the replaced node, which is held here until then, and
+/// no other code runs. `CurrentScope`'s drop nulls the mirror before the node it holds goes.
 fn install(node: Option<ScopeNode>) -> Option<ScopeNode> {
     let flags = node.as_ref().map_or(std::ptr::null(), ScopeNode::flags);
     let previous = SCOPE.with(|c| c.replace(node));
