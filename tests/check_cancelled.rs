@@ -3,7 +3,9 @@
 //! normal road or by a panic unwinding out of its poll.
 mod common;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 
 use common::*;
 use wherefore::{Cancelled, Scope};
@@ -44,18 +46,13 @@ fn a_panic_out_of_a_cancelled_scope_leaves_the_check_passing() {
     block_on(async {
         let scope = Scope::named("panics");
         scope.handle().cancel();
-        let mut run = Box::pin(scope.run(async {
+        let run = scope.run(async {
             assert!(wherefore::check_cancelled().is_err());
             panic!("the body panics while its scope is cancelled");
             #[allow(unreachable_code)]
             Ok::<(), Cancelled>(())
-        }));
-        let polled = catch_unwind(AssertUnwindSafe(|| {
-            let waker = futures::task::noop_waker();
-            let _ = run
-                .as_mut()
-                .poll(&mut std::task::Context::from_waker(&waker));
-        }));
+        });
+        let polled = AssertUnwindSafe(run).catch_unwind().await;
         assert!(polled.is_err(), "the panic came out of the poll");
         assert!(
             wherefore::check_cancelled().is_ok(),
