@@ -170,8 +170,20 @@ fn current_thread() -> tokio::runtime::Runtime {
 
 // ----- workloads ------------------------------------------------------------------------------
 
+/// Workload 1. Against `FuturesUnordered::push`, which hands back no handle, our members are
+/// started with `start_soon`, which does not either; `spawn`, whose `JoinHandle` holds the
+/// member's exit, is measured too, against the same peer (reported) and against `JoinSet`.
 fn spawn_join(runs: usize, n: usize, rows: &mut Vec<Row>) {
     let ours = side(runs, n, || {
+        wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+            for _ in 0..n {
+                s.start_soon(wherefore::checkpoint()).unwrap();
+            }
+            Ok(())
+        }))
+        .unwrap();
+    });
+    let with_handles = side(runs, n, || {
         wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
             for _ in 0..n {
                 s.spawn(wherefore::checkpoint()).unwrap();
@@ -200,7 +212,7 @@ fn spawn_join(runs: usize, n: usize, rows: &mut Vec<Row>) {
         })
     });
     let bytes_ratio = ours.bytes_per_item / fu.bytes_per_item;
-    let workload = format!("1. spawn+join {n} children yielding once");
+    let workload = format!("1. spawn+join {n} children yielding once (start_soon)");
     rows.push(Row {
         workload: workload.clone(),
         peer: "FuturesUnordered (bytes)".to_owned(),
@@ -209,10 +221,18 @@ fn spawn_join(runs: usize, n: usize, rows: &mut Vec<Row>) {
         check: Some(("bytes".to_owned(), bytes_ratio, 1.25)),
     });
     rows.push(compare(&workload, "FuturesUnordered", ours, fu, Some(1.2)));
+    let workload = format!("1. spawn+join {n} children yielding once (spawn, JoinHandle)");
+    rows.push(compare(
+        &workload,
+        "FuturesUnordered",
+        with_handles,
+        fu,
+        None,
+    ));
     rows.push(compare(
         &workload,
         "tokio JoinSet",
-        ours,
+        with_handles,
         joinset,
         Some(0.5),
     ));
@@ -222,7 +242,7 @@ fn cancel_fanout(runs: usize, n: usize, rows: &mut Vec<Row>) {
     let ours = side(runs, n, || {
         let out = wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
             for _ in 0..n {
-                s.spawn(async {
+                s.start_soon(async {
                     let _cause = wherefore::cancelled().await;
                     Ok(())
                 })
@@ -324,11 +344,12 @@ fn our_timeout() -> wherefore::ScopeFuture<wherefore::Checkpoint> {
     wherefore::move_on_after(NEVER, wherefore::checkpoint())
 }
 
-/// `n` nursery members, each running `move_on_after(1 h)` around a yielding future.
+/// `n` nursery members, each running `move_on_after(1 h)` around a yielding future; started
+/// without a handle, as the peer's futures are pushed into its `FuturesUnordered`.
 async fn timeouts_in_a_nursery(n: usize) {
     wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
         for _ in 0..n {
-            s.spawn(async {
+            s.start_soon(async {
                 our_timeout().await?;
                 Ok(())
             })

@@ -159,11 +159,17 @@ impl Clock {
 
     /// Shuffles `items` with the seeded schedule; leaves them in order without one.
     pub(crate) fn shuffle<T>(&self, items: &mut [T]) {
+        self.shuffle_by(items.len(), |i, j| items.swap(i, j));
+    }
+
+    /// Shuffles `len` items that `swap` exchanges by position, as [`shuffle`](Clock::shuffle)
+    /// does a slice (the same draws, so the same order for the same seed).
+    pub(crate) fn shuffle_by(&self, len: usize, mut swap: impl FnMut(usize, usize)) {
         let Some(rng) = &self.schedule else { return };
         let mut rng = sync::lock(rng);
-        for i in (1..items.len()).rev() {
+        for i in (1..len).rev() {
             let j = (rng.next() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
+            swap(i, j);
         }
     }
 

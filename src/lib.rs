@@ -78,6 +78,7 @@ mod scope_tree;
 mod shield;
 mod slab;
 mod sleep;
+mod slot_queue;
 mod slot_waker;
 mod snapshot;
 mod sync;

@@ -1,22 +1,28 @@
-//! A nursery member: its future and the exit its [`JoinHandle`] reads, in one allocation shared
-//! by the nursery's member set (which polls it) and the handle (which reads how it ended).
+//! A nursery member: its future, polled in place, and (for a member with a [`JoinHandle`]) the
+//! exit its handle reads, in one allocation shared by the nursery's member set (which polls it)
+//! and the handle (which reads how it ended).
 //!
 //! One allocation per member instead of two (a boxed future plus a shared slot for the exit):
-//! allocation was most of what spawning cost (see BENCHMARKS.md). It takes two `unsafe` blocks
-//! (the crate's others are the raw wakers of `slot_waker.rs` and the scope addresses of
-//! `scope_tree/registered.rs`), each with its argument: a pinned
-//! projection through a `RefCell`
-//! (the future is polled in place while the cell is shared), and a handle whose type names
-//! neither the member's future nor the lifetime `'env` of what that future borrows (so that a
-//! `JoinHandle<T>` can be kept anywhere a `T` can, as before).
+//! allocation was most of what spawning cost (see BENCHMARKS.md). A member started without a
+//! handle ([`Nursery::start_soon`](crate::Nursery::start_soon)) keeps no exit and no name: its
+//! cell is its task's number, where it was started, and its future.
+//!
+//! It takes two `unsafe` blocks (the crate's others are the raw wakers of `slot_waker.rs`, the
+//! scope addresses of `scope_tree/registered.rs` and the flags mirror of `context.rs`), each with
+//! its argument: a pinned projection through a `RefCell` ([`InPlace`]: the future is polled in
+//! place while the cell is shared), and a handle whose type names neither the member's future
+//! nor the lifetime `'env` of what that future borrows (so that a `JoinHandle<T>` can be kept
+//! anywhere a `T` can).
 //!
 //! # Invariants
 //!
-//! 1. The cell is only ever reached through the `Pin<Rc<..>>` made in [`member`]: it never moves.
-//! 2. The future is never moved out of `future`: it is polled in place and dropped in place, by
-//!    writing `None` over it, when it ends or when its [`Member`] is dropped, whichever is first.
-//! 3. Only the [`Member`] touches `future` (the handle reads [`Exit`] only), and never from inside
-//!    the future's own poll, so the `RefCell` borrow cannot fail.
+//! 1. A cell is only ever reached through the `Pin<Rc<..>>` made in [`member`] or [`unjoined`]:
+//!    it never moves, and neither does the [`InPlace`] in it (a pinned field).
+//! 2. The future is never moved out of its [`InPlace`]: it is polled in place and dropped in
+//!    place, by writing `None` over it, when it ends or when its [`Member`] is dropped, whichever
+//!    is first.
+//! 3. Only the [`Member`] touches the future (a handle reads [`Exit`] only), and never from
+//!    inside the future's own poll, so the `RefCell` borrow cannot fail.
 //! 4. The [`Member`] holds one strong reference until it is dropped, and dropping it drops the
 //!    future first (2). So when a handle lets go of the last reference, the future is gone: the
 //!    cell's drop then touches only the exit (whose `T` the handle's type names) and the task's
@@ -25,16 +31,17 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::cancelled::CancelError;
-use crate::identity::TaskInfo;
-use crate::task::{Ended, Exit, HasExit, JoinHandle, TaskExit, poll_member};
+use crate::identity::{TaskId, TaskInfo};
+use crate::task::{End, Ended, Exit, HasExit, JoinHandle, TaskExit, poll_member, report_exit};
 
 /// A running member, as the nursery's member set owns it. Dropping it before the member ended
-/// drops the member's future and tells its handle [`TaskExit::Dropped`].
+/// drops the member's future and reports it [`TaskExit::Dropped`] (to its handle, if it has one).
 pub(crate) struct Member<'env, E> {
     cell: Pin<Rc<dyn Run<E> + 'env>>,
 }
@@ -45,10 +52,66 @@ trait Run<E> {
     fn abandon(self: Pin<&Self>);
 }
 
-struct MemberCell<F, T> {
-    exit: Exit<T>,
-    /// The future while it runs; `None` once it ended or was dropped (invariant 2).
-    future: RefCell<Option<F>>,
+/// A member's future inside its shared cell: polled in place through a shared reference, and
+/// dropped in place (invariants 2 and 3). `None` once it ended or was dropped.
+struct InPlace<F>(RefCell<Option<F>>);
+
+impl<F> InPlace<F> {
+    fn new(future: F) -> Self {
+        InPlace(RefCell::new(Some(future)))
+    }
+
+    /// Polls the future as `task`'s; once it ends, drops it in place and returns how it ended.
+    /// Pending for good once it has ended (the member set does not poll it again).
+    fn poll<T, E>(
+        self: Pin<&Self>,
+        task: &TaskInfo,
+        cx: &mut Context<'_>,
+    ) -> Poll<(TaskExit<T>, End<E>)>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: CancelError + fmt::Display,
+    {
+        let mut slot = self.get_ref().0.borrow_mut();
+        let Some(future) = slot.as_mut() else {
+            return Poll::Pending;
+        };
+        // SAFETY: `self` is pinned (invariant 1), so the `Option<F>` inside the cell never moves,
+        // and the `F` in it is never moved out, only dropped in place (invariant 2: no method of
+        // `InPlace` moves it). Those are the guarantees `Pin<&mut F>` asks for.
+        let future = unsafe { Pin::new_unchecked(future) };
+        let ended = std::task::ready!(poll_member(task, future, cx));
+        *slot = None; // dropped in place
+        Poll::Ready(ended)
+    }
+
+    /// Drops the future in place, if it is still there; returns whether it was. Dropped even if
+    /// its drop panics: the assignment writes `None` on unwinding too.
+    fn drop_future(self: Pin<&Self>) -> bool {
+        let mut slot = self.get_ref().0.borrow_mut(); // never borrowed here (invariant 3)
+        let running = slot.is_some();
+        *slot = None;
+        running
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A member with a handle: its exit, and its future.
+    struct MemberCell<F, T> {
+        exit: Exit<T>,
+        #[pin]
+        future: InPlace<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A member without a handle: who it is (unnamed), and its future.
+    struct UnjoinedCell<F> {
+        id: TaskId,
+        started_at: &'static Location<'static>,
+        #[pin]
+        future: InPlace<F>,
+    }
 }
 
 /// Wraps a spawned future as a nursery member; returns it and its handle.
@@ -60,7 +123,7 @@ where
 {
     let cell = Rc::pin(MemberCell {
         exit: Exit::new(task),
-        future: RefCell::new(Some(future)),
+        future: InPlace::new(future),
     });
     let for_handle: Pin<Rc<dyn HasExit<T> + 'env>> = cell.clone();
     // SAFETY: this only forgets the bound `'env` on the cell's type, which the handle may outlive.
@@ -72,6 +135,25 @@ where
         std::mem::transmute::<Pin<Rc<dyn HasExit<T> + 'env>>, Pin<Rc<dyn HasExit<T>>>>(for_handle)
     };
     (Member { cell }, JoinHandle::new(for_handle))
+}
+
+/// Wraps a future started without a handle as a nursery member: the unnamed task `id`, started
+/// at `started_at`.
+pub(crate) fn unjoined<'env, F, E>(
+    id: TaskId,
+    started_at: &'static Location<'static>,
+    future: F,
+) -> Member<'env, E>
+where
+    F: Future<Output = Result<(), E>> + 'env,
+    E: CancelError + fmt::Display + 'env,
+{
+    let cell = Rc::pin(UnjoinedCell {
+        id,
+        started_at,
+        future: InPlace::new(future),
+    });
+    Member { cell }
 }
 
 impl<T, F> HasExit<T> for MemberCell<F, T> {
@@ -86,18 +168,8 @@ where
     E: CancelError + fmt::Display,
 {
     fn poll_run(self: Pin<&Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
-        let this = self.get_ref();
-        let mut slot = this.future.borrow_mut();
-        let Some(future) = slot.as_mut() else {
-            return Poll::Pending; // it ended already; the set does not poll it again
-        };
-        // SAFETY: the cell is pinned (invariant 1), so the `Option<F>` inside it never moves, and
-        // the `F` in it is never moved out, only dropped in place (invariant 2). Those are the
-        // guarantees `Pin<&mut F>` asks for.
-        let future = unsafe { Pin::new_unchecked(future) };
-        let (exit, end) = std::task::ready!(poll_member(&this.exit.task, future, cx));
-        *slot = None; // dropped in place
-        drop(slot);
+        let this = self.project_ref();
+        let (exit, end) = std::task::ready!(this.future.poll(&this.exit.task, cx));
         this.exit.finish(exit);
         Poll::Ready(Ended {
             task: this.exit.task.clone(),
@@ -106,12 +178,39 @@ where
     }
 
     fn abandon(self: Pin<&Self>) {
-        let this = self.get_ref();
-        // Never borrowed here (invariant 3); dropped in place even if its drop panics: the
-        // assignment writes `None` on unwinding too.
-        *this.future.borrow_mut() = None;
+        let this = self.project_ref();
+        this.future.drop_future();
         if !this.exit.is_finished() {
             this.exit.finish(TaskExit::Dropped);
+        }
+    }
+}
+
+impl<F> UnjoinedCell<F> {
+    fn task(&self) -> TaskInfo {
+        TaskInfo {
+            id: self.id,
+            name: None,
+            spawned_at: self.started_at,
+        }
+    }
+}
+
+impl<F, E> Run<E> for UnjoinedCell<F>
+where
+    F: Future<Output = Result<(), E>>,
+    E: CancelError + fmt::Display,
+{
+    fn poll_run(self: Pin<&Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
+        let task = self.task();
+        let (exit, end) = std::task::ready!(self.project_ref().future.poll(&task, cx));
+        report_exit(&task, &exit);
+        Poll::Ready(Ended { task, end })
+    }
+
+    fn abandon(self: Pin<&Self>) {
+        if self.project_ref().future.drop_future() {
+            report_exit(&self.task(), &TaskExit::<()>::Dropped);
         }
     }
 }

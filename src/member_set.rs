@@ -21,6 +21,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::clock::Clock;
 use crate::slab::{NONE, index_u32};
+use crate::slot_queue::SlotQueue;
 use crate::slot_waker::{CHUNK, Ready, ReadyQueue, WakerChunk};
 use crate::sync::{self, Arc, Frozen, Ordering};
 use smallvec::SmallVec;
@@ -44,7 +45,7 @@ pub(crate) struct MemberSet<F> {
     /// members instead of once each.
     added: SmallVec<[u32; ADDED]>,
     /// The batch being worked through, and how far.
-    batch: Vec<u32>,
+    batch: SlotQueue,
     cursor: usize,
     /// The clock of a seeded testing runtime, which shuffles each batch.
     schedule: Option<Arc<Clock>>,
@@ -65,7 +66,7 @@ fn vacate<F>(slot: &mut Occupant<F>, index: usize, free: &mut u32) {
 /// Moves the slots in `added` to the ready queue, with room there for all `slots` of the set
 /// (see `MemberSet::push`).
 fn queue_added(added: &mut SmallVec<[u32; ADDED]>, slots: usize, ready: &mut Ready) {
-    ready.slots.reserve(slots.saturating_sub(ready.slots.len()));
+    ready.slots.reserve(slots);
     ready.slots.extend(added.drain(..));
 }
 
@@ -87,7 +88,7 @@ impl<F> MemberSet<F> {
             len: 0,
             queue: ReadyQueue::new(),
             added: SmallVec::new(),
-            batch: Vec::new(),
+            batch: SlotQueue::new(),
             cursor: 0,
             schedule: None,
         }
@@ -137,8 +138,7 @@ impl<F> MemberSet<F> {
             // Room for every slot in the batch (and in the ready queue, when the slot is queued
             // there: they swap), so that waking members, even a cancellation waking them all,
             // never allocates.
-            let missing = (index + 1).saturating_sub(self.batch.len());
-            self.batch.reserve(missing);
+            self.batch.reserve(index + 1);
             self.slots[chunk].push(Occupant::Occupied(member));
         } else {
             self.slots[chunk][position] = Occupant::Occupied(member);
@@ -229,11 +229,12 @@ impl<F: Future + Unpin> MemberSet<F> {
             std::mem::swap(&mut self.batch, &mut ready.slots);
             drop(ready);
             if let Some(clock) = &self.schedule {
-                clock.shuffle(&mut self.batch);
+                let batch = &mut self.batch;
+                clock.shuffle_by(batch.len(), |i, j| batch.swap(i, j));
             }
         }
-        while self.cursor < self.batch.len() {
-            let index = self.batch[self.cursor] as usize;
+        while let Some(index) = self.batch.get(self.cursor) {
+            let index = index as usize;
             self.cursor += 1;
             let (chunk, position) = (index / CHUNK, index % CHUNK);
             // Cleared before polling: a wake-up during the poll queues the slot again.

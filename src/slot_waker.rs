@@ -24,6 +24,7 @@
 use std::mem::ManuallyDrop;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
+use crate::slot_queue::SlotQueue;
 use crate::sync::{self, AtomicBool, Frozen, Mutex, Ordering};
 
 /// Slots per chunk (fewer under loom, whose models count every atomic).
@@ -38,7 +39,7 @@ pub(crate) struct ReadyQueue {
 }
 
 pub(crate) struct Ready {
-    pub(crate) slots: Vec<u32>,
+    pub(crate) slots: SlotQueue,
     pub(crate) nursery: Option<Waker>,
 }
 
@@ -46,7 +47,7 @@ impl ReadyQueue {
     pub(crate) fn new() -> Frozen<ReadyQueue> {
         Frozen::new(ReadyQueue {
             state: Mutex::new(Ready {
-                slots: Vec::new(),
+                slots: SlotQueue::new(),
                 nursery: None,
             }),
         })
@@ -65,11 +66,13 @@ pub(crate) struct WakerChunk {
 struct SlotFlag {
     /// Whether the slot is in the ready queue (or the batch being polled) already.
     queued: AtomicBool,
-    /// The flag's position in `flags` (invariant 1).
-    position: u32,
+    /// The flag's position in `flags` (invariant 1). Two bytes, so that a flag takes four: the
+    /// set's memory per member (BENCHMARKS.md, workload 1).
+    position: u16,
 }
 
 const _: () = {
+    assert!(CHUNK <= 1 << 16, "a position fits in a `u16`");
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<WakerChunk>(); // invariant 3
 };
@@ -79,7 +82,7 @@ impl WakerChunk {
         Frozen::new(WakerChunk {
             flags: std::array::from_fn(|position| SlotFlag {
                 queued: AtomicBool::new(false),
-                position: position as u32, // < CHUNK
+                position: position as u16, // < CHUNK, which fits (below)
             }),
             first,
             queue,
@@ -198,10 +201,11 @@ mod tests {
         waker.wake_by_ref();
         clone.wake_by_ref(); // already queued
         let fifth = 2 * CHUNK as u32 + 5;
-        assert_eq!(sync::lock(&queue.state).slots, [fifth]);
+        let queued = |queue: &ReadyQueue| sync::lock(&queue.state).slots.iter().collect::<Vec<_>>();
+        assert_eq!(queued(&queue), [fifth]);
         chunk.queued(5).store(false, Ordering::Release);
         clone.wake(); // consumed
-        assert_eq!(sync::lock(&queue.state).slots, [fifth, fifth]);
+        assert_eq!(queued(&queue), [fifth, fifth]);
         assert!(waker.will_wake(&WakerChunk::waker(&chunk, 5)));
         assert!(!waker.will_wake(&WakerChunk::waker(&chunk, 6)));
     }
@@ -227,7 +231,7 @@ mod tests {
             weak.upgrade().is_none(),
             "the last waker released the chunk"
         );
-        let mut queued = sync::lock(&queue.state).slots.clone();
+        let mut queued: Vec<u32> = sync::lock(&queue.state).slots.iter().collect();
         queued.sort_unstable();
         assert_eq!(queued, (0..CHUNK as u32).collect::<Vec<_>>());
     }

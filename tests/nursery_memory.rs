@@ -58,3 +58,48 @@ fn ten_thousand_members_started_and_joined_leave_no_memory_behind() {
         "bytes still allocated after the nursery returned"
     );
 }
+
+/// Bytes held per member while `count` members that only yield are running, started by
+/// `start`. Measured right after the last one started, on the embedded runtime (a testing
+/// runtime also keeps a record of every live task, for its hang reports).
+fn bytes_per_running_member(count: usize, start: impl Fn(&Nursery<'_, Cancelled>)) -> f64 {
+    wherefore::run(async {
+        empty_nursery().await;
+        let before = live_bytes();
+        let mut held = 0;
+        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            for _ in 0..count {
+                start(&n);
+            }
+            held = live_bytes() - before;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(live_bytes(), before, "the members left memory behind");
+        held as f64 / count as f64
+    })
+}
+
+/// Workload 1's bytes target (BENCHMARKS.md): a member started without a handle takes at most
+/// 1.25 times the 64 bytes of a `FuturesUnordered` task around a future that only yields, its
+/// share of the member set included; a member with a handle takes more, for its exit.
+#[test]
+fn a_member_without_a_handle_takes_at_most_80_bytes_and_less_than_one_with_a_handle() {
+    const COUNT: usize = 8 * 1024;
+    bytes_per_running_member(16, |n| drop(n.start_soon(wherefore::checkpoint())));
+    let unjoined = bytes_per_running_member(COUNT, |n| {
+        n.start_soon(wherefore::checkpoint()).unwrap();
+    });
+    let joinable = bytes_per_running_member(COUNT, |n| {
+        n.spawn(wherefore::checkpoint()).unwrap();
+    });
+    assert!(
+        unjoined <= 80.0,
+        "{unjoined} B per member started without a handle"
+    );
+    assert!(
+        unjoined < joinable,
+        "{unjoined} B without a handle, {joinable} B with one"
+    );
+}
