@@ -47,9 +47,17 @@ impl SlotQueue {
     }
 
     /// Appends `slot`; allocates only past the room reserved.
+    #[inline]
     pub(crate) fn push(&mut self, slot: u32) {
-        self.reserve(self.len + 1);
-        self.chunks[self.len / CHUNK][self.len % CHUNK] = slot;
+        let (chunk, position) = (self.len / CHUNK, self.len % CHUNK);
+        match self.chunks.get_mut(chunk) {
+            Some(chunk) => chunk[position] = slot,
+            None => {
+                let mut fresh = Box::new([0; CHUNK]);
+                fresh[0] = slot; // `position` is 0: the chunks before are full (invariant 1)
+                self.chunks.push(fresh);
+            }
+        }
         self.len += 1;
     }
 
