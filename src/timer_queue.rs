@@ -8,7 +8,7 @@
 //! in the order they began, or in the opposite order when nested or successive), else leaves it
 //! behind, skipped when met (O(1) either way). Only when time (or a question about the
 //! earliest timer) reaches a bucket are its keys moved down a level, and at the bottom into
-//! `due`, a heap ordered by the complete [`TimerKey`]: that heap gives S9's exact order among
+//! `due`, a heap ordered by the complete key ([`Stored`]): that heap gives S9's exact order among
 //! timers of the same millisecond and of the same instant.
 //!
 //! # The wheel
@@ -53,6 +53,19 @@ pub(crate) struct TimerKey {
     pub(crate) seq: u64,
 }
 
+/// A [`TimerKey`] as the queue stores it: its instant as nanoseconds since the queue's `base`
+/// (computed once, when the timer is added), so that finding its tick again (to take it out of
+/// its bucket) and comparing keys in `due` are integer operations, and an entry is 8 bytes
+/// smaller. Exact for every instant from `base` to 584 years after it; an earlier instant is
+/// stored as `base` (it is due: no timer is added for an instant before its clock started, as
+/// `base` is when the clock started), a later one as the last instant that fits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Stored {
+    nanos: u64,
+    rank: u64,
+    seq: u64,
+}
+
 /// A registered timer, as its owner keeps it to move or remove it: its entry's key, whose stamp
 /// tells it from whatever takes the entry's place after it (one word in every scope record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,14 +84,14 @@ struct Level {
 /// Pending timers carrying a `T` each; see the module documentation.
 #[derive(Debug)]
 pub(crate) struct TimerQueue<T> {
-    entries: Slab<(TimerKey, T)>,
+    entries: Slab<(Stored, T)>,
     /// Tick zero.
     base: Instant,
     position: u64,
     /// Allocated with the first timer that lands in it.
     levels: Option<Box<[Level; LEVELS]>>,
     overflow: Vec<SlabKey>,
-    due: BinaryHeap<Reverse<(TimerKey, SlabKey)>>,
+    due: BinaryHeap<Reverse<(Stored, SlabKey)>>,
     stale: usize,
 }
 
@@ -96,12 +109,42 @@ impl<T> TimerQueue<T> {
         }
     }
 
-    fn tick(&self, at: Instant) -> u64 {
-        let millis = at.saturating_duration_since(self.base).as_millis();
-        u64::try_from(millis).unwrap_or(u64::MAX)
+    fn nanos(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.base).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX)
+    }
+
+    fn store(&self, key: TimerKey) -> Stored {
+        Stored {
+            nanos: self.nanos(key.at),
+            rank: key.rank,
+            seq: key.seq,
+        }
+    }
+
+    fn instant(&self, nanos: u64) -> Instant {
+        self.base + std::time::Duration::from_nanos(nanos)
+    }
+
+    fn key(&self, stored: Stored) -> TimerKey {
+        TimerKey {
+            at: self.instant(stored.nanos),
+            rank: stored.rank,
+            seq: stored.seq,
+        }
+    }
+
+    /// The tick (millisecond since `base`) of a stored instant.
+    fn tick(nanos: u64) -> u64 {
+        nanos / 1_000_000
     }
 
     pub(crate) fn insert(&mut self, key: TimerKey, timer: T) -> TimerHandle {
+        debug_assert!(
+            key.at >= self.base,
+            "no timer lies before its clock started"
+        );
+        let key = self.store(key);
         let entry = self.entries.insert((key, timer));
         self.place(entry, key);
         TimerHandle { entry }
@@ -125,8 +168,8 @@ impl<T> TimerQueue<T> {
     /// Takes `entry`'s key back out of its bucket if it is at either end (timeouts that end in
     /// the order they began, or nest, or follow one another), so that nothing is left behind.
     /// Returns whether it did.
-    fn unplace(&mut self, entry: SlabKey, key: TimerKey) -> bool {
-        let tick = self.tick(key.at);
+    fn unplace(&mut self, entry: SlabKey, key: Stored) -> bool {
+        let tick = Self::tick(key.nanos);
         if tick <= self.position {
             return false; // in `due`, which is a heap
         }
@@ -167,7 +210,7 @@ impl<T> TimerQueue<T> {
     pub(crate) fn first(&mut self) -> Option<TimerKey> {
         loop {
             if let Some(key) = self.first_due() {
-                return Some(key);
+                return Some(self.key(key));
             }
             match self.next_bucket() {
                 Some((level, slot, start)) => self.process(level, slot, start),
@@ -176,9 +219,9 @@ impl<T> TimerQueue<T> {
                         .overflow
                         .iter()
                         .filter_map(|&entry| self.entries.get(entry))
-                        .map(|(key, _)| key.at)
+                        .map(|(key, _)| key.nanos)
                         .min()?;
-                    self.reach_overflow(self.tick(earliest));
+                    self.reach_overflow(Self::tick(earliest));
                 }
             }
         }
@@ -192,7 +235,7 @@ impl<T> TimerQueue<T> {
     /// with removed timers only still counts: waking for it clears it.
     pub(crate) fn next_wake(&mut self) -> Option<Instant> {
         if let Some(key) = self.first_due() {
-            return Some(key.at);
+            return Some(self.instant(key.nanos));
         }
         let start = self.next_bucket().and_then(|(_, _, start)| {
             self.base
@@ -203,15 +246,16 @@ impl<T> TimerQueue<T> {
 
     /// Takes the earliest timer if its instant is at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerHandle, T)> {
-        self.advance(self.tick(now));
-        self.first_due().filter(|key| key.at <= now)?;
+        let now = self.nanos(now);
+        self.advance(Self::tick(now));
+        self.first_due().filter(|key| key.nanos <= now)?;
         let Reverse((_, entry)) = self.due.pop()?;
         let (_, timer) = self.entries.remove(entry)?;
         Some((TimerHandle { entry }, timer))
     }
 
     /// The earliest live key in `due`, dropping stale ones from its top.
-    fn first_due(&mut self) -> Option<TimerKey> {
+    fn first_due(&mut self) -> Option<Stored> {
         loop {
             let Reverse((key, entry)) = *self.due.peek()?;
             if self.entries.get(entry).is_some_and(|(k, _)| *k == key) {
@@ -222,8 +266,8 @@ impl<T> TimerQueue<T> {
     }
 
     /// Puts `entry` where invariant 1 wants it, relative to the current `position`.
-    fn place(&mut self, entry: SlabKey, key: TimerKey) {
-        let tick = self.tick(key.at);
+    fn place(&mut self, entry: SlabKey, key: Stored) {
+        let tick = Self::tick(key.nanos);
         if tick <= self.position {
             self.due.push(Reverse((key, entry)));
             return;
@@ -374,10 +418,13 @@ mod tests {
                     } else {
                         (1 << 63) | numbers.below(3)
                     };
-                    // Some timers share an instant, some lie in the past.
+                    // Some timers share an instant, some lie in the past (never before `base`,
+                    // which is when the clock started: see `Stored`).
                     let at = match numbers.below(8) {
                         0 => live.first().map_or(now, |(key, ..)| key.at),
-                        1 => now.checked_sub(numbers.delay()).unwrap_or(now),
+                        1 => (now - base)
+                            .checked_sub(numbers.delay())
+                            .map_or(base, |since| base + since),
                         _ => now + numbers.delay(),
                     };
                     let key = TimerKey { at, rank, seq };
