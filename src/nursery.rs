@@ -173,11 +173,12 @@ where
     /// Starts an unnamed member without a [`JoinHandle`], as Trio's `start_soon` does: the
     /// nursery still waits for it, its failure or panic still cancels its siblings and reaches
     /// the nursery's result, and hooks and hang reports still name it; only there is no handle
-    /// to join it by, so it returns `()` (a value nobody could read is not accepted).
+    /// to join it by, so the future must resolve to `Result<(), E>` (a value nobody could read
+    /// is not accepted).
     ///
     /// What it saves is the handle's share of the member: a member started so is its future,
     /// its task's number and where it was started, in one allocation (48 bytes around a future
-    /// that only yields, against 128 for [`spawn`](Nursery::spawn)). Use it for the members whose
+    /// that only yields, against 104 for [`spawn`](Nursery::spawn)). Use it for the members whose
     /// results go elsewhere (a channel, a shared total) or nowhere. It returns the member's
     /// [`TaskInfo`], and refuses a finished nursery as `spawn` does ([`SpawnError::Closed`]).
     ///
