@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use common::*;
 use wherefore::event::Event;
 use wherefore::testing::Journal;
-use wherefore::{Cancelled, Cause, Nursery, SpawnError, TaskId};
+use wherefore::{Cancelled, Cause, FailureKind, Nursery, NurseryBuilder, SpawnError, TaskId};
 
 /// How each task of `ids` ended, as the journal reports it.
 fn exits(journal: &Journal, ids: &[TaskId]) -> Vec<String> {
@@ -145,5 +145,32 @@ fn a_member_without_a_handle_dropped_with_its_nursery_is_reported_dropped() {
         [format!(
             "{task} dropped with its nursery before it finished"
         )]
+    );
+}
+
+#[test]
+fn a_panicking_member_without_a_handle_is_a_failure_named_by_its_task() {
+    let report = wherefore::testing::run(async {
+        let mut crasher = None;
+        let err = NurseryBuilder::named("workers")
+            .collect_panics()
+            .run(async |n: Nursery<'_, Cancelled>| {
+                let task = n
+                    .start_soon(async { panic!("index out of range") as Result<(), _> })
+                    .unwrap();
+                crasher = Some(task);
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        (err.into_failures(), crasher.unwrap())
+    });
+    let (failures, crasher) = report.output().unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].task(), crasher);
+    assert!(matches!(failures[0].kind(), FailureKind::Panic(m) if m == "index out of range"));
+    assert_eq!(
+        exits(report.journal(), &[crasher.id()]),
+        [format!("{crasher} panicked: index out of range")]
     );
 }
