@@ -82,7 +82,7 @@ impl WakerChunk {
         Frozen::new(WakerChunk {
             flags: std::array::from_fn(|position| SlotFlag {
                 queued: AtomicBool::new(false),
-                position: position as u16, // < CHUNK, which fits (below)
+                position: position as u16, // < CHUNK <= 2^16 (asserted above)
             }),
             first,
             queue,
