@@ -59,7 +59,8 @@ pub async fn serve(listener: TcpListener, idle: Duration, log: impl Fn(String)) 
             for id in 1.. {
                 let (stream, _peer) = wherefore::guard(listener.accept()).await??;
                 report_ref.borrow_mut().connections += 1;
-                n.spawn_named(format!("conn-{id}"), async move {
+                // No handle: a connection's outcome goes to the report, not to a joiner.
+                n.start_soon_named(format!("conn-{id}"), async move {
                     let ended = connection(stream, id, idle).await;
                     let mut report = report_ref.borrow_mut();
                     match ended {

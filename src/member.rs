@@ -4,8 +4,9 @@
 //!
 //! One allocation per member instead of two (a boxed future plus a shared slot for the exit):
 //! allocation was most of what spawning cost (see BENCHMARKS.md). A member started without a
-//! handle ([`Nursery::start_soon`](crate::Nursery::start_soon)) keeps no exit and no name: its
-//! cell is its task's number, where it was started, and its future.
+//! handle ([`Nursery::start_soon`](crate::Nursery::start_soon)) keeps no exit: its cell is its
+//! task's number, where it was started, its name if it has one (no room at all if not), and its
+//! future.
 //!
 //! It takes two `unsafe` blocks (the crate's others are the raw wakers of `slot_waker.rs`, the
 //! scope addresses of `scope_tree/registered.rs` and the flags mirror of `context.rs`), each with
@@ -38,6 +39,7 @@ use std::task::{Context, Poll};
 
 use crate::cancelled::CancelError;
 use crate::identity::{TaskId, TaskInfo};
+use crate::sync::Frozen;
 use crate::task::{End, Ended, Exit, HasExit, JoinHandle, TaskExit, poll_member, report_exit};
 
 /// A running member, as the nursery's member set owns it. Dropping it before the member ended
@@ -105,12 +107,30 @@ pin_project_lite::pin_project! {
 }
 
 pin_project_lite::pin_project! {
-    /// A member without a handle: who it is (unnamed), and its future.
-    struct UnjoinedCell<F> {
+    /// A member without a handle: who it is, and its future.
+    struct UnjoinedCell<F, N> {
         id: TaskId,
         started_at: &'static Location<'static>,
+        name: N,
         #[pin]
         future: InPlace<F>,
+    }
+}
+
+/// The name of a member without a handle: `()` for none (taking no room), or the name.
+pub(crate) trait MemberName {
+    fn name(&self) -> Option<Frozen<str>>;
+}
+
+impl MemberName for () {
+    fn name(&self) -> Option<Frozen<str>> {
+        None
+    }
+}
+
+impl MemberName for Frozen<str> {
+    fn name(&self) -> Option<Frozen<str>> {
+        Some(self.clone())
     }
 }
 
@@ -137,20 +157,23 @@ where
     (Member { cell }, JoinHandle::new(for_handle))
 }
 
-/// Wraps a future started without a handle as a nursery member: the unnamed task `id`, started
-/// at `started_at`.
-pub(crate) fn unjoined<'env, F, E>(
+/// Wraps a future started without a handle as a nursery member: the task `id` named `name`,
+/// started at `started_at`.
+pub(crate) fn unjoined<'env, F, N, E>(
     id: TaskId,
     started_at: &'static Location<'static>,
+    name: N,
     future: F,
 ) -> Member<'env, E>
 where
     F: Future<Output = Result<(), E>> + 'env,
+    N: MemberName + 'env,
     E: CancelError + fmt::Display + 'env,
 {
     let cell = Rc::pin(UnjoinedCell {
         id,
         started_at,
+        name,
         future: InPlace::new(future),
     });
     Member { cell }
@@ -186,19 +209,20 @@ where
     }
 }
 
-impl<F> UnjoinedCell<F> {
+impl<F, N: MemberName> UnjoinedCell<F, N> {
     fn task(&self) -> TaskInfo {
         TaskInfo {
             id: self.id,
-            name: None,
+            name: self.name.name(),
             spawned_at: self.started_at,
         }
     }
 }
 
-impl<F, E> Run<E> for UnjoinedCell<F>
+impl<F, N, E> Run<E> for UnjoinedCell<F, N>
 where
     F: Future<Output = Result<(), E>>,
+    N: MemberName,
     E: CancelError + fmt::Display,
 {
     fn poll_run(self: Pin<&Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {

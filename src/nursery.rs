@@ -23,7 +23,7 @@ use crate::checkpoint::report_blocked;
 use crate::context;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
-use crate::member::{Member, member, unjoined};
+use crate::member::{Member, MemberName, member, unjoined};
 use crate::member_set::{MemberSet, remember};
 use crate::persistent_group::PersistentGroup;
 use crate::scope::CancelHandle;
@@ -209,13 +209,54 @@ where
     where
         F: Future<Output = Result<(), E>> + 'env,
     {
+        self.start_as((), Location::caller(), future)
+    }
+
+    /// Starts a named member without a [`JoinHandle`]: [`start_soon`](Nursery::start_soon)
+    /// with the name of [`spawn_named`](Nursery::spawn_named), shown in causes, failures and
+    /// reports. The name takes its room in the member (16 bytes).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+    ///     let task = n.start_soon_named("conn-7", async { Ok(()) }).unwrap();
+    ///     assert_eq!(task.to_string(), "task \"conn-7\"");
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn start_soon_named<F>(
+        &self,
+        name: impl Into<Frozen<str>>,
+        future: F,
+    ) -> Result<TaskInfo, SpawnError<F>>
+    where
+        F: Future<Output = Result<(), E>> + 'env,
+    {
+        self.start_as(name.into(), Location::caller(), future)
+    }
+
+    /// Starts `future` without a handle, as the member named `name` (`()` for none).
+    fn start_as<F, N>(
+        &self,
+        name: N,
+        started_at: &'static Location<'static>,
+        future: F,
+    ) -> Result<TaskInfo, SpawnError<F>>
+    where
+        F: Future<Output = Result<(), E>> + 'env,
+        N: MemberName + 'env,
+    {
         let task = TaskInfo {
             id: TaskId(context::next_id()),
-            name: None,
-            spawned_at: Location::caller(),
+            name: name.name(),
+            spawned_at: started_at,
         };
         self.admit(task, future, |task, future| {
-            (unjoined(task.id, task.spawned_at, future), task)
+            (unjoined(task.id, task.spawned_at, name, future), task)
         })
     }
 

@@ -174,3 +174,39 @@ fn a_panicking_member_without_a_handle_is_a_failure_named_by_its_task() {
         [format!("{crasher} panicked: index out of range")]
     );
 }
+
+#[test]
+fn a_named_member_without_a_handle_is_named_in_its_siblings_cause_and_in_the_journal() {
+    let seen = RefCell::new(None);
+    let report = wherefore::testing::run(async {
+        let mut fetch = None;
+        let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+            let seen = &seen;
+            n.start_soon(async move {
+                *seen.borrow_mut() = Some(wherefore::cancelled().await);
+                Ok(())
+            })
+            .unwrap();
+            let task = n
+                .start_soon_named("fetch", async { Err("boom".into()) })
+                .unwrap();
+            fetch = Some(task);
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.failures()[0].task().name(), Some("fetch"));
+        fetch.unwrap()
+    });
+    let fetch = report.output().unwrap();
+    assert_eq!(fetch.to_string(), "task \"fetch\"");
+    let cause = seen.take().expect("the sibling was cancelled").to_string();
+    assert!(
+        cause.starts_with("sibling task \"fetch\" (spawned at tests/start_soon.rs:"),
+        "{cause}"
+    );
+    assert_eq!(
+        exits(report.journal(), &[fetch.id()]),
+        ["task \"fetch\" failed: boom"]
+    );
+}
