@@ -170,27 +170,26 @@ fn current_thread() -> tokio::runtime::Runtime {
 
 // ----- workloads ------------------------------------------------------------------------------
 
+/// Runs a nursery of `n` members that yield once, each started by `start`, until all have ended.
+fn members_yielding_once(n: usize, start: impl Fn(&Nursery<'_, Cancelled>)) {
+    wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+        for _ in 0..n {
+            start(&s);
+        }
+        Ok(())
+    }))
+    .unwrap();
+}
+
 /// Workload 1. Against `FuturesUnordered::push`, which hands back no handle, our members are
 /// started with `start_soon`, which does not either; `spawn`, whose `JoinHandle` holds the
 /// member's exit, is measured too, against the same peer (reported) and against `JoinSet`.
 fn spawn_join(runs: usize, n: usize, rows: &mut Vec<Row>) {
     let ours = side(runs, n, || {
-        wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
-            for _ in 0..n {
-                s.start_soon(wherefore::checkpoint()).unwrap();
-            }
-            Ok(())
-        }))
-        .unwrap();
+        members_yielding_once(n, |s| drop(s.start_soon(wherefore::checkpoint()).unwrap()))
     });
     let with_handles = side(runs, n, || {
-        wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
-            for _ in 0..n {
-                s.spawn(wherefore::checkpoint()).unwrap();
-            }
-            Ok(())
-        }))
-        .unwrap();
+        members_yielding_once(n, |s| drop(s.spawn(wherefore::checkpoint()).unwrap()))
     });
     let fu = side(runs, n, || {
         futures::executor::block_on(async {

@@ -16,6 +16,12 @@
 
 use crate::slot_waker::CHUNK;
 
+/// The chunk and the place in it of index `position` (invariant 1).
+#[inline]
+fn locate(position: usize) -> (usize, usize) {
+    (position / CHUNK, position % CHUNK)
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct SlotQueue {
     chunks: Vec<Box<[u32; CHUNK]>>,
@@ -49,7 +55,7 @@ impl SlotQueue {
     /// Appends `slot`; allocates only past the room reserved.
     #[inline]
     pub(crate) fn push(&mut self, slot: u32) {
-        let (chunk, position) = (self.len / CHUNK, self.len % CHUNK);
+        let (chunk, position) = locate(self.len);
         match self.chunks.get_mut(chunk) {
             Some(chunk) => chunk[position] = slot,
             None => {
@@ -63,16 +69,14 @@ impl SlotQueue {
 
     /// The index at `position`, if it is below `len`.
     pub(crate) fn get(&self, position: usize) -> Option<u32> {
-        (position < self.len).then(|| self.chunks[position / CHUNK][position % CHUNK])
+        let (chunk, place) = locate(position);
+        (position < self.len).then(|| self.chunks[chunk][place])
     }
 
     pub(crate) fn swap(&mut self, a: usize, b: usize) {
-        let (x, y) = (
-            self.chunks[a / CHUNK][a % CHUNK],
-            self.chunks[b / CHUNK][b % CHUNK],
-        );
-        self.chunks[a / CHUNK][a % CHUNK] = y;
-        self.chunks[b / CHUNK][b % CHUNK] = x;
+        let ((ca, pa), (cb, pb)) = (locate(a), locate(b));
+        let x = self.chunks[ca][pa];
+        self.chunks[ca][pa] = std::mem::replace(&mut self.chunks[cb][pb], x);
     }
 
     /// Empties the queue; its room stays (invariant 2).
