@@ -63,11 +63,11 @@ impl<F> InPlace<F> {
         InPlace(RefCell::new(Some(future)))
     }
 
-    /// Polls the future as `task`'s; once it ends, drops it in place and returns how it ended.
-    /// Pending for good once it has ended (the member set does not poll it again).
+    /// Polls the future as task `task`'s; once it ends, drops it in place and returns how it
+    /// ended. Pending for good once it has ended (the member set does not poll it again).
     fn poll<T, E>(
         self: Pin<&Self>,
-        task: &TaskInfo,
+        task: TaskId,
         cx: &mut Context<'_>,
     ) -> Poll<(TaskExit<T>, End<E>)>
     where
@@ -192,7 +192,7 @@ where
 {
     fn poll_run(self: Pin<&Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
         let this = self.project_ref();
-        let (exit, end) = std::task::ready!(this.future.poll(&this.exit.task, cx));
+        let (exit, end) = std::task::ready!(this.future.poll(this.exit.task.id, cx));
         this.exit.finish(exit);
         Poll::Ready(Ended {
             task: this.exit.task.clone(),
@@ -226,8 +226,8 @@ where
     E: CancelError + fmt::Display,
 {
     fn poll_run(self: Pin<&Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
-        let task = self.task();
-        let (exit, end) = std::task::ready!(self.project_ref().future.poll(&task, cx));
+        let (exit, end) = std::task::ready!(self.project_ref().future.poll(self.id, cx));
+        let task = self.task(); // made once, when it ended: a named one's name is counted
         report_exit(&task, &exit);
         Poll::Ready(Ended { task, end })
     }

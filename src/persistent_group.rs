@@ -128,7 +128,7 @@ struct Running<E> {
 impl<E: CancelError + fmt::Display> Running<E> {
     fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<End<E>> {
         let (exit, end) = std::task::ready!(poll_member::<_, (), E>(
-            &self.task,
+            self.task.id,
             self.future.as_mut(),
             cx
         ));

@@ -17,7 +17,7 @@ use crate::checkpoint::CancelWait;
 use crate::context;
 use crate::env::Env;
 use crate::event::Event;
-use crate::identity::{ScopeInfo, TaskInfo};
+use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::scope_tree::ScopeNode;
 
 /// How a nursery member ended, as its [`JoinHandle`] reports it.
@@ -334,13 +334,13 @@ pub(crate) struct Ended<E> {
     pub(crate) end: End<E>,
 }
 
-/// Polls a member's future once as its task (catching a panic), and on completion classifies how
-/// it ended: the exit for its handle and the end for its nursery or group.
+/// Polls a member's future once as the task `task` (catching a panic), and on completion
+/// classifies how it ended: the exit for its handle and the end for its nursery or group.
 ///
 /// The member's home scope is the scope being polled: nurseries and groups poll their members
 /// inside their own scope.
 pub(crate) fn poll_member<F, T, E>(
-    task: &TaskInfo,
+    task: TaskId,
     future: Pin<&mut F>,
     cx: &mut Context<'_>,
 ) -> Poll<(TaskExit<T>, End<E>)>
@@ -348,7 +348,7 @@ where
     F: Future<Output = Result<T, E>> + ?Sized,
     E: CancelError + fmt::Display,
 {
-    let _task = context::enter_task(task.id);
+    let _task = context::enter_task(task);
     let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
     Poll::Ready(match polled {
         Ok(Poll::Pending) => return Poll::Pending,
