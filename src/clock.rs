@@ -15,8 +15,10 @@
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crate::scope_tree::{Registered, ScopeNode};
-use crate::sync::{self, Arc, Mutex};
+use std::collections::HashMap;
+
+use crate::scope_tree::{Registered, ScopeNode, flags_say_cancelled};
+use crate::sync::{self, Arc, AtomicU64, Mutex, Ordering};
 pub(crate) use crate::timer_queue::TimerHandle;
 use crate::timer_queue::{TimerKey, TimerQueue};
 
@@ -26,17 +28,34 @@ const WAKE_RANK: u64 = 1 << 63;
 
 /// What a timer does when it fires: cancel a scope at its deadline (kept as its address, removed
 /// when the scope moves its deadline or exits: the scope tree's invariant 6), or wake a sleeping
-/// task.
+/// task, or (the deadline of a scope entered without a record, `scope_tree/unrecorded.rs`) wake
+/// the task polling that scope, noting whether its parent was cancelled then.
 #[derive(Debug)]
 enum Timer {
     Deadline(Registered),
     Wake(Waker),
+    /// The parent's address is valid while the timer is here: the unrecorded scope holds a
+    /// reference to it until it takes its timer back, under the clock's lock.
+    Unrecorded {
+        parent: Registered,
+        waker: Waker,
+    },
 }
 
 /// A timer taken out of the queue to fire, its scope turned back into a reference.
 enum Fired {
     Deadline(ScopeNode),
     Wake(Waker),
+}
+
+/// What became of the deadline of an unrecorded scope when the scope takes it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It had not fired: now removed.
+    Pending,
+    /// It fired; `first` says whether the parent was not effectively cancelled then, so that
+    /// the timeout reached the scope before the parent's cancellation did (S14).
+    Fired { first: bool },
 }
 
 #[derive(Debug)]
@@ -71,6 +90,9 @@ struct Timers {
     runtime: Option<Waker>,
     /// What the runtime last planned to sleep until (see [`Plan`]).
     plan: Plan,
+    /// Deadlines of unrecorded scopes that fired and were not taken back yet, with what their
+    /// [`Outcome::Fired`] says.
+    fired_unrecorded: HashMap<TimerHandle, bool>,
 }
 
 /// What the runtime planned the last time it asked for the earliest timer (`next_timer`), before
@@ -107,6 +129,9 @@ pub(crate) struct Clock {
     /// The seeded schedule of a testing runtime made `with_seed`.
     schedule: Option<Mutex<SplitMix64>>,
     timers: Mutex<Timers>,
+    /// How many deadlines of unrecorded scopes fired so far: a lazy scope that sees the count
+    /// it saw last knows its own did not fire, without the lock.
+    unrecorded_fired: AtomicU64,
 }
 
 impl Clock {
@@ -120,7 +145,9 @@ impl Clock {
                 next_seq: 0,
                 runtime: None,
                 plan: Plan::NotYet,
+                fired_unrecorded: HashMap::new(),
             }),
+            unrecorded_fired: AtomicU64::new(0),
         })
     }
 
@@ -224,6 +251,61 @@ impl Clock {
         self.insert(|_| key, Timer::Deadline(node.registered()))
     }
 
+    /// Adds the deadline of a scope entered under `parent` but not recorded in the tree; it is
+    /// ordered as [`add_deadline`](Clock::add_deadline) orders a recorded one at `depth`.
+    pub(crate) fn add_unrecorded(
+        &self,
+        at: Instant,
+        depth: u32,
+        seq: u64,
+        parent: &ScopeNode,
+        waker: Waker,
+    ) -> TimerHandle {
+        let key = TimerKey {
+            at,
+            rank: u64::from(depth),
+            seq,
+        };
+        let parent = parent.registered();
+        self.insert(|_| key, Timer::Unrecorded { parent, waker })
+    }
+
+    /// Replaces the waker of an unrecorded scope's deadline, if it has not fired.
+    pub(crate) fn refresh_unrecorded(&self, timer: TimerHandle, waker: &Waker) {
+        if let Some(Timer::Unrecorded { waker: w, .. }) =
+            sync::lock(&self.timers).queue.get_mut(timer)
+        {
+            w.clone_from(waker);
+        }
+    }
+
+    /// How many deadlines of unrecorded scopes fired so far.
+    pub(crate) fn unrecorded_fired(&self) -> u64 {
+        self.unrecorded_fired.load(Ordering::Acquire)
+    }
+
+    /// Whether the deadline of an unrecorded scope fired (and was not taken back yet).
+    pub(crate) fn has_fired(&self, timer: TimerHandle) -> bool {
+        sync::lock(&self.timers)
+            .fired_unrecorded
+            .contains_key(&timer)
+    }
+
+    /// Takes back the deadline of an unrecorded scope: removes it, or its outcome if it fired.
+    pub(crate) fn take_unrecorded(&self, timer: TimerHandle) -> Outcome {
+        let mut timers = sync::lock(&self.timers);
+        let removed = timers.queue.remove(timer);
+        let outcome = match removed {
+            Some(_) => Outcome::Pending,
+            None => Outcome::Fired {
+                first: timers.fired_unrecorded.remove(&timer).unwrap_or(false),
+            },
+        };
+        drop(timers);
+        drop(removed); // its waker is dropped here, outside the lock
+        outcome
+    }
+
     pub(crate) fn add_wake(&self, at: Instant, waker: Waker) -> TimerHandle {
         let rank = WAKE_RANK | (self.random().unwrap_or(0) >> 1);
         let key = |timers: &mut Timers| {
@@ -278,17 +360,24 @@ impl Clock {
         loop {
             let next = {
                 let mut timers = sync::lock(&self.timers);
-                timers
-                    .queue
-                    .pop_due(now)
-                    .map(|(handle, timer)| match timer {
-                        // SAFETY: the scope was registered until `pop_due` took its timer, under
-                        // the lock still held here (the scope tree's invariant 6).
-                        Timer::Deadline(scope) => {
-                            (handle, Fired::Deadline(unsafe { scope.node() }))
-                        }
-                        Timer::Wake(waker) => (handle, Fired::Wake(waker)),
-                    })
+                let popped = timers.queue.pop_due(now);
+                popped.map(|(handle, timer)| match timer {
+                    // SAFETY: the scope was registered until `pop_due` took its timer, under
+                    // the lock still held here (the scope tree's invariant 6).
+                    Timer::Deadline(scope) => (handle, Fired::Deadline(unsafe { scope.node() })),
+                    Timer::Wake(waker) => (handle, Fired::Wake(waker)),
+                    Timer::Unrecorded { parent, waker } => {
+                        // The parent is looked at now, in key order (S9 and S14): whether
+                        // its cancellation reached the scope before this deadline did.
+                        // SAFETY: the lazy scope that registered this timer holds a reference
+                        // to its parent until it takes the timer back, under this lock
+                        // (`lazy_scope.rs`); the timer was still there.
+                        let first = !flags_say_cancelled(unsafe { parent.flags() });
+                        timers.fired_unrecorded.insert(handle, first);
+                        self.unrecorded_fired.fetch_add(1, Ordering::Release);
+                        (handle, Fired::Wake(waker))
+                    }
+                })
             };
             let Some((handle, fired_timer)) = next else {
                 return fired;

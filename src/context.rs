@@ -8,16 +8,18 @@
 //! right values there too.
 
 use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
 
 use crate::env::Env;
 use crate::identity::TaskId;
-use crate::scope_tree::{self, ScopeNode};
+use crate::scope_tree::{self, ScopeNode, TimeoutSlot};
 use crate::sync::{self, Arc, AtomicU64, thread_local};
 
-// `SCOPE_FLAGS` mirrors `SCOPE` for the fast path of cancellation points (invariant below).
+// `SCOPE` and `SCOPE_FLAGS` are only ever set by `lend` (invariant there). Neither has a
+// destructor: a look at them is one load, with no check of whether they were set up.
 #[cfg(not(wherefore_loom))]
 thread_local! {
-    static SCOPE: CurrentScope = const { CurrentScope(RefCell::new(None)) };
+    static SCOPE: Cell<Lent> = const { Cell::new(Lent::Nothing) };
     static SCOPE_FLAGS: Cell<*const AtomicU64> = const { Cell::new(std::ptr::null()) };
     static TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
     static ENV: RefCell<Option<Arc<Env>>> = const { RefCell::new(None) };
@@ -26,80 +28,151 @@ thread_local! {
 // loom's `thread_local!` has no `const` initialiser form.
 #[cfg(wherefore_loom)]
 thread_local! {
-    static SCOPE: CurrentScope = CurrentScope(RefCell::new(None));
+    static SCOPE: Cell<Lent> = Cell::new(Lent::Nothing);
     static SCOPE_FLAGS: Cell<*const AtomicU64> = Cell::new(std::ptr::null());
     static TASK: Cell<Option<TaskId>> = Cell::new(None);
     static ENV: RefCell<Option<Arc<Env>>> = RefCell::new(None);
 }
 
-/// The scope being polled on this thread. Its drop (when the thread's locals are torn down)
-/// clears the mirror, so that the mirror cannot outlive the reference it mirrors.
-struct CurrentScope(RefCell<Option<ScopeNode>>);
-
-impl std::ops::Deref for CurrentScope {
-    type Target = RefCell<Option<ScopeNode>>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
+/// Where the thread's current scope is: the address of what a guard lent (see [`lend`]).
+#[derive(Clone, Copy)]
+enum Lent {
+    Nothing,
+    /// A recorded scope's node, lent by shared reference.
+    Node(*const ScopeNode),
+    /// A timeout scope's slot, lent by `&mut`: it may be recorded in place.
+    Slot(*mut TimeoutSlot),
 }
 
-impl Drop for CurrentScope {
-    fn drop(&mut self) {
-        let _ = SCOPE_FLAGS.try_with(|c| c.set(std::ptr::null()));
-    }
-}
-
-/// Makes `node` the current scope and returns the one it replaces: the only writer of `SCOPE`
-/// and (with `CurrentScope`'s drop) of `SCOPE_FLAGS`, which keeps their invariant.
+/// Makes `node` the current scope until the guard is dropped (also on unwind), without cloning
+/// it: the thread keeps its address.
 ///
 /// # Invariant
 ///
-/// `SCOPE_FLAGS` is null when `SCOPE` is empty or gone, and otherwise the address of the flags
-/// word in the record of the node `SCOPE` holds, whose reference keeps that record alive. Both
-/// are set here, together, before the replaced node is handed back (and maybe dropped): between
-/// the two writes the mirror still names the replaced node, which is held here until then, and
-/// no other code runs. `CurrentScope`'s drop nulls the mirror before the node it holds goes.
-fn install(node: Option<ScopeNode>) -> Option<ScopeNode> {
-    let flags = node.as_ref().map_or(std::ptr::null(), ScopeNode::flags);
-    let previous = SCOPE.with(|c| c.replace(node));
-    SCOPE_FLAGS.with(|c| c.set(flags));
-    previous
+/// `SCOPE` names nothing or what a guard alive on this thread lent: a node borrowed for as long
+/// as the guard lives, or a slot borrowed mutably that long and touched only through this module
+/// meanwhile. Guards are only ever bound to a local for the length of the poll they cover
+/// (never leaked or moved off the stack), so they end in the reverse order they began, each
+/// restoring what it replaced. `SCOPE_FLAGS` is null when `SCOPE` names nothing, and otherwise
+/// the flags word of what it names ([`TimeoutSlot::flags`] for a slot), whose reference there
+/// keeps that record alive; recording a slot here ([`record_current`]) sets it again.
+pub(crate) fn lend(node: &ScopeNode) -> LendGuard<'_> {
+    install(Lent::Node(node), node.flags())
 }
 
-/// The scope being polled on this thread, if any.
+/// Makes the scope in `slot` the current scope until the guard is dropped, as [`lend`] does a
+/// node; asking for the current scope meanwhile may record an unrecorded one in the slot.
+pub(crate) fn lend_slot(slot: &mut TimeoutSlot) -> LendGuard<'_> {
+    let flags = slot.flags();
+    install(Lent::Slot(slot), flags)
+}
+
+fn install<'a>(lent: Lent, flags: *const AtomicU64) -> LendGuard<'a> {
+    LendGuard {
+        previous: SCOPE.with(|c| c.replace(lent)),
+        previous_flags: SCOPE_FLAGS.with(|c| c.replace(flags)),
+        _lent: PhantomData,
+    }
+}
+
+/// Restores the previously current scope when dropped.
+pub(crate) struct LendGuard<'a> {
+    previous: Lent,
+    previous_flags: *const AtomicU64,
+    /// What was lent stays borrowed for as long as the guard lives.
+    _lent: PhantomData<&'a mut ()>,
+}
+
+impl Drop for LendGuard<'_> {
+    fn drop(&mut self) {
+        SCOPE.with(|c| c.set(self.previous));
+        SCOPE_FLAGS.with(|c| c.set(self.previous_flags));
+    }
+}
+
+/// Runs `f` with the thread's current scope, if there is one: whether it is unrecorded, and its
+/// record if it has one.
+///
+/// Readers only share what was lent: several may be alive at once (`f` may call back here).
+/// Only [`record_current`] writes a slot, through its address, and only while it is unrecorded,
+/// when no reader keeps a reference into it past its own call.
+fn with_scope<R>(f: impl FnOnce(bool, Option<&ScopeNode>) -> R) -> R {
+    match SCOPE.with(Cell::get) {
+        Lent::Nothing => f(false, None),
+        // SAFETY: by `lend`'s invariant the node is borrowed for longer than this call.
+        Lent::Node(node) => f(false, Some(unsafe { &*node })),
+        // SAFETY: by `lend`'s invariant the slot is lent to this thread for longer than this
+        // call, reached only through this module meanwhile, where it is only shared or written
+        // as said above.
+        Lent::Slot(slot) => {
+            let slot = unsafe { &*slot };
+            f(slot.is_unrecorded(), slot.recorded())
+        }
+    }
+}
+
+/// The scope being polled on this thread, if any. An unrecorded one is recorded first.
 pub(crate) fn current() -> Option<ScopeNode> {
-    SCOPE.with(|c| c.borrow().clone())
+    match with_scope(|unrecorded, node| (!unrecorded).then(|| node.cloned())) {
+        Some(node) => node,
+        None => Some(record_current()),
+    }
 }
 
-/// Runs `f` with the scope being polled on this thread, without cloning it.
+/// Records the unrecorded scope being polled, in its slot. The thread has no current scope
+/// while it does (recording takes locks and may wake tasks): nothing can reach the slot
+/// meanwhile but this call.
+#[cold]
+fn record_current() -> ScopeNode {
+    let lent = SCOPE.with(|c| c.replace(Lent::Nothing));
+    let flags = SCOPE_FLAGS.with(|c| c.replace(std::ptr::null()));
+    let Lent::Slot(slot) = lent else {
+        unreachable!("called only while an unrecorded scope is current, in its slot")
+    };
+    // SAFETY: the slot is lent to this thread (`lend`'s invariant) and unrecorded, so no reader
+    // holds a reference into it (`with_scope`), and none can take one until it is put back.
+    let slot = unsafe { &mut *slot };
+    let node = slot.record();
+    debug_assert_ne!(slot.flags(), flags, "the record has flags of its own");
+    SCOPE_FLAGS.with(|c| c.set(slot.flags()));
+    SCOPE.with(|c| c.set(lent));
+    node
+}
+
+/// The scope being polled on this thread, if it is a recorded one: a parent an unrecorded scope
+/// may enter under.
+pub(crate) fn recorded_current() -> Option<ScopeNode> {
+    with_scope(|unrecorded, node| node.filter(|_| !unrecorded).cloned())
+}
+
+/// Runs `f` with the scope being polled on this thread (recorded first if it was not), without
+/// cloning it.
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&ScopeNode>) -> R) -> R {
-    SCOPE.with(|c| f(c.borrow().as_ref()))
+    if with_scope(|unrecorded, _| unrecorded) {
+        record_current();
+    }
+    with_scope(|_, node| f(node))
 }
 
-/// Runs `f` with the scope being polled on this thread if `which` accepts it; `None` if it does
-/// not, if there is none, or while the thread's locals are being torn down (so that leaving a
-/// scope from a destructor then cannot panic).
+/// Runs `f` with the scope being polled on this thread if it is recorded and `which` accepts
+/// it; `None` if not, or if there is none.
 pub(crate) fn with_current_if<R>(
     which: impl FnOnce(&ScopeNode) -> bool,
     f: impl FnOnce(&ScopeNode) -> R,
 ) -> Option<R> {
-    SCOPE
-        .try_with(|c| c.borrow().as_ref().filter(|now| which(now)).map(f))
-        .ok()
-        .flatten()
+    with_scope(|_, node| node.filter(|now| which(now)).map(f))
 }
 
 /// The fast path of every cancellation point: is the current scope effectively cancelled?
 ///
-/// One look at a thread-local address and one atomic load: no borrow of `SCOPE` (whose count
-/// would be stored to twice per check) and no look at whether a thread-local with a destructor
-/// was set up. On the AMD machine of BENCHMARKS.md that took the check from 3.1 to 1.7 ns. A
-/// `true` is confirmed by the slow path, which reads `SCOPE` itself.
+/// One look at a thread-local address and one atomic load: no look at the slot itself. On the
+/// AMD machine of BENCHMARKS.md that took the check from 3.1 to 1.7 ns. A `true` is confirmed by
+/// the slow path, which reads the slot.
 #[inline]
 pub(crate) fn current_is_cancelled() -> bool {
     let flags = SCOPE_FLAGS.with(Cell::get);
-    // SAFETY: by `install`'s invariant a non-null address is that of the flags of the node that
-    // `SCOPE` holds on this thread, alive as long as `SCOPE` holds it; `SCOPE` cannot change
+    // SAFETY: by `lend`'s invariant a non-null address is that of the flags of the scope in
+    // the slot lent to this thread, alive as long as the slot holds it; the slot cannot change
     // during this one load (no code runs between reading the address and the load).
     !flags.is_null() && scope_tree::flags_say_cancelled(unsafe { &*flags })
 }
@@ -142,44 +215,6 @@ pub(crate) fn next_id_and_env() -> (u64, Option<Arc<Env>>) {
         Some(env) => (env.next_id(), Some(env.clone())),
         None => (sync::next_id(), None),
     })
-}
-
-/// Installs `node` as the current scope until the guard is dropped (also on unwind).
-pub(crate) fn enter(node: &ScopeNode) -> EnterGuard {
-    EnterGuard {
-        previous: install(Some(node.clone())),
-    }
-}
-
-/// Restores the previously current scope when dropped.
-pub(crate) struct EnterGuard {
-    previous: Option<ScopeNode>,
-}
-
-impl Drop for EnterGuard {
-    fn drop(&mut self) {
-        install(self.previous.take());
-    }
-}
-
-/// Installs the node in `slot` as the current scope by moving it there, until the guard moves
-/// it back (also on unwind): no reference count changes hands, unlike [`enter`]. The slot is
-/// empty meanwhile.
-pub(crate) fn lend(slot: &mut Option<ScopeNode>) -> LendGuard<'_> {
-    let previous = install(slot.take());
-    LendGuard { slot, previous }
-}
-
-/// Moves a lent node back to its slot, and the previously current scope back in place.
-pub(crate) struct LendGuard<'a> {
-    slot: &'a mut Option<ScopeNode>,
-    previous: Option<ScopeNode>,
-}
-
-impl Drop for LendGuard<'_> {
-    fn drop(&mut self) {
-        *self.slot = install(self.previous.take());
-    }
 }
 
 /// Installs `task` as the current task until the guard is dropped.

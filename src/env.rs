@@ -21,6 +21,10 @@ pub(crate) struct Env {
     /// Numbers scopes and tasks from 1 in creation order, so that ids are the same on every run
     /// of the same program (and in the journal).
     ids: IdCounter,
+    /// This environment's number among all made by the process (from 1; 0 once they no longer
+    /// fit): what a scope's record keeps of the environment it entered in, to be compared
+    /// without a lock (`scope_tree/unrecorded.rs`).
+    serial: u32,
     /// Live tasks and where they are blocked, kept only when hang reports are wanted.
     tasks: Option<Mutex<BTreeMap<TaskId, LiveTask>>>,
     /// The tokio task that fires this environment's timers, aborted when the environment goes.
@@ -75,6 +79,7 @@ impl Env {
             clock,
             hook,
             ids: IdCounter::new(),
+            serial: u32::try_from(sync::next_env_serial()).unwrap_or(0),
             tasks: track_tasks.then(|| Mutex::new(BTreeMap::new())),
             #[cfg(all(feature = "tokio", not(wherefore_loom)))]
             timer_driver: Mutex::new(None),
@@ -92,6 +97,11 @@ impl Env {
 
     pub(crate) fn clock(&self) -> &Arc<Clock> {
         &self.clock
+    }
+
+    /// See the field: 0 when it has none.
+    pub(crate) fn serial(&self) -> u32 {
+        self.serial
     }
 
     pub(crate) fn next_id(&self) -> u64 {

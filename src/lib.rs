@@ -71,6 +71,7 @@ mod member;
 mod member_set;
 mod nursery;
 mod persistent_group;
+mod planned_scope;
 #[cfg(not(wherefore_loom))]
 mod runtime;
 mod scope;
@@ -105,7 +106,7 @@ pub use shield::{Shielded, shield, shield_with_grace};
 pub use sleep::{Sleep, now, sleep, sleep_until};
 pub use snapshot::TreeSnapshot;
 pub use task::{Join, JoinHandle, TaskExit};
-pub use timeout::{FailAfter, fail_after, fail_at, move_on_after, move_on_at};
+pub use timeout::{FailAfter, MoveOnAfter, fail_after, fail_at, move_on_after, move_on_at};
 
 /// The README's examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]

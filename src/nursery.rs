@@ -839,7 +839,7 @@ where
         if node.enter_if_new() {
             this.shared.running.borrow_mut().set_schedule(node.clock());
         }
-        let _current = context::enter(&node);
+        let _current = context::lend(&node);
         this.poll_body(cx);
         let members_left = this.poll_members(cx);
         if this.body.is_none() && !members_left {

@@ -787,7 +787,7 @@ impl<E: CancelError + fmt::Display> Future for Runner<E> {
         if node.enter_if_new() {
             this.running.set_schedule(node.clock());
         }
-        let _scope = context::enter(&node);
+        let _scope = context::lend(&node);
         let mut phase;
         loop {
             let (now, came) = this.admit(cx);

@@ -162,7 +162,7 @@ pub(crate) fn drive<F: Future>(
             clock.fire_due();
         }
         if signal.woken.swap(false, Ordering::AcqRel) {
-            let _scope = context::enter(root);
+            let _scope = context::lend(root);
             let _task = context::enter_task(main.id);
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                 env.task_ended(main.id);

@@ -65,7 +65,10 @@ use smallvec::SmallVec;
 use crate::sync::{self, Arc, AtomicU64, Frozen, Mutex, Ordering};
 
 mod registered;
+mod unrecorded;
 pub(crate) use registered::{ExitOnDrop, Registered};
+use unrecorded::EnteredIn;
+pub(crate) use unrecorded::TimeoutSlot;
 
 /// One cancel scope in the tree: a shared reference to its record. Cloning is cheap.
 #[derive(Clone)]
@@ -81,6 +84,10 @@ struct Inner {
     /// `CancelWait`). One word for both, a word less in every record. Read without the lock (the
     /// flag on the fast path); written only under `state`'s lock.
     flags: AtomicU64,
+    /// While entered, its environment's serial and its depth ([`EnteredIn`]); 0 otherwise.
+    /// Written under `state`'s lock on entry and exit; read without it by an unrecorded child
+    /// that enters under this scope (`unrecorded.rs`), so that entering takes no lock here.
+    entered_in: AtomicU64,
     state: Mutex<NodeState>,
 }
 
@@ -201,25 +208,22 @@ impl ScopeNode {
         Self::with_state(name, None)
     }
 
-    /// A new unnamed scope whose deadline is `timeout` after its entry: what `set_timeout` on a
-    /// new scope leaves, without taking its lock.
-    pub(crate) fn timing_out(timeout: Duration, set_at: &'static Location<'static>) -> ScopeNode {
-        let deadline = Deadline {
-            when: When::AfterEntry(timeout),
-            set_at,
-            timer: None,
-        };
-        Self::with_state(None, Some(deadline))
-    }
-
     fn with_state(name: Option<Frozen<str>>, deadline: Option<Deadline>) -> ScopeNode {
         let (id, env) = context::next_id_and_env();
+        Self::with_parts(ScopeId(id), env, name, deadline)
+    }
+
+    /// A new record, not entered, with the given number and runtime.
+    fn with_parts(
+        id: ScopeId,
+        env: Option<Arc<Env>>,
+        name: Option<Frozen<str>>,
+        deadline: Option<Deadline>,
+    ) -> ScopeNode {
         let inner = Arc::new(Inner {
-            info: ScopeInfo {
-                id: ScopeId(id),
-                name,
-            },
+            info: ScopeInfo { id, name },
             flags: AtomicU64::new(0),
+            entered_in: AtomicU64::new(0),
             state: Mutex::new(NodeState {
                 phase: Phase::Created,
                 parent: None,
@@ -575,6 +579,8 @@ impl ScopeNode {
             };
             st.key_in_parent = key;
             st.phase = Phase::Entered;
+            let entered_in = EnteredIn::new(st.env.as_deref(), st.depth);
+            self.inner.entered_in.store(entered_in.0, Ordering::Release);
             let fire = self.arm_deadline(&mut st);
             let stale = st.is_effective(st.parent_cancelled()) != self.is_cancelled();
             // Cloned only to deliver events.
@@ -626,6 +632,7 @@ impl ScopeNode {
             }
             let was_entered = st.phase == Phase::Entered;
             st.phase = Phase::Exited;
+            self.inner.entered_in.store(0, Ordering::Release);
             st.remove_timer();
             st.children = LazySlab::new(); // addresses only: nothing to release
             let key = st.key_in_parent.take();

@@ -59,6 +59,12 @@ impl IdCounter {
 ///
 /// Not modelled by loom on purpose: identifiers only name things, no decision depends on their
 /// order across threads, and loom atomics cannot live in a `static`.
+/// A fresh number for a runtime environment, process-wide, from 1.
+pub(crate) fn next_env_serial() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 pub(crate) fn next_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)

@@ -7,8 +7,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::cancelled::{CancelError, TimedOut};
-use crate::cause::Cause;
-use crate::scope::{InScope, Scope, ScopeFuture, absorbed};
+use crate::cause::{Cause, Timeout};
+use crate::planned_scope::PlannedScope;
+use crate::scope::{CancelHandle, absorbed, moved_on};
+use crate::scope_tree::{ScopeNode, TimeoutSlot};
 
 /// Runs `body` with a timeout; on timeout, moves on with `Ok(None)`.
 ///
@@ -31,12 +33,12 @@ use crate::scope::{InScope, Scope, ScopeFuture, absorbed};
 /// # }).unwrap();
 /// ```
 #[track_caller]
-pub fn move_on_after<F, T, E>(timeout: Duration, body: F) -> ScopeFuture<F>
+pub fn move_on_after<F, T, E>(timeout: Duration, body: F) -> MoveOnAfter<F>
 where
     F: Future<Output = Result<T, E>>,
     E: CancelError,
 {
-    Scope::timing_out(timeout, Location::caller()).run(body)
+    MoveOnAfter::new(TimeoutSlot::after(timeout, Location::caller()), body)
 }
 
 /// Runs `body` until `deadline`; past it, moves on with `Ok(None)`. See [`move_on_after`].
@@ -49,12 +51,80 @@ where
 /// # });
 /// ```
 #[track_caller]
-pub fn move_on_at<F, T, E>(deadline: Instant, body: F) -> ScopeFuture<F>
+pub fn move_on_at<F, T, E>(deadline: Instant, body: F) -> MoveOnAfter<F>
 where
     F: Future<Output = Result<T, E>>,
     E: CancelError,
 {
-    Scope::new().with_deadline(deadline).run(body)
+    MoveOnAfter::new(TimeoutSlot::at(deadline, Location::caller()), body)
+}
+
+pin_project_lite::pin_project! {
+    /// Future returned by [`move_on_after`] and [`move_on_at`]: resolves to `Ok(Some(value))`,
+    /// `Ok(None)` when it timed out (or absorbed another cancellation of its own), or `Err(e)`,
+    /// as [`Scope::run`](crate::Scope::run) does.
+    ///
+    /// It is a scope with a deadline that takes no room in the scope tree until something needs
+    /// it there: see DESIGN.md, "Unrecorded timeout scopes".
+    ///
+    /// ```
+    /// let fut: wherefore::MoveOnAfter<_> = wherefore::move_on_after(
+    ///     std::time::Duration::from_secs(1),
+    ///     async { Ok::<_, wherefore::Cancelled>(7) },
+    /// );
+    /// assert_eq!(wherefore::testing::block_on(fut).unwrap(), Some(7));
+    /// ```
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct MoveOnAfter<F> {
+        #[pin]
+        inner: PlannedScope<F>,
+    }
+}
+
+impl<F: Future> MoveOnAfter<F> {
+    fn new(slot: TimeoutSlot, body: F) -> Self {
+        MoveOnAfter {
+            inner: PlannedScope::new(slot, body),
+        }
+    }
+}
+
+impl<F> MoveOnAfter<F> {
+    /// A handle to the scope this future runs its body in (which records the scope, if it was
+    /// not: see DESIGN.md).
+    ///
+    /// ```
+    /// let fut = wherefore::move_on_after(std::time::Duration::from_secs(1), async {
+    ///     Ok::<_, wherefore::Cancelled>(())
+    /// });
+    /// let handle = fut.handle();
+    /// assert!(handle.deadline().is_none()); // relative: fixed when entered
+    /// handle.cancel(); // before entry: the body starts cancelled
+    /// assert_eq!(wherefore::testing::block_on(fut).unwrap(), Some(()));
+    /// ```
+    pub fn handle(&self) -> CancelHandle {
+        CancelHandle::from_node(self.inner.record())
+    }
+}
+
+impl<F, T, E> Future for MoveOnAfter<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: CancelError,
+{
+    type Output = Result<Option<T>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.project().inner;
+        let result = std::task::ready!(inner.as_mut().poll_body(cx));
+        let absorbed = inner
+            .as_mut()
+            .recorded()
+            .is_some_and(|node| absorbed(node, &result));
+        inner.exit();
+        Poll::Ready(moved_on(result, absorbed))
+    }
 }
 
 /// Runs `body` with a timeout; on timeout, fails with [`TimedOut`].
@@ -81,7 +151,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: CancelError,
 {
-    FailAfter::new(Scope::timing_out(timeout, Location::caller()), body)
+    FailAfter::new(TimeoutSlot::after(timeout, Location::caller()), body)
 }
 
 /// Runs `body` until `deadline`; past it, fails with [`TimedOut`]. See [`fail_after`].
@@ -99,7 +169,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: CancelError,
 {
-    FailAfter::new(Scope::new().with_deadline(deadline), body)
+    FailAfter::new(TimeoutSlot::at(deadline, Location::caller()), body)
 }
 
 pin_project_lite::pin_project! {
@@ -114,14 +184,14 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless awaited"]
     pub struct FailAfter<F> {
         #[pin]
-        inner: InScope<F>,
+        inner: PlannedScope<F>,
     }
 }
 
 impl<F: Future> FailAfter<F> {
-    fn new(scope: Scope, body: F) -> Self {
+    fn new(slot: TimeoutSlot, body: F) -> Self {
         FailAfter {
-            inner: InScope::new(scope.into_node(), body),
+            inner: PlannedScope::new(slot, body),
         }
     }
 }
@@ -136,20 +206,25 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.project().inner;
         let result = std::task::ready!(inner.as_mut().poll_body(cx));
-        let node = inner.node();
-        let absorbed = absorbed(node, &result);
-        let own_timeout = match node.own_cause() {
-            Some(Cause::Timeout(timeout))
-                if node.cause().is_some_and(|c| c.kind() == "timeout") =>
-            {
-                Some(timeout)
-            }
-            _ => None,
+        // An unrecorded scope was never cancelled: it absorbs nothing, and did not time out.
+        let (absorbed, own_timeout) = match inner.as_mut().recorded() {
+            Some(node) => (absorbed(node, &result), own_timeout(node)),
+            None => (false, None),
         };
         inner.exit();
         Poll::Ready(match (absorbed, own_timeout) {
             (true, Some(timeout)) => Err(TimedOut { timeout }),
             _ => Ok(result),
         })
+    }
+}
+
+/// The scope's own timeout, if that is what cancelled it (its effective cause).
+fn own_timeout(node: &ScopeNode) -> Option<Timeout> {
+    match node.own_cause() {
+        Some(Cause::Timeout(timeout)) if node.cause().is_some_and(|c| c.kind() == "timeout") => {
+            Some(timeout)
+        }
+        _ => None,
     }
 }

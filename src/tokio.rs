@@ -92,7 +92,7 @@ impl<F: Future> Future for Worker<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let _env = this.env.as_ref().map(context::enter_env);
-        let _scope = context::enter(this.scope);
+        let _scope = context::lend(this.scope);
         let _task = context::enter_task(*this.task);
         this.future.poll(cx)
     }

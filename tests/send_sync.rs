@@ -21,6 +21,9 @@ fn handles_causes_and_errors_cross_threads() {
     send_sync::<CancelledFuture>();
     send_sync::<NurseryError<Cancelled>>();
     send_sync::<testing::Stuck>();
+    send_sync::<MoveOnAfter<Checkpoint>>();
+    send_sync::<FailAfter<Checkpoint>>();
+    send_sync::<ScopeFuture<Checkpoint>>();
 }
 
 #[test]

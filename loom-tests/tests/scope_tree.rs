@@ -274,3 +274,64 @@ fn spawn_races_group_closing() {
         assert_eq!(finished, usize::from(accepted));
     });
 }
+
+/// The deadline of a timeout scope that runs unrecorded (DESIGN.md, "Unrecorded timeout
+/// scopes") fires from another thread while the scope's body runs and the scope leaves: the
+/// clock reads the parent's flags by address while the timer is there, and the scope takes its
+/// timer back (or its outcome, if it fired) before it lets go of its parent, so firing never
+/// follows a freed record (loom checks every `Arc`). The scope ends timed out at its checkpoint
+/// (recorded with its own timeout, absorbed) or finished.
+#[test]
+fn unrecorded_deadline_firing_races_its_scope_leaving() {
+    loom::model(|| {
+        let time = VirtualTime::new();
+        let parent = time.enter(|| Scope::named("parent"));
+        let clock = time.clone();
+        let ticker = thread::spawn(move || clock.advance(Duration::from_secs(5)));
+        let out = time.enter(|| {
+            loom::future::block_on(parent.run(async {
+                wherefore::move_on_after(Duration::from_secs(5), wherefore::checkpoint()).await
+            }))
+        });
+        ticker.join().unwrap();
+        match out {
+            Ok(Some(Some(()))) => {}
+            Ok(Some(None)) => {} // timed out at its checkpoint, absorbed by the timeout
+            other => panic!("unexpected: {other:?}"),
+        }
+    });
+}
+
+/// The same deadline races a cancel of the parent from a third thread: whichever reached the
+/// scope first is the cause its body sees (S14), and the timeout absorbs only its own.
+#[test]
+fn unrecorded_deadline_firing_races_parent_cancel() {
+    loom::model(|| {
+        let time = VirtualTime::new();
+        let parent = time.enter(|| Scope::named("parent"));
+        let stop = parent.handle();
+        let clock = time.clone();
+        let ticker = thread::spawn(move || clock.advance(Duration::from_secs(5)));
+        let canceller = thread::spawn(move || stop.cancel_with("stop"));
+        let out = time.enter(|| {
+            loom::future::block_on(parent.run(async {
+                wherefore::move_on_after(Duration::from_secs(5), async {
+                    wherefore::checkpoint().await?;
+                    wherefore::check_cancelled()
+                })
+                .await
+            }))
+        });
+        ticker.join().unwrap();
+        canceller.join().unwrap();
+        match out {
+            // Finished before either reached it, or timed out with nothing else cancelled (its
+            // own cause: absorbed by the timeout).
+            Ok(Some(Some(()) | None)) => {}
+            // The parent's cancel reached its body (first, or after the timeout while the
+            // parent was cancelled too): the outermost cancelled scope, the parent, absorbs it.
+            Ok(None) => {}
+            other => panic!("unexpected: {other:?}"),
+        }
+    });
+}

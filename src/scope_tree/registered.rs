@@ -50,6 +50,18 @@ impl Registered {
     }
 }
 
+impl Registered {
+    /// The registered scope's flags word (see [`ScopeNode::flags`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`node`](Registered::node): the record is alive while the caller looks.
+    pub(crate) unsafe fn flags(&self) -> &super::AtomicU64 {
+        // SAFETY: the caller guarantees the record is alive for as long as it looks.
+        unsafe { &(*self.0).flags }
+    }
+}
+
 impl std::fmt::Debug for Registered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("Registered").field(&self.0).finish()

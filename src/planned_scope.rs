@@ -1,0 +1,79 @@
+//! Runs a body in a timeout scope that may stay unrecorded (`scope_tree/unrecorded.rs`): the
+//! inside of [`MoveOnAfter`](crate::MoveOnAfter) and [`FailAfter`](crate::FailAfter).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::context;
+use crate::scope_tree::{Phase, ScopeNode, TimeoutSlot};
+use crate::sync::{self, Mutex};
+
+pin_project_lite::pin_project! {
+    /// Enters its scope on first poll (unrecorded if it may), makes it the current scope during
+    /// each poll, and leaves it when the body completes or the future is dropped.
+    #[derive(Debug)]
+    pub(crate) struct PlannedScope<F> {
+        // Behind a lock only for `record`, which a handle calls through a shared reference;
+        // polling reaches it through `&mut` and never locks. The thread's context keeps its
+        // address while the body is polled (`context::lend_slot`), and may record it there.
+        slot: Mutex<TimeoutSlot>,
+        // How far this future took the scope: kept here too, so that polling looks at it once.
+        stage: Phase,
+        #[pin]
+        body: F,
+    }
+
+    impl<F> PinnedDrop for PlannedScope<F> {
+        fn drop(this: Pin<&mut Self>) {
+            this.exit();
+        }
+    }
+}
+
+impl<F> PlannedScope<F> {
+    pub(crate) fn new(slot: TimeoutSlot, body: F) -> Self {
+        PlannedScope {
+            slot: Mutex::new(slot),
+            stage: Phase::Created,
+            body,
+        }
+    }
+
+    /// The record of the scope, made now if it has none: for a handle.
+    pub(crate) fn record(&self) -> ScopeNode {
+        sync::lock(&self.slot).record()
+    }
+
+    /// The record of the scope after its body completed, if it has one: a scope never recorded
+    /// was never cancelled, so it absorbs nothing and did not time out.
+    pub(crate) fn recorded(self: Pin<&mut Self>) -> Option<&ScopeNode> {
+        sync::get_mut(self.project().slot).recorded()
+    }
+
+    /// Leaves the scope (once).
+    pub(crate) fn exit(self: Pin<&mut Self>) {
+        let this = self.project();
+        if *this.stage != Phase::Exited {
+            *this.stage = Phase::Exited;
+            sync::get_mut(this.slot).exit();
+        }
+    }
+}
+
+impl<F: Future> PlannedScope<F> {
+    /// Polls the body in the scope. On completion the scope is still entered, so the caller can
+    /// decide absorption; it must then call [`exit`](Self::exit) (drop does too).
+    pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let slot = sync::get_mut(this.slot);
+        if *this.stage == Phase::Created {
+            *this.stage = Phase::Entered;
+            slot.enter(cx.waker());
+        } else if slot.fired(cx.waker()) {
+            slot.record();
+        }
+        let _current = context::lend_slot(slot);
+        this.body.poll(cx)
+    }
+}
