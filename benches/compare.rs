@@ -79,15 +79,7 @@ fn allocated(f: impl FnOnce()) -> (usize, usize) {
 // ----- measuring ------------------------------------------------------------------------------
 
 /// Median wall time of `runs` runs of `f`, after one warm-up run.
-fn median(runs: usize, mut f: impl FnMut()) -> Duration {
-    f();
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
 }
@@ -98,14 +90,46 @@ struct Side {
     bytes_per_item: f64,
 }
 
-fn side(runs: usize, items: usize, mut f: impl FnMut()) -> Side {
-    let time = median(runs, &mut f);
-    let (bytes, _) = allocated(&mut f);
-    Side {
-        ns_per_item: time.as_nanos() as f64 / items as f64,
-        bytes_per_item: bytes as f64 / items as f64,
+/// Measures the sides of one workload (ours and the peers'), `items` each, at least `runs` times
+/// each, in rounds: every round runs each side in turn, [`SETTLE`] times untimed and then [`BLOCK`]
+/// times timed; the median per side. Then the bytes of one more run each.
+///
+/// Why rounds of blocks: how long a run takes depends on the allocator's state that the run
+/// before it left (measured here: 100,000 `FuturesUnordered` children take 120-150 ns each right
+/// after one of our runs, 360-380 ns right after one of their own), and a side is measured as a
+/// program that does its workload again and again would run it, so every timed run follows a run
+/// of its own side. And the rounds spread every side over the whole measurement, so that what
+/// this kind of virtual machine does meanwhile (it speeds up and slows down by a fifth over
+/// seconds) falls on all sides alike.
+fn sides<const N: usize>(runs: usize, items: usize, mut fs: [&mut dyn FnMut(); N]) -> [Side; N] {
+    let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(runs));
+    for _ in 0..runs.div_ceil(BLOCK) {
+        for (f, times) in fs.iter_mut().zip(times.iter_mut()) {
+            for _ in 0..SETTLE {
+                f();
+            }
+            for _ in 0..BLOCK {
+                let start = Instant::now();
+                f();
+                times.push(start.elapsed());
+            }
+        }
     }
+    let mut times = times.into_iter();
+    std::array::from_fn(|i| {
+        let time = median(times.next().expect("one list per side"));
+        let (bytes, _) = allocated(&mut fs[i]);
+        Side {
+            ns_per_item: time.as_nanos() as f64 / items as f64,
+            bytes_per_item: bytes as f64 / items as f64,
+        }
+    })
 }
+
+/// Untimed runs of a side before its timed ones in a round, and timed runs in a row (see
+/// [`sides`]).
+const SETTLE: usize = 2;
+const BLOCK: usize = 4;
 
 /// A target on the ratio wherefore / peer (time, or bytes).
 struct Row {
@@ -185,31 +209,35 @@ fn members_yielding_once(n: usize, start: impl Fn(&Nursery<'_, Cancelled>)) {
 /// started with `start_soon`, which does not either; `spawn`, whose `JoinHandle` holds the
 /// member's exit, is measured too, against the same peer (reported) and against `JoinSet`.
 fn spawn_join(runs: usize, n: usize, rows: &mut Vec<Row>) {
-    let ours = side(runs, n, || {
-        members_yielding_once(n, |s| drop(s.start_soon(wherefore::checkpoint()).unwrap()))
-    });
-    let with_handles = side(runs, n, || {
-        members_yielding_once(n, |s| drop(s.spawn(wherefore::checkpoint()).unwrap()))
-    });
-    let fu = side(runs, n, || {
-        futures::executor::block_on(async {
-            let mut set = FuturesUnordered::new();
-            for _ in 0..n {
-                set.push(YieldOnce(false));
-            }
-            while set.next().await.is_some() {}
-        })
-    });
     let rt = current_thread();
-    let joinset = side(runs, n, || {
-        rt.block_on(async {
-            let mut set = JoinSet::new();
-            for _ in 0..n {
-                set.spawn(tokio::task::yield_now());
-            }
-            while set.join_next().await.is_some() {}
-        })
-    });
+    let [ours, with_handles, fu, joinset] = sides(
+        runs,
+        n,
+        [
+            &mut || {
+                members_yielding_once(n, |s| drop(s.start_soon(wherefore::checkpoint()).unwrap()))
+            },
+            &mut || members_yielding_once(n, |s| drop(s.spawn(wherefore::checkpoint()).unwrap())),
+            &mut || {
+                futures::executor::block_on(async {
+                    let mut set = FuturesUnordered::new();
+                    for _ in 0..n {
+                        set.push(YieldOnce(false));
+                    }
+                    while set.next().await.is_some() {}
+                })
+            },
+            &mut || {
+                rt.block_on(async {
+                    let mut set = JoinSet::new();
+                    for _ in 0..n {
+                        set.spawn(tokio::task::yield_now());
+                    }
+                    while set.join_next().await.is_some() {}
+                })
+            },
+        ],
+    );
     let bytes_ratio = ours.bytes_per_item / fu.bytes_per_item;
     let workload = format!("1. spawn+join {n} children yielding once (start_soon)");
     rows.push(Row {
@@ -238,34 +266,40 @@ fn spawn_join(runs: usize, n: usize, rows: &mut Vec<Row>) {
 }
 
 fn cancel_fanout(runs: usize, n: usize, rows: &mut Vec<Row>) {
-    let ours = side(runs, n, || {
-        let out = wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
-            for _ in 0..n {
-                s.start_soon(async {
-                    let _cause = wherefore::cancelled().await;
+    let [ours, token] = sides(
+        runs,
+        n,
+        [
+            &mut || {
+                let out = wherefore::run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+                    for _ in 0..n {
+                        s.start_soon(async {
+                            let _cause = wherefore::cancelled().await;
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                    wherefore::checkpoint().await?; // every child is now waiting
+                    s.cancel_handle().cancel();
                     Ok(())
+                }));
+                assert!(out.is_ok());
+            },
+            &mut || {
+                futures::executor::block_on(async {
+                    let parent = CancellationToken::new();
+                    let mut set = FuturesUnordered::new();
+                    for _ in 0..n {
+                        let child = parent.child_token();
+                        set.push(async move { child.cancelled().await });
+                    }
+                    assert!(futures::poll!(set.next()).is_pending()); // every child is now waiting
+                    parent.cancel();
+                    while set.next().await.is_some() {}
                 })
-                .unwrap();
-            }
-            wherefore::checkpoint().await?; // every child is now waiting
-            s.cancel_handle().cancel();
-            Ok(())
-        }));
-        assert!(out.is_ok());
-    });
-    let token = side(runs, n, || {
-        futures::executor::block_on(async {
-            let parent = CancellationToken::new();
-            let mut set = FuturesUnordered::new();
-            for _ in 0..n {
-                let child = parent.child_token();
-                set.push(async move { child.cancelled().await });
-            }
-            assert!(futures::poll!(set.next()).is_pending()); // every child is now waiting
-            parent.cancel();
-            while set.next().await.is_some() {}
-        })
-    });
+            },
+        ],
+    );
     rows.push(compare(
         &format!("2. cancel {n} waiting children, all observe"),
         "CancellationToken + child tokens",
@@ -276,25 +310,31 @@ fn cancel_fanout(runs: usize, n: usize, rows: &mut Vec<Row>) {
 }
 
 fn checks(runs: usize, m: usize, rows: &mut Vec<Row>) {
-    let ours = side(runs, m, || {
-        wherefore::run(async {
-            let scope = Scope::new();
-            let _ = scope
-                .run(async {
-                    for _ in 0..m {
-                        black_box(wherefore::check_cancelled().is_ok());
-                    }
-                    Ok::<_, Cancelled>(())
-                })
-                .await;
-        })
-    });
     let token = CancellationToken::new();
-    let peer = side(runs, m, || {
-        for _ in 0..m {
-            black_box(black_box(&token).is_cancelled());
-        }
-    });
+    let [ours, peer] = sides(
+        runs,
+        m,
+        [
+            &mut || {
+                wherefore::run(async {
+                    let scope = Scope::new();
+                    let _ = scope
+                        .run(async {
+                            for _ in 0..m {
+                                black_box(wherefore::check_cancelled().is_ok());
+                            }
+                            Ok::<_, Cancelled>(())
+                        })
+                        .await;
+                })
+            },
+            &mut || {
+                for _ in 0..m {
+                    black_box(black_box(&token).is_cancelled());
+                }
+            },
+        ],
+    );
     let ns = ours.ns_per_item;
     rows.push(compare(
         "3. check_cancelled, scope not cancelled",
@@ -311,21 +351,27 @@ fn checks(runs: usize, m: usize, rows: &mut Vec<Row>) {
         ("ns", ns, 2.0),
     ));
     let yields = m / 10;
-    let ours = side(runs, yields, || {
-        wherefore::run(async {
-            for _ in 0..yields {
-                let _ = wherefore::checkpoint().await;
-            }
-        })
-    });
     let rt = current_thread();
-    let peer = side(runs, yields, || {
-        rt.block_on(async {
-            for _ in 0..yields {
-                tokio::task::yield_now().await;
-            }
-        })
-    });
+    let [ours, peer] = sides(
+        runs,
+        yields,
+        [
+            &mut || {
+                wherefore::run(async {
+                    for _ in 0..yields {
+                        let _ = wherefore::checkpoint().await;
+                    }
+                })
+            },
+            &mut || {
+                rt.block_on(async {
+                    for _ in 0..yields {
+                        tokio::task::yield_now().await;
+                    }
+                })
+            },
+        ],
+    );
     rows.push(compare(
         "3. checkpoint() (yields)",
         "tokio::task::yield_now",
@@ -339,7 +385,7 @@ fn checks(runs: usize, m: usize, rows: &mut Vec<Row>) {
 const NEVER: Duration = Duration::from_secs(3600);
 
 /// One timeout of workload 4 on our side: `move_on_after` around a yielding future.
-fn our_timeout() -> wherefore::ScopeFuture<wherefore::Checkpoint> {
+fn our_timeout() -> wherefore::MoveOnAfter<wherefore::Checkpoint> {
     wherefore::move_on_after(NEVER, wherefore::checkpoint())
 }
 
@@ -361,11 +407,9 @@ async fn timeouts_in_a_nursery(n: usize) {
 }
 
 fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
-    let ours = side(runs, n, || {
-        wherefore::run(timeouts_in_a_nursery(n));
-    });
     let rt = current_thread();
-    let peer = side(runs, n, || {
+    let mut ours = || wherefore::run(timeouts_in_a_nursery(n));
+    let mut peer = || {
         rt.block_on(async {
             let mut set = FuturesUnordered::new();
             for _ in 0..n {
@@ -373,7 +417,30 @@ fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
             }
             while set.next().await.is_some() {}
         })
-    });
+    };
+    // Reported, no target: both sides in one `FuturesUnordered`, so that the ratio is the
+    // timeout's own cost, without the nursery member that carries ours.
+    let mut alone = || {
+        wherefore::run(async {
+            let mut set = FuturesUnordered::new();
+            for _ in 0..n {
+                set.push(our_timeout());
+            }
+            while set.next().await.is_some() {}
+        })
+    };
+    // The same inside tokio, on tokio's clock (feature `tokio`): the nursery runs in the tokio
+    // runtime's `block_on`, its timers fired by a tokio task.
+    #[cfg(feature = "tokio")]
+    let [ours, peer, alone, on_tokio] = sides(
+        runs,
+        n,
+        [&mut ours, &mut peer, &mut alone, &mut || {
+            rt.block_on(timeouts_in_a_nursery(n))
+        }],
+    );
+    #[cfg(not(feature = "tokio"))]
+    let [ours, peer, alone] = sides(runs, n, [&mut ours, &mut peer, &mut alone]);
     rows.push(compare(
         &format!("4. {n} timeouts that do not fire (embedded runtime)"),
         "tokio::time::timeout",
@@ -381,12 +448,6 @@ fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
         peer,
         Some(1.0),
     ));
-    // The same inside tokio, on tokio's clock (feature `tokio`): the nursery runs in the tokio
-    // runtime's `block_on`, its timers fired by a tokio task.
-    #[cfg(feature = "tokio")]
-    let on_tokio = side(runs, n, || {
-        rt.block_on(timeouts_in_a_nursery(n));
-    });
     #[cfg(feature = "tokio")]
     rows.push(compare(
         &format!("4. {n} timeouts that do not fire (tokio clock)"),
@@ -395,17 +456,6 @@ fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
         peer,
         Some(1.0),
     ));
-    // Reported, no target: both sides in one `FuturesUnordered`, so that the ratio is the
-    // timeout's own cost, without the nursery member that carries ours above.
-    let alone = side(runs, n, || {
-        wherefore::run(async {
-            let mut set = FuturesUnordered::new();
-            for _ in 0..n {
-                set.push(our_timeout());
-            }
-            while set.next().await.is_some() {}
-        })
-    });
     rows.push(compare(
         &format!("4. {n} timeouts in a FuturesUnordered, no nursery"),
         "tokio::time::timeout",
@@ -415,20 +465,26 @@ fn timeouts(runs: usize, n: usize, rows: &mut Vec<Row>) {
     ));
     // Reported, no target: one timeout at a time, so each reuses the memory of the one before:
     // the cost of a timeout without the memory of 100,000 live ones.
-    let one_by_one = side(runs, n, || {
-        wherefore::run(async {
-            for _ in 0..n {
-                let _ = our_timeout().await;
-            }
-        })
-    });
-    let peer_one_by_one = side(runs, n, || {
-        rt.block_on(async {
-            for _ in 0..n {
-                let _ = tokio::time::timeout(NEVER, YieldOnce(false)).await;
-            }
-        })
-    });
+    let [one_by_one, peer_one_by_one] = sides(
+        runs,
+        n,
+        [
+            &mut || {
+                wherefore::run(async {
+                    for _ in 0..n {
+                        let _ = our_timeout().await;
+                    }
+                })
+            },
+            &mut || {
+                rt.block_on(async {
+                    for _ in 0..n {
+                        let _ = tokio::time::timeout(NEVER, YieldOnce(false)).await;
+                    }
+                })
+            },
+        ],
+    );
     rows.push(compare(
         &format!("4. {n} timeouts one after another"),
         "tokio::time::timeout",
@@ -528,13 +584,22 @@ fn linear_rows(
     mut cancel: impl FnMut(usize) -> Duration,
     rows: &mut Vec<Row>,
 ) {
+    // In rounds over all sizes, as `sides` does, so that the machine's drift falls on every size
+    // alike, each timed cancel after an untimed one of its own size (the allocator's state that
+    // the run before leaves matters, see `sides`); 1M-scope trees take part in the first few
+    // rounds only (each takes a while).
+    let repeats = |size: usize| if size >= 1_000_000 { 3 } else { 7 };
+    let mut fastest = vec![Duration::MAX; sizes.len()];
+    for round in 0..7 {
+        for (&size, fastest) in sizes.iter().zip(fastest.iter_mut()) {
+            if round < repeats(size) {
+                cancel(size);
+                *fastest = (*fastest).min(cancel(size));
+            }
+        }
+    }
     let mut first = None;
-    for &size in sizes {
-        let repeats = if size >= 1_000_000 { 3 } else { 7 };
-        let fastest = (0..repeats)
-            .map(|_| cancel(size))
-            .min()
-            .expect("at least one run");
+    for (&size, fastest) in sizes.iter().zip(fastest) {
         let per = fastest.as_nanos() as f64 / size as f64;
         let base = *first.get_or_insert(per);
         rows.push(alone(
