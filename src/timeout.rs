@@ -16,7 +16,8 @@ use crate::scope_tree::{ScopeNode, TimeoutSlot};
 ///
 /// The body is cancelled when the timeout passes: its next cancellation point fails with a
 /// [`Cause::Timeout`] naming this scope, the body returns that error with `?`, and this scope
-/// absorbs it. Any other error passes through as `Err`. See [`Scope::run`] for the full rules.
+/// absorbs it. Any other error passes through as `Err`. See [`Scope::run`](crate::Scope::run) for
+/// the full rules.
 ///
 /// ```
 /// # wherefore::testing::block_on(async {

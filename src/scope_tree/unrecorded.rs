@@ -8,29 +8,30 @@
 //! and take it out (BENCHMARKS.md: about 1,600 instructions, more than all of tokio's timeout).
 //!
 //! So `move_on_after`, `move_on_at`, `fail_after` and `fail_at` plan their scope without a
-//! record ([`Planned`]: its number, its runtime, its deadline). On first poll, if it can, the
-//! scope enters *unrecorded* ([`Unrecorded`]): its deadline goes to the clock as a timer that
-//! knows the parent and the waker of the task polling the scope, and the body runs with the
-//! parent's flags as its fast path. The scope is recorded (a record entered under the parent,
-//! with the same number and deadline: [`Unrecorded::record`]) as soon as anything needs it:
+//! record ([`TimeoutSlot`]: its number, its runtime, its deadline, inline in their future). On
+//! first poll, if it can, the scope enters *unrecorded*: its deadline goes to the clock as a
+//! timer that knows the parent and the waker of the task polling the scope, and the body runs
+//! with the parent's flags as its fast path. The scope is recorded (a record entered under the
+//! parent, with the same number and deadline: [`TimeoutSlot::record`]) as soon as anything
+//! needs it:
 //!
 //! - its deadline fired (the next poll sees it, see below);
 //! - code in its body asks for the current scope: a cancellation point that must fail or wait
 //!   (its `Cancelled` is raised in this scope, with a `Parent` link to the parent's cause, as a
 //!   recorded scope's would be), a scope or nursery entered in the body (its parent must be
 //!   this scope), a handle to the current scope;
-//! - someone asks for a handle to it ([`ScopeFuture::handle`](crate::ScopeFuture::handle)).
+//! - someone asks for a handle to it ([`MoveOnAfter::handle`](crate::MoveOnAfter::handle)).
 //!
 //! A scope that exits unrecorded was never cancelled and had no children: what it returns is
 //! what a recorded one would have returned.
 //!
 //! # When a scope may stay unrecorded
 //!
-//! Only where nobody watches the tree and the order of events is the clock's: the scope was
-//! planned in the runtime polling it, that runtime has no hook and keeps no task list
-//! (`testing` runtimes and hooked ones record every scope, so journals, hang reports and tree
-//! snapshots see every scope), the current scope is a recorded one that has entered in the same
-//! runtime, and the deadline lies ahead. Otherwise the plan becomes a record at once.
+//! Only where nobody watches the tree: its runtime has no hook (hooked runtimes, the journal's
+//! among them, record every scope, so that events and journals see every scope entered and
+//! left), the current scope is a recorded one entered in that same runtime, and the deadline
+//! lies ahead. Otherwise the plan becomes a record at once. A tree snapshot does not draw a scope
+//! that is still unrecorded (documented on `CancelHandle::tree`).
 //!
 //! # The deadline that fires
 //!
