@@ -202,7 +202,13 @@ impl TimeoutSlot {
         }
         // Read before the timer is added (invariant 2): a firing after it moves the count.
         let seen_fired = clock.unrecorded_fired();
-        let timer = clock.add_unrecorded(at, depth + 1, self.id.0, &parent, waker.clone());
+        let timer = clock.add_unrecorded(
+            at,
+            depth.saturating_add(1),
+            self.id.0,
+            &parent,
+            waker.clone(),
+        );
         self.when = When::At { at, after };
         self.seen_fired = seen_fired;
         self.waker = identity(waker);
