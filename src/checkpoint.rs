@@ -200,10 +200,16 @@ impl CancelWait {
     }
 
     fn poll_registration(&mut self, cx: &mut Context<'_>) -> Poll<Cancelled> {
-        let Some(node) = context::current() else {
+        // An unrecorded timeout scope waits in its parent, whose cancellation is its own until it
+        // is recorded; a cancellation is raised in the current scope itself, recorded for that.
+        let Some((mut node, mut via_parent)) = context::waiting_scope() else {
             self.clear();
             return Poll::Pending;
         };
+        if via_parent && node.is_cancelled() {
+            node = context::current().expect("a scope is current");
+            via_parent = false;
+        }
         let key = match &self.registered {
             Some((registered, key, waker, drains)) if registered.ptr_eq(&node) => {
                 if waker.will_wake(cx.waker()) && !node.is_cancelled() && node.drains() == *drains {
@@ -218,6 +224,11 @@ impl CancelWait {
             }
         };
         match node.register_waiter(key, cx.waker()) {
+            // The parent was cancelled meanwhile: the current scope is recorded on the next try.
+            WaitRegistration::Cancelled(_) if via_parent => {
+                self.registered = None;
+                self.poll_registration(cx)
+            }
             WaitRegistration::Cancelled(c) => {
                 self.registered = None;
                 Poll::Ready(c)

@@ -139,6 +139,21 @@ fn record_current() -> ScopeNode {
     node
 }
 
+/// The scope a task that waits in the current scope registers with, and whether it is the
+/// parent of an unrecorded current scope (whose cancellation is the same while it stays
+/// unrecorded: `scope_tree/unrecorded.rs`). Records nothing.
+pub(crate) fn waiting_scope() -> Option<(ScopeNode, bool)> {
+    match SCOPE.with(Cell::get) {
+        Lent::Slot(slot) => {
+            // SAFETY: as in `with_scope`; the parent is cloned before this returns.
+            let slot = unsafe { &*slot };
+            slot.waiting_node()
+                .map(|node| (node.clone(), slot.is_unrecorded()))
+        }
+        _ => with_scope(|_, node| node.map(|node| (node.clone(), false))),
+    }
+}
+
 /// The scope being polled on this thread, if it is a recorded one: a parent an unrecorded scope
 /// may enter under.
 pub(crate) fn recorded_current() -> Option<ScopeNode> {

@@ -37,7 +37,7 @@ pub fn now() -> Instant {
 /// get one.
 pub(crate) fn current_env(what: &str) -> Arc<Env> {
     let env = context::env()
-        .or_else(|| context::current().and_then(|node| node.env()))
+        .or_else(|| context::waiting_scope().and_then(|(node, _)| node.env()))
         .or_else(Env::ambient);
     match env {
         Some(env) => env,

@@ -354,3 +354,56 @@ fn the_deadline_wakes_the_task_that_polled_the_unrecorded_scope_last() {
         assert_eq!(wherefore::now() - start, secs(1));
     });
 }
+
+/// A body that sleeps waits in the parent of its unrecorded timeout (the same cancellation
+/// while the timeout is unrecorded), so the timeout stays out of the tree while its body sleeps;
+/// its deadline then wakes the sleep with its own cause. Returns what the body saw and how many
+/// scopes the tree drew while it slept.
+async fn sleeping_in_a_timeout() -> (String, usize) {
+    let request = Scope::named("request");
+    let handle = request.handle();
+    let mut drawn = 0;
+    let mut seen = String::new();
+    let out = request
+        .run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+            s.start_soon(async {
+                wherefore::sleep(millis(500)).await?;
+                let tree = handle.tree().to_string();
+                drawn = tree
+                    .lines()
+                    .filter(|l| l.trim_start().starts_with("scope"))
+                    .count();
+                Ok(())
+            })
+            .unwrap();
+            let out = wherefore::move_on_after(secs(1), async {
+                let slept = wherefore::sleep(secs(5)).await;
+                seen = observed(slept.clone());
+                slept
+            })
+            .await?;
+            assert_eq!(out, None, "its own timeout: absorbed");
+            Ok(())
+        }))
+        .await;
+    assert!(matches!(out, Ok(Some(()))));
+    (seen, drawn)
+}
+
+#[test]
+fn a_body_sleeping_in_an_unrecorded_timeout_waits_in_its_parent_until_the_deadline() {
+    let (seen, drawn) = block_on(sleeping_in_a_timeout());
+    assert_eq!(seen, "timeout / root: timeout");
+    assert_eq!(
+        drawn, 2,
+        "the request and its nursery; the timeout is not recorded"
+    );
+    let (journaled_seen, journaled_drawn) = wherefore::testing::run(sleeping_in_a_timeout())
+        .into_output()
+        .unwrap();
+    assert_eq!(
+        journaled_seen, seen,
+        "the same cause with every scope recorded"
+    );
+    assert_eq!(journaled_drawn, 3, "recorded under a journal: drawn");
+}

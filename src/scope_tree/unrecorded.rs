@@ -16,10 +16,13 @@
 //! needs it:
 //!
 //! - its deadline fired (the next poll sees it, see below);
-//! - code in its body asks for the current scope: a cancellation point that must fail or wait
-//!   (its `Cancelled` is raised in this scope, with a `Parent` link to the parent's cause, as a
+//! - code in its body asks for the current scope: a cancellation point that must fail (its
+//!   `Cancelled` is raised in this scope, with a `Parent` link to the parent's cause, as a
 //!   recorded scope's would be), a scope or nursery entered in the body (its parent must be
-//!   this scope), a handle to the current scope;
+//!   this scope), a handle to the current scope. A cancellation point that *waits* (a sleep,
+//!   `cancelled()`, a join, a guarded future) does not: it registers with the parent, whose
+//!   cancellation is this scope's while it is unrecorded, and registers again with the record
+//!   once there is one (`CancelWait` compares the scope it registered with at every poll);
 //! - someone asks for a handle to it ([`MoveOnAfter::handle`](crate::MoveOnAfter::handle)).
 //!
 //! A scope that exits unrecorded was never cancelled and had no children: what it returns is
@@ -139,6 +142,11 @@ impl TimeoutSlot {
     /// The record, if it has one.
     pub(crate) fn recorded(&self) -> Option<&ScopeNode> {
         self.record.as_ref()
+    }
+
+    /// What a task waiting in this scope registers with: its record, or (unrecorded) its parent.
+    pub(crate) fn waiting_node(&self) -> Option<&ScopeNode> {
+        self.record.as_ref().or(self.parent.as_ref())
     }
 
     /// Whether it is entered without a record.
