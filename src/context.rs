@@ -1,8 +1,10 @@
 //! What the code being polled right now runs in: its scope, its task, and its runtime.
 //!
-//! Scopes nest by dynamic extent, as in Trio: a scope future installs its node here for the length
-//! of each of its polls, and a scope first polled while another is installed becomes its child.
-//! Cancellation points read it to learn whether they must fail. Nursery members install their
+//! Scopes nest by dynamic extent, as in Trio: a scope future lends its node (or, for a timeout,
+//! its slot) here for the length of each of its polls, by address, and a scope first polled while
+//! another is lent becomes its child. Cancellation points read it to learn whether they must fail;
+//! asking for the current scope records an unrecorded timeout in its slot
+//! (`scope_tree/unrecorded.rs`). Nursery members install their
 //! task id, and the runtime its environment, the same way. Everything here is per thread and set
 //! only for the duration of a poll, so a future moved to another thread between polls finds the
 //! right values there too.
