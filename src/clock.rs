@@ -30,6 +30,16 @@ const WAKE_RANK: u64 = 1 << 63;
 /// when the scope moves its deadline or exits: the scope tree's invariant 6), or wake a sleeping
 /// task, or (the deadline of a scope entered without a record, `scope_tree/unrecorded.rs`) wake
 /// the task polling that scope, noting whether its parent was cancelled then.
+/// The key of a scope's deadline at `depth`: deadlines keep their defined order (S9), whatever
+/// the seed.
+fn deadline_key(at: Instant, depth: u32, seq: u64) -> TimerKey {
+    TimerKey {
+        at,
+        rank: u64::from(depth),
+        seq,
+    }
+}
+
 #[derive(Debug)]
 enum Timer {
     Deadline(Registered),
@@ -129,8 +139,8 @@ pub(crate) struct Clock {
     /// The seeded schedule of a testing runtime made `with_seed`.
     schedule: Option<Mutex<SplitMix64>>,
     timers: Mutex<Timers>,
-    /// How many deadlines of unrecorded scopes fired so far: a lazy scope that sees the count
-    /// it saw last knows its own did not fire, without the lock.
+    /// How many deadlines of unrecorded scopes fired so far: an unrecorded scope that sees the
+    /// count it saw last knows its own did not fire, without the lock.
     unrecorded_fired: AtomicU64,
 }
 
@@ -242,12 +252,7 @@ impl Clock {
         seq: u64,
         node: &ScopeNode,
     ) -> TimerHandle {
-        // Deadlines keep their defined order (S9), whatever the seed.
-        let key = TimerKey {
-            at,
-            rank: u64::from(depth),
-            seq,
-        };
+        let key = deadline_key(at, depth, seq);
         self.insert(|_| key, Timer::Deadline(node.registered()))
     }
 
@@ -261,11 +266,7 @@ impl Clock {
         parent: &ScopeNode,
         waker: Waker,
     ) -> TimerHandle {
-        let key = TimerKey {
-            at,
-            rank: u64::from(depth),
-            seq,
-        };
+        let key = deadline_key(at, depth, seq);
         let parent = parent.registered();
         self.insert(|_| key, Timer::Unrecorded { parent, waker })
     }
@@ -369,9 +370,9 @@ impl Clock {
                     Timer::Unrecorded { parent, waker } => {
                         // The parent is looked at now, in key order (S9 and S14): whether
                         // its cancellation reached the scope before this deadline did.
-                        // SAFETY: the lazy scope that registered this timer holds a reference
-                        // to its parent until it takes the timer back, under this lock
-                        // (`lazy_scope.rs`); the timer was still there.
+                        // SAFETY: the unrecorded scope that registered this timer holds a
+                        // reference to its parent until it takes the timer back, under this
+                        // lock (`scope_tree/unrecorded.rs`, invariant 1); the timer was there.
                         let first = !flags_say_cancelled(unsafe { parent.flags() });
                         timers.fired_unrecorded.insert(handle, first);
                         self.unrecorded_fired.fetch_add(1, Ordering::Release);

@@ -188,9 +188,9 @@ pub(crate) fn with_current_if<R>(
 #[inline]
 pub(crate) fn current_is_cancelled() -> bool {
     let flags = SCOPE_FLAGS.with(Cell::get);
-    // SAFETY: by `lend`'s invariant a non-null address is that of the flags of the scope in
-    // the slot lent to this thread, alive as long as the slot holds it; the slot cannot change
-    // during this one load (no code runs between reading the address and the load).
+    // SAFETY: by `lend`'s invariant a non-null address is that of the flags of what `SCOPE`
+    // names, alive as long as the lent node or slot holds it; neither can change during this
+    // one load (no code runs between reading the address and the load).
     !flags.is_null() && scope_tree::flags_say_cancelled(unsafe { &*flags })
 }
 

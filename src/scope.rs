@@ -242,7 +242,7 @@ pub(crate) fn moved_on<T, E>(result: Result<T, E>, absorbed: bool) -> Result<Opt
     }
 }
 
-/// Whether `result` is a cancellation that the scope of `node` absorbs./// Whether `result` is a cancellation that the scope of `node` absorbs.
+/// Whether `result` is a cancellation that the scope of `node` absorbs.
 pub(crate) fn absorbed<T, E: CancelError>(node: &ScopeNode, result: &Result<T, E>) -> bool {
     match result {
         Err(e) => e.as_cancelled().is_some_and(|c| node.absorbs(&c.raised_in)),

@@ -166,6 +166,29 @@ enum When {
     AfterEntry(Duration),
 }
 
+impl When {
+    /// The instant, and how long after it was set, of a deadline entered at `now`; `None` for a
+    /// timeout that falls past any representable instant (it never fires).
+    fn resolve(self, now: Instant) -> Option<(Instant, After)> {
+        match self {
+            When::At { at, after } => Some((at, after)),
+            When::AfterEntry(timeout) => {
+                Some((now.checked_add(timeout)?, After::new(Some(timeout))))
+            }
+        }
+    }
+}
+
+impl Deadline {
+    /// The cause this deadline gives the scope `info` when it passes, once it is absolute.
+    fn timeout(&self, info: &ScopeInfo) -> Option<Timeout> {
+        let When::At { at, after } = self.when else {
+            return None;
+        };
+        Some(Timeout::new(info.clone(), at, after.get(), self.set_at))
+    }
+}
+
 /// Where an entering scope's parent keeps its runtime environment: nowhere, in the runtime
 /// polling this thread, or in another one.
 enum ParentEnv {
@@ -264,7 +287,7 @@ impl ScopeNode {
     }
 
     /// The address of the record's flags word, valid while a reference to the record is held:
-    /// what the thread's current-scope mirror keeps (`context::install`).
+    /// what the thread's current-scope mirror keeps (`context::lend`).
     pub(crate) fn flags(&self) -> *const AtomicU64 {
         &self.inner.flags
     }
@@ -440,27 +463,16 @@ impl ScopeNode {
             );
         };
         let now = clock.now();
-        let (at, after) = match deadline.when {
-            When::At { at, after } => (at, after),
-            When::AfterEntry(timeout) => match now.checked_add(timeout) {
-                Some(at) => (at, After::new(Some(timeout))),
-                None => {
-                    st.deadline = None;
-                    return None;
-                }
-            },
+        let Some((at, after)) = deadline.when.resolve(now) else {
+            st.deadline = None;
+            return None;
         };
         deadline.when = When::At { at, after };
         if st.own.is_some() {
             return None;
         }
         if at <= now {
-            return Some(Timeout::new(
-                self.inner.info.clone(),
-                at,
-                after.get(),
-                deadline.set_at,
-            ));
+            return deadline.timeout(&self.inner.info);
         }
         deadline.timer = Some(clock.add_deadline(at, st.depth, self.inner.info.id.0, self));
         None
@@ -477,12 +489,11 @@ impl ScopeNode {
                 return; // the deadline was moved; this timer is stale
             }
             deadline.timer = None;
-            let When::At { at, after } = deadline.when else {
-                return;
-            };
-            Timeout::new(self.inner.info.clone(), at, after.get(), deadline.set_at)
+            deadline.timeout(&self.inner.info)
         };
-        self.record_own(Cause::Timeout(timeout));
+        if let Some(timeout) = timeout {
+            self.record_own(Cause::Timeout(timeout));
+        }
     }
 
     // ----- cancellation ---------------------------------------------------------------------

@@ -45,7 +45,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct IdCounter(std::sync::atomic::AtomicU64);
 
 impl IdCounter {
-    pub(crate) fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         IdCounter(std::sync::atomic::AtomicU64::new(1))
     }
 
@@ -59,15 +59,16 @@ impl IdCounter {
 ///
 /// Not modelled by loom on purpose: identifiers only name things, no decision depends on their
 /// order across threads, and loom atomics cannot live in a `static`.
-/// A fresh number for a runtime environment, process-wide, from 1.
-pub(crate) fn next_env_serial() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+pub(crate) fn next_id() -> u64 {
+    static IDS: IdCounter = IdCounter::new();
+    IDS.next()
 }
 
-pub(crate) fn next_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+/// A fresh number for a runtime environment, process-wide, from 1 (not modelled by loom, as
+/// [`next_id`]).
+pub(crate) fn next_env_serial() -> u64 {
+    static SERIALS: IdCounter = IdCounter::new();
+    SERIALS.next()
 }
 
 /// Mutable access to a mutex's data through a unique reference, ignoring poisoning.

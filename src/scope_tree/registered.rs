@@ -48,9 +48,7 @@ impl Registered {
             }
         }
     }
-}
 
-impl Registered {
     /// The registered scope's flags word (see [`ScopeNode::flags`]).
     ///
     /// # Safety

@@ -64,19 +64,19 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::{After, Deadline, Phase, ScopeNode, When};
-use crate::cause::{Cause, Timeout};
+use crate::cause::Cause;
 use crate::clock::{Clock, Outcome, TimerHandle};
 use crate::context;
 use crate::env::Env;
-use crate::identity::{ScopeId, ScopeInfo};
+use crate::identity::ScopeId;
 use crate::sync::{self, Arc, Ordering};
 
 /// A timeout scope as its future holds it, from its plan to its exit; every step changes it in
 /// place (it is not moved from one shape to another on the way: it is big, and moving it is
 /// what a timeout spent most of its glue on).
 ///
-/// Its stages (`state` below): planned (no record, not entered); entered unrecorded (`parent` and
-/// `timer` set); recorded (`record` set, entered or not); left (exited unrecorded).
+/// Its stages, told by its fields: planned (no record, not entered); entered unrecorded
+/// (`parent` and `timer` set); recorded (`record` set, entered or not); left (`left`).
 #[derive(Debug)]
 pub(crate) struct TimeoutSlot {
     /// The record, once there is one.
@@ -198,12 +198,8 @@ impl TimeoutSlot {
             unreachable!("the parent has a runtime: its own, or the one the scope was created in")
         };
         let now = clock.now();
-        let (at, after) = match self.when {
-            When::At { at, after } => (at, after),
-            When::AfterEntry(timeout) => match now.checked_add(timeout) {
-                Some(at) => (at, After::new(Some(timeout))),
-                None => return Err(parent),
-            },
+        let Some((at, after)) = self.when.resolve(now) else {
+            return Err(parent);
         };
         if at <= now {
             return Err(parent);
@@ -260,15 +256,9 @@ impl TimeoutSlot {
         if self.left {
             node.exit();
         } else if let Some(parent) = self.parent.take() {
-            if outcome == Some(Outcome::Fired { first: true }) {
-                let When::At { at, after } = self.when else {
-                    unreachable!("absolute once entered")
-                };
-                let info = ScopeInfo {
-                    id: self.id,
-                    name: None,
-                };
-                let timeout = Timeout::new(info, at, after.get(), self.set_at);
+            if outcome == Some(Outcome::Fired { first: true })
+                && let Some(timeout) = self.deadline().timeout(node.info())
+            {
                 node.record_own(Cause::Timeout(timeout));
             }
             node.enter(Some(parent), None);
@@ -279,12 +269,16 @@ impl TimeoutSlot {
 
     /// A record with this scope's number, runtime and deadline, not entered.
     fn new_record(&mut self) -> ScopeNode {
-        let deadline = Deadline {
+        ScopeNode::with_parts(self.id, self.env.take(), None, Some(self.deadline()))
+    }
+
+    /// The deadline its record takes (no timer yet: the record arms its own on entry).
+    fn deadline(&self) -> Deadline {
+        Deadline {
             when: self.when,
             set_at: self.set_at,
             timer: None,
-        };
-        ScopeNode::with_parts(self.id, self.env.take(), None, Some(deadline))
+        }
     }
 
     /// Leaves the scope: its record, or its timer and parent.
