@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use crate::scope_tree::{Registered, ScopeNode, flags_say_cancelled};
 use crate::sync::{self, Arc, AtomicU64, Mutex, Ordering};
 pub(crate) use crate::timer_queue::TimerHandle;
-use crate::timer_queue::{TimerKey, TimerQueue};
+use crate::timer_queue::{NodeTimer, TimerKey, TimerNode, TimerQueue};
 
 /// The rank of every wake-up: above every deadline's (a depth), so that at one instant all
 /// deadlines fire first (S9); the low bits hold the seeded shuffle.
@@ -39,6 +39,11 @@ fn deadline_key(at: Instant, depth: u32, seq: u64) -> TimerKey {
         seq,
     }
 }
+
+/// The timer of an unrecorded scope, stored in the scope's future (`timer_queue/linked.rs`):
+/// adding it to the clock allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct UnrecordedTimer(TimerNode<Timer>);
 
 #[derive(Debug)]
 enum Timer {
@@ -222,11 +227,16 @@ impl Clock {
         sync::lock(&self.timers).runtime = waker;
     }
 
-    /// Adds a timer under the key `key` makes (given the timers, under their lock).
-    fn insert(&self, key: impl FnOnce(&mut Timers) -> TimerKey, timer: Timer) -> TimerHandle {
+    /// Adds a timer under the key `key` makes (given the timers, under their lock), the way
+    /// `add` puts it in the queue.
+    fn insert<R>(
+        &self,
+        key: impl FnOnce(&mut Timers) -> TimerKey,
+        add: impl FnOnce(&mut TimerQueue<Timer>, TimerKey) -> R,
+    ) -> R {
         let mut timers = sync::lock(&self.timers);
         let key = key(&mut timers);
-        let handle = timers.queue.insert(key, timer);
+        let added = add(&mut timers.queue, key);
         let replan = match timers.plan {
             Plan::NotYet => false,
             Plan::Until(at) => key.at < at,
@@ -242,7 +252,7 @@ impl Clock {
         if let Some(waker) = runtime {
             waker.wake();
         }
-        handle
+        added
     }
 
     pub(crate) fn add_deadline(
@@ -252,32 +262,56 @@ impl Clock {
         seq: u64,
         node: &ScopeNode,
     ) -> TimerHandle {
-        let key = deadline_key(at, depth, seq);
-        self.insert(|_| key, Timer::Deadline(node.registered()))
+        let timer = Timer::Deadline(node.registered());
+        self.insert(
+            |_| deadline_key(at, depth, seq),
+            |queue, key| queue.insert(key, timer),
+        )
     }
 
-    /// Adds the deadline of a scope entered under `parent` but not recorded in the tree; it is
-    /// ordered as [`add_deadline`](Clock::add_deadline) orders a recorded one at `depth`.
-    pub(crate) fn add_unrecorded(
+    /// Adds the deadline of a scope entered under `parent` but not recorded in the tree, stored
+    /// in `node`; it is ordered as [`add_deadline`](Clock::add_deadline) orders a recorded one
+    /// at `depth`.
+    ///
+    /// # Safety
+    ///
+    /// `node` is in no clock, stays at its address until [`take_unrecorded`]
+    /// (Clock::take_unrecorded) took it back from this clock, and is given to no other clock
+    /// meanwhile.
+    pub(crate) unsafe fn add_unrecorded(
         &self,
         at: Instant,
         depth: u32,
         seq: u64,
         parent: &ScopeNode,
         waker: Waker,
-    ) -> TimerHandle {
-        let key = deadline_key(at, depth, seq);
-        let parent = parent.registered();
-        self.insert(|_| key, Timer::Unrecorded { parent, waker })
+        node: &UnrecordedTimer,
+    ) {
+        let timer = Timer::Unrecorded {
+            parent: parent.registered(),
+            waker,
+        };
+        self.insert(
+            |_| deadline_key(at, depth, seq),
+            // SAFETY: the caller's promise is the queue's.
+            |queue, key| unsafe { queue.insert_node(key, &node.0, timer) },
+        );
     }
 
     /// Replaces the waker of an unrecorded scope's deadline, if it has not fired.
-    pub(crate) fn refresh_unrecorded(&self, timer: TimerHandle, waker: &Waker) {
-        if let Some(Timer::Unrecorded { waker: w, .. }) =
-            sync::lock(&self.timers).queue.get_mut(timer)
-        {
-            w.clone_from(waker);
-        }
+    ///
+    /// # Safety
+    ///
+    /// `node` was given to no other clock since this one last took it back.
+    pub(crate) unsafe fn refresh_unrecorded(&self, node: &UnrecordedTimer, waker: &Waker) {
+        let mut timers = sync::lock(&self.timers);
+        let refresh = |timer: &mut Timer| {
+            if let Timer::Unrecorded { waker: w, .. } = timer {
+                w.clone_from(waker);
+            }
+        };
+        // SAFETY: the caller's promise.
+        unsafe { timers.queue.with_node_timer(&node.0, refresh) };
     }
 
     /// How many deadlines of unrecorded scopes fired so far.
@@ -286,25 +320,37 @@ impl Clock {
     }
 
     /// Whether the deadline of an unrecorded scope fired (and was not taken back yet).
-    pub(crate) fn has_fired(&self, timer: TimerHandle) -> bool {
-        sync::lock(&self.timers)
-            .fired_unrecorded
-            .contains_key(&timer)
+    ///
+    /// # Safety
+    ///
+    /// As for [`refresh_unrecorded`](Clock::refresh_unrecorded).
+    pub(crate) unsafe fn has_fired(&self, node: &UnrecordedTimer) -> bool {
+        let mut timers = sync::lock(&self.timers);
+        // SAFETY: the caller's promise.
+        unsafe { timers.queue.node_popped(&node.0) }
+            .is_some_and(|handle| timers.fired_unrecorded.contains_key(&handle))
     }
 
     /// Takes back the deadline of an unrecorded scope: removes it, or its outcome if it fired.
-    pub(crate) fn take_unrecorded(&self, timer: TimerHandle) -> Outcome {
+    /// `None` if `node` was in no clock.
+    ///
+    /// # Safety
+    ///
+    /// As for [`refresh_unrecorded`](Clock::refresh_unrecorded).
+    pub(crate) unsafe fn take_unrecorded(&self, node: &UnrecordedTimer) -> Option<Outcome> {
         let mut timers = sync::lock(&self.timers);
-        let removed = timers.queue.remove(timer);
-        let outcome = match removed {
-            Some(_) => Outcome::Pending,
-            None => Outcome::Fired {
-                first: timers.fired_unrecorded.remove(&timer).unwrap_or(false),
-            },
+        // SAFETY: the caller's promise.
+        let (outcome, removed) = match unsafe { timers.queue.remove_node(&node.0) } {
+            NodeTimer::Pending(timer) => (Outcome::Pending, Some(timer)),
+            NodeTimer::Popped(handle) => {
+                let first = timers.fired_unrecorded.remove(&handle).unwrap_or(false);
+                (Outcome::Fired { first }, None)
+            }
+            NodeTimer::Off => return None,
         };
         drop(timers);
         drop(removed); // its waker is dropped here, outside the lock
-        outcome
+        Some(outcome)
     }
 
     pub(crate) fn add_wake(&self, at: Instant, waker: Waker) -> TimerHandle {
@@ -317,7 +363,7 @@ impl Clock {
                 seq: timers.next_seq,
             }
         };
-        self.insert(key, Timer::Wake(waker))
+        self.insert(key, |queue, key| queue.insert(key, Timer::Wake(waker)))
     }
 
     /// Replaces the waker of a wake-up timer, if it is still pending.

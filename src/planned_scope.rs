@@ -17,6 +17,8 @@ pin_project_lite::pin_project! {
         // Behind a lock only for `record`, which a handle calls through a shared reference;
         // polling reaches it through `&mut` and never locks. The thread's context keeps its
         // address while the body is polled (`context::lend_slot`), and may record it there.
+        // Pinned: its timer is in the clock, by address, while it runs unrecorded.
+        #[pin]
         slot: Mutex<TimeoutSlot>,
         // How far this future took the scope: kept here too, so that polling looks at it once.
         stage: Phase,
@@ -48,7 +50,7 @@ impl<F> PlannedScope<F> {
     /// The record of the scope after its body completed, if it has one: a scope never recorded
     /// was never cancelled, so it absorbs nothing and did not time out.
     pub(crate) fn recorded(self: Pin<&mut Self>) -> Option<&ScopeNode> {
-        sync::get_mut(self.project().slot).recorded()
+        slot_mut(self.project().slot).recorded()
     }
 
     /// Leaves the scope (once).
@@ -56,9 +58,16 @@ impl<F> PlannedScope<F> {
         let this = self.project();
         if *this.stage != Phase::Exited {
             *this.stage = Phase::Exited;
-            sync::get_mut(this.slot).exit();
+            slot_mut(this.slot).exit();
         }
     }
+}
+
+/// The slot, to change it in place.
+fn slot_mut(slot: Pin<&mut Mutex<TimeoutSlot>>) -> &mut TimeoutSlot {
+    // SAFETY: nothing here moves the slot out of its place (it is changed in place and dropped
+    // there), which is all its pinning asks (`scope_tree/unrecorded.rs`, invariant 4).
+    sync::get_mut(unsafe { slot.get_unchecked_mut() })
 }
 
 impl<F: Future> PlannedScope<F> {
@@ -66,7 +75,7 @@ impl<F: Future> PlannedScope<F> {
     /// decide absorption; it must then call [`exit`](Self::exit) (drop does too).
     pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let slot = sync::get_mut(this.slot);
+        let slot = slot_mut(this.slot);
         if *this.stage == Phase::Created {
             *this.stage = Phase::Entered;
             slot.enter(cx.waker());

@@ -21,6 +21,30 @@ pub(crate) use loom::sync::{
 #[cfg(wherefore_loom)]
 pub(crate) use loom::thread_local;
 
+/// A cell whose data is reached through a raw pointer, only where a lock (or another argument
+/// written at the call) rules out a second access at the same time: the links of a timer that
+/// lives in its owner's future (`timer_queue/linked.rs`).
+///
+/// Under loom it is loom's, which checks that no two accesses race.
+#[cfg(not(wherefore_loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(wherefore_loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a pointer to the data (the same signature as loom's).
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(wherefore_loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
 /// An `Arc` for data that is immutable once shared (cause payloads, names).
 ///
 /// Always std's: such data needs no model, and loom's `Arc` cannot hold an unsized value such as

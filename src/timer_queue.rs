@@ -37,6 +37,11 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
+mod linked;
+
+pub(crate) use linked::TimerNode;
+use linked::{List, Place, with_state};
+
 use crate::slab::{Slab, SlabKey};
 
 /// Buckets per level, and the bits of a tick each level covers.
@@ -66,6 +71,15 @@ struct Stored {
     seq: u64,
 }
 
+impl Stored {
+    /// What a node holds before it is first added.
+    const ZERO: Stored = Stored {
+        nanos: 0,
+        rank: 0,
+        seq: 0,
+    };
+}
+
 /// A registered timer, as its owner keeps it to move or remove it: its entry's key, whose stamp
 /// tells it from whatever takes the entry's place after it (one word in every scope record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,11 +88,33 @@ pub(crate) struct TimerHandle {
 }
 
 #[derive(Debug)]
-struct Level {
-    /// Bit `s` is set iff `slots[s]` holds keys (maybe only stale ones).
+struct Level<T> {
+    /// Bit `s` is set iff `slots[s]` holds keys (maybe only stale ones) or `linked[s]` nodes.
     occupied: u64,
     /// Keys in the order they were put there.
     slots: [VecDeque<SlabKey>; SLOTS],
+    /// Timers stored in their owners (`linked.rs`), in the order they were linked.
+    linked: [List<T>; SLOTS],
+}
+
+impl<T> Level<T> {
+    /// Clears bucket `slot`'s bit if it holds nothing any more.
+    fn note_if_empty(&mut self, slot: usize) {
+        if self.slots[slot].is_empty() && self.linked[slot].is_empty() {
+            self.occupied &= !(1 << slot);
+        }
+    }
+}
+
+/// What [`TimerQueue::remove_node`] found of a node's timer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NodeTimer<T> {
+    /// It was pending: here it is, removed.
+    Pending(T),
+    /// It moved to a slab entry and was popped from there (fired): this was its handle.
+    Popped(TimerHandle),
+    /// The node was in no queue.
+    Off,
 }
 
 /// Pending timers carrying a `T` each; see the module documentation.
@@ -89,7 +125,7 @@ pub(crate) struct TimerQueue<T> {
     base: Instant,
     position: u64,
     /// Allocated with the first timer that lands in it.
-    levels: Option<Box<[Level; LEVELS]>>,
+    levels: Option<Box<[Level<T>; LEVELS]>>,
     overflow: Vec<SlabKey>,
     due: BinaryHeap<Reverse<(Stored, SlabKey)>>,
     stale: usize,
@@ -165,6 +201,158 @@ impl<T> TimerQueue<T> {
         Some(timer)
     }
 
+    /// Adds the timer `timer` under `key`, stored in `node` (`linked.rs`): linked into its
+    /// bucket, or moved to a slab entry if it is due already or beyond the wheel.
+    ///
+    /// # Safety
+    ///
+    /// `node` is in no queue, and stays at its address until [`remove_node`](Self::remove_node)
+    /// took it back from this queue; no other queue is given it meanwhile (`linked.rs`,
+    /// invariants 1 and 2).
+    pub(crate) unsafe fn insert_node(&mut self, key: TimerKey, node: &TimerNode<T>, timer: T) {
+        debug_assert!(
+            key.at >= self.base,
+            "no timer lies before its clock started"
+        );
+        let key = self.store(key);
+        let node: *const TimerNode<T> = node;
+        // SAFETY: the caller's promise: the node is live and this queue's from now.
+        unsafe {
+            with_state(node, |state| {
+                debug_assert_eq!(state.place, Place::Off, "a node is in one queue at a time");
+                state.key = key;
+                state.timer = Some(timer);
+            });
+            self.place_node(node);
+        }
+    }
+
+    /// Puts a node that is in no list where invariant 1 wants its key: linked into a bucket,
+    /// or moved to a slab entry (placed there) if it is due or beyond the wheel.
+    ///
+    /// # Safety
+    ///
+    /// `node` is live and this queue's (`linked.rs`, invariants 1 and 2), and in no list.
+    unsafe fn place_node(&mut self, node: *const TimerNode<T>) {
+        // SAFETY: the caller's promise.
+        let key = unsafe { with_state(node, |state| state.key) };
+        let tick = Self::tick(key.nanos);
+        let bucket = (tick > self.position)
+            .then(|| self.bucket_of(tick))
+            .flatten();
+        let Some((level, slot)) = bucket else {
+            // SAFETY: as above.
+            let timer = unsafe { with_state(node, |state| state.timer.take()) };
+            let Some(timer) = timer else {
+                unreachable!("a node in no list but this queue's holds its timer")
+            };
+            let entry = self.entries.insert((key, timer));
+            self.place(entry, key);
+            // SAFETY: as above.
+            unsafe { with_state(node, |state| state.place = Place::Moved(entry)) };
+            return;
+        };
+        let level_of = &mut self.levels_mut()[level];
+        // SAFETY: as above; the bucket's list holds live nodes of this queue.
+        unsafe {
+            level_of.linked[slot].push_back(node);
+            with_state(node, |state| {
+                state.place = Place::Linked {
+                    level: level as u8,
+                    slot: slot as u8,
+                }
+            });
+        }
+        level_of.occupied |= 1 << slot;
+    }
+
+    /// Takes a node's timer back out of the queue: unlinked, or its slab entry removed; or, if
+    /// it fired, the handle it fired under. The node is in no queue afterwards.
+    ///
+    /// # Safety
+    ///
+    /// `node` was never given to another queue since it was last taken back from this one.
+    pub(crate) unsafe fn remove_node(&mut self, node: &TimerNode<T>) -> NodeTimer<T> {
+        let node: *const TimerNode<T> = node;
+        // SAFETY: the caller's promise: the node is this queue's or in none (then `Off`).
+        let place = unsafe {
+            with_state(node, |state| {
+                std::mem::replace(&mut state.place, Place::Off)
+            })
+        };
+        match place {
+            Place::Off => NodeTimer::Off,
+            Place::Moved(entry) => {
+                let handle = TimerHandle { entry };
+                match self.remove(handle) {
+                    Some(timer) => NodeTimer::Pending(timer),
+                    None => NodeTimer::Popped(handle),
+                }
+            }
+            Place::Linked { level, slot } => {
+                let (level, slot) = (usize::from(level), usize::from(slot));
+                let Some(levels) = self.levels.as_mut() else {
+                    unreachable!("a linked node is in a level (`linked.rs`, invariant 3)")
+                };
+                let level = &mut levels[level];
+                // SAFETY: the node is this queue's, linked in this list (invariant 3), whose
+                // nodes are live.
+                let timer = unsafe {
+                    level.linked[slot].unlink(node);
+                    with_state(node, |state| state.timer.take())
+                };
+                level.note_if_empty(slot);
+                match timer {
+                    Some(timer) => NodeTimer::Pending(timer),
+                    None => unreachable!("a linked node holds its timer"),
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on a node's pending timer, wherever it is; `false` if it is not pending.
+    ///
+    /// # Safety
+    ///
+    /// As for [`remove_node`](Self::remove_node).
+    pub(crate) unsafe fn with_node_timer(
+        &mut self,
+        node: &TimerNode<T>,
+        f: impl FnOnce(&mut T),
+    ) -> bool {
+        let node: *const TimerNode<T> = node;
+        // SAFETY: the caller's promise, as in `remove_node`.
+        let place = unsafe { with_state(node, |state| state.place) };
+        match place {
+            Place::Off => false,
+            Place::Moved(entry) => match self.entries.get_mut(entry) {
+                Some((_, timer)) => {
+                    f(timer);
+                    true
+                }
+                None => false,
+            },
+            // SAFETY: as above.
+            Place::Linked { .. } => unsafe {
+                with_state(node, |state| state.timer.as_mut().map(f).is_some())
+            },
+        }
+    }
+
+    /// The handle a node's timer fired under, if it moved to a slab entry and was popped.
+    ///
+    /// # Safety
+    ///
+    /// As for [`remove_node`](Self::remove_node).
+    pub(crate) unsafe fn node_popped(&mut self, node: &TimerNode<T>) -> Option<TimerHandle> {
+        let node: *const TimerNode<T> = node;
+        // SAFETY: the caller's promise, as in `remove_node`.
+        match unsafe { with_state(node, |state| state.place) } {
+            Place::Moved(entry) if self.entries.get(entry).is_none() => Some(TimerHandle { entry }),
+            _ => None,
+        }
+    }
+
     /// Takes `entry`'s key back out of its bucket if it is at either end (timeouts that end in
     /// the order they began, or nest, or follow one another), so that nothing is left behind.
     /// Returns whether it did.
@@ -193,9 +381,7 @@ impl<T> TimerQueue<T> {
         } else {
             return false;
         }
-        if bucket.is_empty() {
-            level.occupied &= !(1 << slot);
-        }
+        level.note_if_empty(slot);
         true
     }
 
@@ -276,14 +462,28 @@ impl<T> TimerQueue<T> {
             self.overflow.push(entry);
             return;
         };
-        let levels = self.levels.get_or_insert_with(|| {
-            Box::new(std::array::from_fn(|_| Level {
-                occupied: 0,
-                slots: std::array::from_fn(|_| VecDeque::new()),
-            }))
-        });
-        levels[level].slots[slot].push_back(entry);
-        levels[level].occupied |= 1 << slot;
+        let level = &mut self.levels_mut()[level];
+        level.slots[slot].push_back(entry);
+        level.occupied |= 1 << slot;
+    }
+
+    /// The wheel's levels, allocated with the first timer that lands in them.
+    fn levels_mut(&mut self) -> &mut [Level<T>; LEVELS] {
+        self.levels.get_or_insert_with(|| {
+            // A level at a time: the six together (18 KB) would be built on the stack first,
+            // too much for a loom model's thread.
+            let levels: Box<[Level<T>]> = (0..LEVELS)
+                .map(|_| Level {
+                    occupied: 0,
+                    slots: std::array::from_fn(|_| VecDeque::new()),
+                    linked: std::array::from_fn(|_| List::default()),
+                })
+                .collect();
+            match levels.try_into() {
+                Ok(levels) => levels,
+                Err(_) => unreachable!("LEVELS levels were made"),
+            }
+        })
     }
 
     /// The first occupied bucket of the lowest occupied level, and the tick it starts at.
@@ -313,7 +513,14 @@ impl<T> TimerQueue<T> {
         };
         levels[level].occupied &= !(1 << slot);
         let bucket = std::mem::take(&mut levels[level].slots[slot]);
+        let mut linked = std::mem::take(&mut levels[level].linked[slot]);
         self.place_again(bucket);
+        // SAFETY: the nodes of a bucket's list are live and ours (`linked.rs`, invariants 1
+        // and 2); `linked` took them over from the bucket whole.
+        while let Some(node) = unsafe { linked.pop_front() } {
+            // SAFETY: as above; `node` is in no list now.
+            unsafe { self.place_node(node) };
+        }
     }
 
     /// Places the live ones of `entries` anew, relative to the current `position`.
@@ -362,8 +569,8 @@ impl<T> TimerQueue<T> {
                     bucket.retain(live);
                     if bucket.is_empty() {
                         *bucket = VecDeque::new();
-                        level.occupied &= !(1 << slot);
                     }
+                    level.note_if_empty(slot);
                 }
             }
         }
@@ -378,6 +585,7 @@ impl<T> TimerQueue<T> {
 mod tests {
     use super::*;
     use crate::clock::SplitMix64;
+    use std::pin::Pin;
     use std::time::Duration;
 
     /// A reproducible stream of numbers: the clock's seeded generator.
@@ -400,14 +608,36 @@ mod tests {
         }
     }
 
-    /// Runs random insertions, removals, time steps and questions, checking every answer against
-    /// a plain list of the live keys.
+    /// How a test holds a timer it added: by handle, or as the node that stores it.
+    enum Held {
+        Handle(TimerHandle),
+        Node(Pin<Box<TimerNode<u64>>>),
+    }
+
+    impl Held {
+        fn remove(&self, queue: &mut TimerQueue<u64>) -> Option<u64> {
+            match self {
+                Held::Handle(handle) => queue.remove(*handle),
+                // SAFETY: the node is pinned in its box, added to this queue only, and the test
+                // takes it back before the box goes (see `check_against_a_list`).
+                Held::Node(node) => match unsafe { queue.remove_node(node) } {
+                    NodeTimer::Pending(value) => Some(value),
+                    NodeTimer::Popped(_) | NodeTimer::Off => None,
+                },
+            }
+        }
+    }
+
+    /// Runs random insertions (by handle, or stored in a node), removals, time steps and
+    /// questions, checking every answer against a plain list of the live keys.
     fn check_against_a_list(seed: u64, steps: usize) {
         let mut numbers = Numbers(SplitMix64(seed));
         let base = Instant::now();
         let mut now = base;
         let mut queue = TimerQueue::new(base);
-        let mut live: Vec<(TimerKey, TimerHandle, u64)> = Vec::new();
+        let mut live: Vec<(TimerKey, Held, u64)> = Vec::new();
+        // Nodes whose timer fired: their handles, to ask them about it.
+        let mut popped: Vec<(Pin<Box<TimerNode<u64>>>, TimerHandle)> = Vec::new();
         let mut seq = 0;
         for _ in 0..steps {
             match numbers.below(10) {
@@ -428,8 +658,16 @@ mod tests {
                         _ => now + numbers.delay(),
                     };
                     let key = TimerKey { at, rank, seq };
-                    let handle = queue.insert(key, seq);
-                    live.push((key, handle, seq));
+                    let held = if numbers.below(2) == 0 {
+                        Held::Handle(queue.insert(key, seq))
+                    } else {
+                        let node = Box::pin(TimerNode::new());
+                        // SAFETY: pinned in its box; taken back from this queue before the box
+                        // is dropped (removed, or asked after it fired, below and at the end).
+                        unsafe { queue.insert_node(key, &node, seq) };
+                        Held::Node(node)
+                    };
+                    live.push((key, held, seq));
                 }
                 5 | 6 if !live.is_empty() => {
                     // Often the latest or the earliest timer added, as nested, successive or
@@ -440,9 +678,13 @@ mod tests {
                         1 => (0..live.len()).min_by_key(by_seq).expect("not empty"),
                         _ => numbers.below(live.len() as u64) as usize,
                     };
-                    let (_, handle, value) = live.swap_remove(index);
-                    assert_eq!(queue.remove(handle), Some(value));
-                    assert_eq!(queue.remove(handle), None, "a removed timer stays removed");
+                    let (_, held, value) = live.swap_remove(index);
+                    assert_eq!(held.remove(&mut queue), Some(value));
+                    assert_eq!(
+                        held.remove(&mut queue),
+                        None,
+                        "a removed timer stays removed"
+                    );
                 }
                 7 => {
                     let earliest = live.iter().map(|(key, ..)| *key).min();
@@ -462,15 +704,41 @@ mod tests {
                     now += numbers.delay() / (1 + numbers.below(1000) as u32);
                     live.sort_by_key(|(key, ..)| *key);
                     let due = live.iter().take_while(|(key, ..)| key.at <= now).count();
-                    let expected: Vec<u64> = live.drain(..due).map(|(.., value)| value).collect();
+                    let mut expected = Vec::new();
+                    let mut nodes = Vec::new();
+                    for (_, held, value) in live.drain(..due) {
+                        expected.push(value);
+                        if let Held::Node(node) = held {
+                            nodes.push((value, node));
+                        }
+                    }
                     let mut fired = Vec::new();
-                    while let Some((_, value)) = queue.pop_due(now) {
+                    while let Some((handle, value)) = queue.pop_due(now) {
                         fired.push(value);
+                        if let Some(i) = nodes.iter().position(|(v, _)| *v == value) {
+                            popped.push((nodes.swap_remove(i).1, handle));
+                        }
                     }
                     assert_eq!(fired, expected, "seed {seed}: what is due, in key order");
+                    for (node, handle) in popped.drain(..) {
+                        // SAFETY: as where it was added.
+                        unsafe {
+                            assert_eq!(queue.node_popped(&node), Some(handle));
+                            assert_eq!(queue.remove_node(&node), NodeTimer::Popped(handle));
+                            assert_eq!(queue.remove_node(&node), NodeTimer::Off);
+                        }
+                    }
                 }
             }
         }
+        for (_, held, value) in live.drain(..) {
+            assert_eq!(
+                held.remove(&mut queue),
+                Some(value),
+                "seed {seed}: still pending"
+            );
+        }
+        assert_eq!(queue.first(), None);
     }
 
     #[test]

@@ -58,6 +58,10 @@
 //!    fired.
 //! 3. `waker` is the identity of the waker in the timer: the timer wakes the task that polled
 //!    the scope last.
+//! 4. The timer is stored in the slot (`timer_queue/linked.rs`), which stays at its address
+//!    while the timer is in the clock (`timer_in_clock`): the slot lives in a pinned
+//!    `PlannedScope` (`!Unpin` through the timer), and takes its timer back before it is dropped
+//!    or its runtime is let go. It is only ever added to the clock of `env`.
 
 use std::panic::Location;
 use std::task::Waker;
@@ -65,7 +69,7 @@ use std::time::{Duration, Instant};
 
 use super::{After, Deadline, Phase, ScopeNode, When};
 use crate::cause::Cause;
-use crate::clock::{Clock, Outcome, TimerHandle};
+use crate::clock::{Clock, Outcome, UnrecordedTimer};
 use crate::context;
 use crate::env::Env;
 use crate::identity::ScopeId;
@@ -83,8 +87,9 @@ pub(crate) struct TimeoutSlot {
     record: Option<ScopeNode>,
     /// While entered unrecorded: the parent (invariant 1).
     parent: Option<ScopeNode>,
-    /// While entered unrecorded: the deadline's timer in the clock of `env`.
-    timer: Option<TimerHandle>,
+    /// The deadline's timer, in the clock of `env` while `timer_in_clock` (invariant 4).
+    timer: UnrecordedTimer,
+    timer_in_clock: bool,
     /// The runtime it was created in (until recorded or left), then entered in.
     env: Option<Arc<Env>>,
     id: ScopeId,
@@ -105,11 +110,13 @@ fn identity(waker: &Waker) -> (usize, usize) {
 
 impl TimeoutSlot {
     /// A scope whose deadline is `timeout` after its entry.
+    #[inline]
     pub(crate) fn after(timeout: Duration, set_at: &'static Location<'static>) -> TimeoutSlot {
         Self::planned(|_| When::AfterEntry(timeout), set_at)
     }
 
     /// A scope whose deadline is `at`.
+    #[inline]
     pub(crate) fn at(at: Instant, set_at: &'static Location<'static>) -> TimeoutSlot {
         Self::planned(
             |env| When::At {
@@ -120,6 +127,7 @@ impl TimeoutSlot {
         )
     }
 
+    #[inline]
     fn planned(
         when: impl FnOnce(Option<&Arc<Env>>) -> When,
         set_at: &'static Location<'static>,
@@ -128,7 +136,8 @@ impl TimeoutSlot {
         TimeoutSlot {
             record: None,
             parent: None,
-            timer: None,
+            timer: UnrecordedTimer::default(),
+            timer_in_clock: false,
             when: when(env.as_ref()),
             env,
             id: ScopeId(id),
@@ -206,17 +215,22 @@ impl TimeoutSlot {
         }
         // Read before the timer is added (invariant 2): a firing after it moves the count.
         let seen_fired = clock.unrecorded_fired();
-        let timer = clock.add_unrecorded(
-            at,
-            depth.saturating_add(1),
-            self.id.0,
-            &parent,
-            waker.clone(),
-        );
+        // SAFETY: the timer is in no clock (`timer_in_clock` is false: a slot enters once), and
+        // the slot keeps it where it is until it takes it back from this clock (invariant 4).
+        unsafe {
+            clock.add_unrecorded(
+                at,
+                depth.saturating_add(1),
+                self.id.0,
+                &parent,
+                waker.clone(),
+                &self.timer,
+            );
+        }
+        self.timer_in_clock = true;
         self.when = When::At { at, after };
         self.seen_fired = seen_fired;
         self.waker = identity(waker);
-        self.timer = Some(timer);
         self.parent = Some(parent);
         Ok(())
     }
@@ -225,19 +239,20 @@ impl TimeoutSlot {
     /// unrecorded scope fired (then the caller records it); else makes sure the timer wakes
     /// this `waker`.
     pub(crate) fn fired(&mut self, waker: &Waker) -> bool {
-        let (Some(timer), Some(env)) = (self.timer, &self.env) else {
+        let (true, Some(env)) = (self.timer_in_clock, &self.env) else {
             return false;
         };
         let clock = env.clock();
         let count = clock.unrecorded_fired();
+        // SAFETY (both calls): the timer was only ever added to this clock (invariant 4).
         if count != self.seen_fired {
             self.seen_fired = count;
-            if clock.has_fired(timer) {
+            if unsafe { clock.has_fired(&self.timer) } {
                 return true;
             }
         }
         if identity(waker) != self.waker {
-            clock.refresh_unrecorded(timer, waker);
+            unsafe { clock.refresh_unrecorded(&self.timer, waker) };
             self.waker = identity(waker);
         }
         false
@@ -294,14 +309,22 @@ impl TimeoutSlot {
         }
     }
 
+    /// Takes the timer back from the clock, if it is there (invariant 4), with its outcome.
     fn take_timer(&mut self) -> Option<Outcome> {
-        let timer = self.timer.take()?;
-        Some(self.clock()?.take_unrecorded(timer))
+        if !std::mem::take(&mut self.timer_in_clock) {
+            return None;
+        }
+        let Some(clock) = self.clock() else {
+            unreachable!("a slot keeps its runtime while its timer is in the clock (invariant 4)")
+        };
+        // SAFETY: the timer was only ever added to this clock (invariant 4).
+        unsafe { clock.take_unrecorded(&self.timer) }
     }
 }
 
 impl Drop for TimeoutSlot {
-    /// Invariant 1: the timer goes before the reference to the parent does.
+    /// Invariants 1 and 4: the timer goes before the reference to the parent does, and before
+    /// the timer's own place in the slot.
     fn drop(&mut self) {
         self.take_timer();
     }
