@@ -2,7 +2,8 @@
 //!
 //! `cargo bench --bench compare` (full) or `cargo bench --bench compare -- --quick` (fewer
 //! repetitions, under two minutes on two cores); add `--features tokio` for the timeouts on
-//! tokio's clock. Prints one table: per workload, the median time
+//! tokio's clock; `-- --glibc-defaults` to leave glibc's allocator as it is (see
+//! `set_up_allocator`). Prints one table: per workload, the median time
 //! per item for wherefore and the peer, their ratio, bytes allocated per item for each, and the
 //! target; the last line names the worst ratio against its target. BENCHMARKS.md has a run.
 
@@ -74,6 +75,38 @@ fn allocated(f: impl FnOnce()) -> (usize, usize) {
         BYTES.load(Ordering::Relaxed) - b,
         ALLOCATIONS.load(Ordering::Relaxed) - a,
     )
+}
+
+/// How the system allocator is set up for the run: by default (glibc) it keeps the memory
+/// freed (no trimming of the heap's top, no fresh mapping for large blocks), so that no run pays
+/// page faults for memory the run before gave back. glibc's own defaults make that depend on
+/// history: it raises its thresholds each time a large mapped block is freed, so a side's faults
+/// depended on whether some side had freed such a block earlier in the process (measured in
+/// the ninth session: 2,500 faults per run of 100,000 timeouts, or none, for the same code).
+/// `--glibc-defaults` leaves glibc as it is. Returns what the table's header says about it.
+fn set_up_allocator(glibc_defaults: bool) -> &'static str {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        if glibc_defaults {
+            return "glibc, its defaults (--glibc-defaults)";
+        }
+        // SAFETY: plain calls setting two parameters of glibc's allocator, before any thread
+        // but this one exists.
+        let set = unsafe {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+                && libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+        };
+        if set {
+            "glibc, freed memory kept (M_TRIM_THRESHOLD 2 GiB, M_MMAP_THRESHOLD 32 MiB)"
+        } else {
+            "glibc, its defaults (mallopt refused)"
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = glibc_defaults;
+        "the system's, as it is"
+    }
 }
 
 // ----- measuring ------------------------------------------------------------------------------
@@ -653,6 +686,7 @@ fn cause_costs(rows: &mut Vec<Row>) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let allocator = set_up_allocator(std::env::args().any(|a| a == "--glibc-defaults"));
     let runs = if quick { 5 } else { 21 };
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -663,6 +697,7 @@ fn main() {
     propagation(quick, &mut rows);
     cause_costs(&mut rows);
 
+    println!("allocator: {allocator}");
     println!(
         "{:<48} {:<34} {:>10} {:>10} {:>8} {:>9} {:>9}  target",
         "workload", "peer", "ours ns", "peer ns", "ratio", "ours B", "peer B"

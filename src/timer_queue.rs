@@ -202,7 +202,8 @@ impl<T> TimerQueue<T> {
     }
 
     /// Adds the timer `timer` under `key`, stored in `node` (`linked.rs`): linked into its
-    /// bucket, or moved to a slab entry if it is due already or beyond the wheel.
+    /// bucket, or in a slab entry (the node moved there) if it is due already or beyond the
+    /// wheel.
     ///
     /// # Safety
     ///
@@ -216,44 +217,43 @@ impl<T> TimerQueue<T> {
         );
         let key = self.store(key);
         let node: *const TimerNode<T> = node;
-        // SAFETY: the caller's promise: the node is live and this queue's from now.
-        unsafe {
-            with_state(node, |state| {
-                debug_assert_eq!(state.place, Place::Off, "a node is in one queue at a time");
-                state.key = key;
-                state.timer = Some(timer);
-            });
-            self.place_node(node);
+        // SAFETY (all three): the caller's promise: the node is live and this queue's from now.
+        match self.wheel_bucket(key) {
+            Some((level, slot)) => unsafe {
+                // The key is handed on, not read back: a load of what was just stored through
+                // another width stalls (`perf annotate` put a quarter of this path there).
+                with_state(node, |state| {
+                    debug_assert_eq!(state.place, Place::Off, "a node is in one queue at a time");
+                    state.key = key;
+                    state.timer = Some(timer);
+                });
+                self.link(node, level, slot);
+            },
+            None => {
+                let entry = self.entries.insert((key, timer));
+                self.place(entry, key);
+                unsafe { with_state(node, |state| state.place = Place::Moved(entry)) };
+            }
         }
     }
 
-    /// Puts a node that is in no list where invariant 1 wants its key: linked into a bucket,
-    /// or moved to a slab entry (placed there) if it is due or beyond the wheel.
+    /// The wheel's bucket for a key (invariant 1), or `None` if it is due or beyond the wheel.
+    fn wheel_bucket(&self, key: Stored) -> Option<(usize, usize)> {
+        let tick = Self::tick(key.nanos);
+        (tick > self.position)
+            .then(|| self.bucket_of(tick))
+            .flatten()
+    }
+
+    /// Links a node that is in no list into bucket `slot` of `level`.
     ///
     /// # Safety
     ///
-    /// `node` is live and this queue's (`linked.rs`, invariants 1 and 2), and in no list.
-    unsafe fn place_node(&mut self, node: *const TimerNode<T>) {
-        // SAFETY: the caller's promise.
-        let key = unsafe { with_state(node, |state| state.key) };
-        let tick = Self::tick(key.nanos);
-        let bucket = (tick > self.position)
-            .then(|| self.bucket_of(tick))
-            .flatten();
-        let Some((level, slot)) = bucket else {
-            // SAFETY: as above.
-            let timer = unsafe { with_state(node, |state| state.timer.take()) };
-            let Some(timer) = timer else {
-                unreachable!("a node in no list but this queue's holds its timer")
-            };
-            let entry = self.entries.insert((key, timer));
-            self.place(entry, key);
-            // SAFETY: as above.
-            unsafe { with_state(node, |state| state.place = Place::Moved(entry)) };
-            return;
-        };
+    /// `node` is live and this queue's (`linked.rs`, invariants 1 and 2), in no list, and holds
+    /// its key, which belongs in that bucket, and its timer.
+    unsafe fn link(&mut self, node: *const TimerNode<T>, level: usize, slot: usize) {
         let level_of = &mut self.levels_mut()[level];
-        // SAFETY: as above; the bucket's list holds live nodes of this queue.
+        // SAFETY: the caller's promise; the bucket's list holds live nodes of this queue.
         unsafe {
             level_of.linked[slot].push_back(node);
             with_state(node, |state| {
@@ -264,6 +264,31 @@ impl<T> TimerQueue<T> {
             });
         }
         level_of.occupied |= 1 << slot;
+    }
+
+    /// Puts a node taken out of its bucket where invariant 1 wants its key now: linked into a
+    /// lower bucket, or moved to a slab entry (placed there) if it is due.
+    ///
+    /// # Safety
+    ///
+    /// `node` is live and this queue's (`linked.rs`, invariants 1 and 2), and in no list.
+    unsafe fn place_node(&mut self, node: *const TimerNode<T>) {
+        // SAFETY: the caller's promise.
+        let key = unsafe { with_state(node, |state| state.key) };
+        if let Some((level, slot)) = self.wheel_bucket(key) {
+            // SAFETY: as above; the node holds its key and its timer (it was linked).
+            unsafe { self.link(node, level, slot) };
+            return;
+        }
+        // SAFETY: as above.
+        let timer = unsafe { with_state(node, |state| state.timer.take()) };
+        let Some(timer) = timer else {
+            unreachable!("a node taken from a bucket holds its timer")
+        };
+        let entry = self.entries.insert((key, timer));
+        self.place(entry, key);
+        // SAFETY: as above.
+        unsafe { with_state(node, |state| state.place = Place::Moved(entry)) };
     }
 
     /// Takes a node's timer back out of the queue: unlinked, or its slab entry removed; or, if
