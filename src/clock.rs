@@ -5,8 +5,9 @@
 //! [`run`](crate::run)) and a virtual one that stands still while any task can run and jumps to
 //! the next timer when none can (used by [`testing`](crate::testing)).
 //!
-//! Timers are kept in one queue (a timing wheel, see `timer_queue.rs`). Keys order them by
-//! instant, then by *rank*: deadlines before wake-ups, then (deadlines) depth with ancestors first,
+//! Timers are kept in one queue (a timing wheel, see `timer_queue.rs`; an unrecorded timeout's
+//! timer is stored in its own future, an [`UnrecordedTimer`], and linked there). Keys order them
+//! by instant, then by *rank*: deadlines before wake-ups, then (deadlines) depth with ancestors first,
 //! or (wake-ups, under a seeded schedule) a random number; then by *seq*: scope creation order for
 //! deadlines, registration order for wake-ups. Firing pops them in that order, which gives S9:
 //! every deadline due at an instant is processed before any task woken at that instant runs, and
@@ -275,9 +276,9 @@ impl Clock {
     ///
     /// # Safety
     ///
-    /// `node` is in no clock, stays at its address until [`take_unrecorded`]
-    /// (Clock::take_unrecorded) took it back from this clock, and is given to no other clock
-    /// meanwhile.
+    /// `node` is in no clock, stays at its address until
+    /// [`take_unrecorded`](Clock::take_unrecorded) took it back from this clock, and is given to
+    /// no other clock meanwhile.
     pub(crate) unsafe fn add_unrecorded(
         &self,
         at: Instant,

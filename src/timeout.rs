@@ -66,7 +66,10 @@ pin_project_lite::pin_project! {
     /// as [`Scope::run`](crate::Scope::run) does.
     ///
     /// It is a scope with a deadline that takes no room in the scope tree until something needs
-    /// it there: see DESIGN.md, "Unrecorded timeout scopes".
+    /// it there: see DESIGN.md, "Unrecorded timeout scopes". While it runs so, the deadline's
+    /// timer is stored in this future, linked into the clock's wheel (nothing is allocated for
+    /// it); hence the future is `!Unpin`, as tokio's `Timeout` is: pin it (`std::pin::pin!`,
+    /// `Box::pin`) to poll it through a reference, as in `tokio::select!` on a `&mut`.
     ///
     /// ```
     /// let fut: wherefore::MoveOnAfter<_> = wherefore::move_on_after(
@@ -74,6 +77,16 @@ pin_project_lite::pin_project! {
     ///     async { Ok::<_, wherefore::Cancelled>(7) },
     /// );
     /// assert_eq!(wherefore::testing::block_on(fut).unwrap(), Some(7));
+    ///
+    /// // Pinned, it is polled through a reference (here, in a `select`):
+    /// let mut fut = std::pin::pin!(wherefore::move_on_after(
+    ///     std::time::Duration::from_secs(1),
+    ///     async { Ok::<_, wherefore::Cancelled>(8) },
+    /// ));
+    /// let first = wherefore::testing::block_on(async {
+    ///     futures::future::select(fut.as_mut(), std::future::pending::<()>()).await
+    /// });
+    /// assert!(matches!(first, futures::future::Either::Left((Ok(Some(8)), _))));
     /// ```
     #[derive(Debug)]
     #[must_use = "futures do nothing unless awaited"]
@@ -176,9 +189,13 @@ where
 pin_project_lite::pin_project! {
     /// Future returned by [`fail_after`] and [`fail_at`].
     ///
+    /// Like [`MoveOnAfter`], it is `!Unpin` (its deadline's timer is stored in it while it
+    /// runs): pin it to poll it through a reference.
+    ///
     /// ```
     /// let fut: wherefore::FailAfter<_> =
     ///     wherefore::fail_after(std::time::Duration::from_secs(1), wherefore::checkpoint());
+    /// let fut = std::pin::pin!(fut);
     /// assert!(wherefore::testing::block_on(fut).is_ok());
     /// ```
     #[derive(Debug)]

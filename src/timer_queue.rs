@@ -768,7 +768,9 @@ mod tests {
 
     #[test]
     fn timers_fire_in_key_order_whatever_the_mix_of_delays_removals_and_questions() {
-        for seed in 0..200 {
+        // Under Miri (which checks the nodes' pointers) a few seeds: it runs ~1,000x slower.
+        let seeds = if cfg!(miri) { 4 } else { 200 };
+        for seed in 0..seeds {
             check_against_a_list(seed, 400);
         }
     }

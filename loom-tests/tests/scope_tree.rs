@@ -279,8 +279,10 @@ fn spawn_races_group_closing() {
 /// scopes") fires from another thread while the scope's body runs and the scope leaves: the
 /// clock reads the parent's flags by address while the timer is there, and the scope takes its
 /// timer back (or its outcome, if it fired) before it lets go of its parent, so firing never
-/// follows a freed record (loom checks every `Arc`). The scope ends timed out at its checkpoint
-/// (recorded with its own timeout, absorbed) or finished.
+/// follows a freed record (loom checks every `Arc`). The timer is stored in the scope's future
+/// and linked into the wheel: the firing thread moves it down the wheel and into the due heap
+/// while the scope may unlink it (loom checks every access to the node's cell). The scope ends
+/// timed out at its checkpoint (recorded with its own timeout, absorbed) or finished.
 #[test]
 fn unrecorded_deadline_firing_races_its_scope_leaving() {
     loom::model(|| {

@@ -10,8 +10,9 @@
 //! So `move_on_after`, `move_on_at`, `fail_after` and `fail_at` plan their scope without a
 //! record ([`TimeoutSlot`]: its number, its runtime, its deadline, inline in their future). On
 //! first poll, if it can, the scope enters *unrecorded*: its deadline goes to the clock as a
-//! timer that knows the parent and the waker of the task polling the scope, and the body runs
-//! with the parent's flags as its fast path. The scope is recorded (a record entered under the
+//! timer that knows the parent and the waker of the task polling the scope, stored in the slot
+//! itself and linked into the clock's wheel (`timer_queue/linked.rs`: nothing is allocated), and
+//! the body runs with the parent's flags as its fast path. The scope is recorded (a record entered under the
 //! parent, with the same number and deadline: [`TimeoutSlot::record`]) as soon as anything
 //! needs it:
 //!
