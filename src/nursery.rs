@@ -21,6 +21,7 @@ use crate::cancelled::CancelError;
 use crate::cause::{Cause, SiblingFailure};
 use crate::checkpoint::report_blocked;
 use crate::context;
+use crate::env::Env;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::member::{Member, MemberName, member, unjoined};
@@ -28,7 +29,7 @@ use crate::member_set::{MemberSet, remember};
 use crate::persistent_group::PersistentGroup;
 use crate::scope::CancelHandle;
 use crate::scope_tree::{ExitOnDrop, Phase, ScopeNode};
-use crate::sync::{self, AtomicBool, Frozen, Mutex, Ordering};
+use crate::sync::{self, Arc, AtomicBool, Frozen, Mutex, Ordering};
 use crate::task::{End, Ended, JoinHandle, classify, panic_message, report_spawn};
 
 /// The handle through which the body and the members of a nursery spawn into it.
@@ -671,6 +672,7 @@ impl NurseryBuilder {
                 failures: Vec::new(),
                 panic: None,
                 collect_panics,
+                ambient: None,
             };
             driver.await
         }
@@ -712,6 +714,11 @@ struct Driver<'env, Fut, T, E> {
     /// The first panic, to resume at the end (default mode).
     panic: Option<Box<dyn Any + Send>>,
     collect_panics: bool,
+    /// The nursery's runtime environment, when it was first polled on a thread that had none (a
+    /// nursery inside a bare tokio runtime, whose scopes take an environment of their own): it is
+    /// the thread's environment during each poll, as a tokio worker's member has it
+    /// (`tokio::Worker`), so that what its members create finds it there without a lock.
+    ambient: Option<Arc<Env>>,
 }
 
 impl<Fut, T, E> Unpin for Driver<'_, Fut, T, E> {}
@@ -838,7 +845,11 @@ where
         let node = this.node().clone();
         if node.enter_if_new() {
             this.shared.running.borrow_mut().set_schedule(node.clock());
+            if context::env_address().is_null() {
+                this.ambient = node.env();
+            }
         }
+        let _env = this.ambient.as_ref().map(context::enter_env);
         let _current = context::lend(&node);
         this.poll_body(cx);
         let members_left = this.poll_members(cx);
