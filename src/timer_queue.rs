@@ -633,10 +633,13 @@ mod tests {
         }
     }
 
+    /// A timer stored in a node the test owns, pinned in its box.
+    type StoredTimer = Pin<Box<TimerNode<u64>>>;
+
     /// How a test holds a timer it added: by handle, or as the node that stores it.
     enum Held {
         Handle(TimerHandle),
-        Node(Pin<Box<TimerNode<u64>>>),
+        Node(StoredTimer),
     }
 
     impl Held {
@@ -662,7 +665,7 @@ mod tests {
         let mut queue = TimerQueue::new(base);
         let mut live: Vec<(TimerKey, Held, u64)> = Vec::new();
         // Nodes whose timer fired: their handles, to ask them about it.
-        let mut popped: Vec<(Pin<Box<TimerNode<u64>>>, TimerHandle)> = Vec::new();
+        let mut popped: Vec<(StoredTimer, TimerHandle)> = Vec::new();
         let mut seq = 0;
         for _ in 0..steps {
             match numbers.below(10) {
@@ -796,6 +799,76 @@ mod tests {
         assert_eq!(queue.get_mut(handle), None);
         assert_eq!(queue.remove(handle), None);
         assert_eq!(queue.first(), None);
+    }
+
+    /// Three timers stored in their owners, all in one bucket of the wheel.
+    fn three_stored_timers_in_one_bucket() -> (TimerQueue<u64>, Vec<StoredTimer>) {
+        let base = Instant::now();
+        let mut queue = TimerQueue::new(base);
+        let nodes: Vec<_> = (0..3).map(|_| Box::pin(TimerNode::new())).collect();
+        for (seq, node) in (0..).zip(&nodes) {
+            let at = base + Duration::from_secs(3600) + Duration::from_micros(seq);
+            // SAFETY: pinned in their boxes, which the test keeps until it took them back.
+            unsafe { queue.insert_node(TimerKey { at, rank: 0, seq }, node, seq) };
+        }
+        (queue, nodes)
+    }
+
+    #[test]
+    fn a_stored_timer_leaves_its_bucket_from_the_middle_and_either_end() {
+        let (mut queue, nodes) = three_stored_timers_in_one_bucket();
+        let occupied = |queue: &TimerQueue<u64>| {
+            let levels = queue.levels.as_ref().expect("a timer landed in the wheel");
+            levels
+                .iter()
+                .map(|level| level.occupied.count_ones())
+                .sum::<u32>()
+        };
+        assert_eq!(occupied(&queue), 1, "all three share one bucket");
+        // SAFETY (each call): the nodes were added to this queue only.
+        for (index, expected_first) in [(1, 0), (0, 2)] {
+            let taken = unsafe { queue.remove_node(&nodes[index]) };
+            assert_eq!(taken, NodeTimer::Pending(index as u64));
+            assert_eq!(queue.first().map(|key| key.seq), Some(expected_first));
+        }
+        assert_eq!(
+            unsafe { queue.remove_node(&nodes[2]) },
+            NodeTimer::Pending(2)
+        );
+        assert_eq!(unsafe { queue.remove_node(&nodes[2]) }, NodeTimer::Off);
+        assert_eq!(queue.first(), None);
+        assert_eq!(
+            occupied(&queue),
+            0,
+            "the emptied bucket is no longer marked"
+        );
+        assert_eq!(
+            queue.entries.len(),
+            0,
+            "stored timers take no slab entry in the wheel"
+        );
+    }
+
+    #[test]
+    fn a_stored_timer_that_comes_due_fires_from_a_slab_entry_its_node_remembers() {
+        let (mut queue, nodes) = three_stored_timers_in_one_bucket();
+        let at = queue.base + Duration::from_secs(3600);
+        let (handle, value) = queue.pop_due(at).expect("the first is due at its instant");
+        assert_eq!(value, 0);
+        // SAFETY (each call): the nodes were added to this queue only.
+        unsafe {
+            assert_eq!(queue.node_popped(&nodes[0]), Some(handle));
+            assert_eq!(queue.node_popped(&nodes[1]), None, "not due yet: not fired");
+            assert_eq!(queue.remove_node(&nodes[0]), NodeTimer::Popped(handle));
+            // Reaching the first moved the others down to the due heap, into slab entries.
+            assert_eq!(queue.entries.len(), 2);
+            let mut timer_of_1 = None;
+            assert!(queue.with_node_timer(&nodes[1], |value| timer_of_1 = Some(*value)));
+            assert_eq!(timer_of_1, Some(1), "a moved node still reaches its timer");
+            assert_eq!(queue.remove_node(&nodes[1]), NodeTimer::Pending(1));
+            assert_eq!(queue.remove_node(&nodes[2]), NodeTimer::Pending(2));
+        }
+        assert_eq!(queue.pop_due(at + Duration::from_secs(1)), None);
     }
 
     #[test]
