@@ -11,6 +11,12 @@
 //! `due`, a heap ordered by the complete key ([`Stored`]): that heap gives S9's exact order among
 //! timers of the same millisecond and of the same instant.
 //!
+//! Besides slab keys, a bucket links timers stored in their owners' futures (`linked.rs`: the
+//! unrecorded timeouts'), which leave it by an unlink, from anywhere; they take a slab entry only
+//! when they reach `due` or lie beyond the wheel. Invariants 1 and 2 below speak of both (a
+//! linked node's key is the one it holds); invariant 3 only of slab keys, as nodes leave nothing
+//! behind.
+//!
 //! # The wheel
 //!
 //! Time is counted in *ticks* (milliseconds since the queue's `base`). Level `l` has 64 buckets,
