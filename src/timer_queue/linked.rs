@@ -1,5 +1,7 @@
 //! Timers that live in their owner's pinned future: linked into a bucket of the wheel, so that
-//! adding one allocates nothing and taking it back is an unlink.
+//! adding one allocates nothing and taking it back is an unlink. This file holds the node, the
+//! bucket's list, and the queue's side of them (adding, placing, finding, taking back): the timer
+//! queue's `unsafe` is here, but for `process` handing a bucket's nodes to `place_node`.
 //!
 //! A [`TimerNode`] is the timer of an unrecorded timeout scope (`scope_tree/unrecorded.rs`),
 //! inside the scope's future. While it sits in the wheel, the bucket's [`List`] links it
@@ -23,7 +25,7 @@
 use std::marker::PhantomPinned;
 use std::ptr;
 
-use super::Stored;
+use super::{NodeTimer, Stored, TimerHandle, TimerKey, TimerQueue};
 use crate::slab::SlabKey;
 use crate::sync::UnsafeCell;
 
@@ -197,5 +199,185 @@ impl<T> List<T> {
         // SAFETY: the caller's promise; the list links its head.
         unsafe { self.unlink(head) };
         Some(head)
+    }
+}
+
+/// The queue's side of stored timers: adding, placing, finding and taking them back.
+impl<T> TimerQueue<T> {
+    /// Adds the timer `timer` under `key`, stored in `node` (`linked.rs`): linked into its
+    /// bucket, or in a slab entry (the node moved there) if it is due already or beyond the
+    /// wheel.
+    ///
+    /// # Safety
+    ///
+    /// `node` is in no queue, and stays at its address until [`remove_node`](Self::remove_node)
+    /// took it back from this queue; no other queue is given it meanwhile (`linked.rs`,
+    /// invariants 1 and 2).
+    pub(crate) unsafe fn insert_node(&mut self, key: TimerKey, node: &TimerNode<T>, timer: T) {
+        debug_assert!(
+            key.at >= self.base,
+            "no timer lies before its clock started"
+        );
+        let key = self.store(key);
+        let node: *const TimerNode<T> = node;
+        // SAFETY (all three): the caller's promise: the node is live and this queue's from now.
+        match self.wheel_bucket(key) {
+            Some((level, slot)) => unsafe {
+                // The key is handed on, not read back: a load of what was just stored through
+                // another width stalls (`perf annotate` put a quarter of this path there).
+                with_state(node, |state| {
+                    debug_assert_eq!(state.place, Place::Off, "a node is in one queue at a time");
+                    state.key = key;
+                    state.timer = Some(timer);
+                });
+                self.link(node, level, slot);
+            },
+            None => {
+                let entry = self.entries.insert((key, timer));
+                self.place(entry, key);
+                unsafe { with_state(node, |state| state.place = Place::Moved(entry)) };
+            }
+        }
+    }
+
+    /// The wheel's bucket for a key (invariant 1), or `None` if it is due or beyond the wheel.
+    fn wheel_bucket(&self, key: Stored) -> Option<(usize, usize)> {
+        let tick = Self::tick(key.nanos);
+        (tick > self.position)
+            .then(|| self.bucket_of(tick))
+            .flatten()
+    }
+
+    /// Links a node that is in no list into bucket `slot` of `level`.
+    ///
+    /// # Safety
+    ///
+    /// `node` is live and this queue's (`linked.rs`, invariants 1 and 2), in no list, and holds
+    /// its key, which belongs in that bucket, and its timer.
+    unsafe fn link(&mut self, node: *const TimerNode<T>, level: usize, slot: usize) {
+        let level_of = &mut self.levels_mut()[level];
+        // SAFETY: the caller's promise; the bucket's list holds live nodes of this queue.
+        unsafe {
+            level_of.linked[slot].push_back(node);
+            with_state(node, |state| {
+                state.place = Place::Linked {
+                    level: level as u8,
+                    slot: slot as u8,
+                }
+            });
+        }
+        level_of.occupied |= 1 << slot;
+    }
+
+    /// Puts a node taken out of its bucket where invariant 1 wants its key now: linked into a
+    /// lower bucket, or moved to a slab entry (placed there) if it is due.
+    ///
+    /// # Safety
+    ///
+    /// `node` is live and this queue's (`linked.rs`, invariants 1 and 2), and in no list.
+    pub(super) unsafe fn place_node(&mut self, node: *const TimerNode<T>) {
+        // SAFETY: the caller's promise.
+        let key = unsafe { with_state(node, |state| state.key) };
+        if let Some((level, slot)) = self.wheel_bucket(key) {
+            // SAFETY: as above; the node holds its key and its timer (it was linked).
+            unsafe { self.link(node, level, slot) };
+            return;
+        }
+        // SAFETY: as above.
+        let timer = unsafe { with_state(node, |state| state.timer.take()) };
+        let Some(timer) = timer else {
+            unreachable!("a node taken from a bucket holds its timer")
+        };
+        let entry = self.entries.insert((key, timer));
+        self.place(entry, key);
+        // SAFETY: as above.
+        unsafe { with_state(node, |state| state.place = Place::Moved(entry)) };
+    }
+
+    /// Takes a node's timer back out of the queue: unlinked, or its slab entry removed; or, if
+    /// it fired, the handle it fired under. The node is in no queue afterwards.
+    ///
+    /// # Safety
+    ///
+    /// `node` was never given to another queue since it was last taken back from this one.
+    pub(crate) unsafe fn remove_node(&mut self, node: &TimerNode<T>) -> NodeTimer<T> {
+        let node: *const TimerNode<T> = node;
+        // SAFETY: the caller's promise: the node is this queue's or in none (then `Off`).
+        let place = unsafe {
+            with_state(node, |state| {
+                std::mem::replace(&mut state.place, Place::Off)
+            })
+        };
+        match place {
+            Place::Off => NodeTimer::Off,
+            Place::Moved(entry) => {
+                let handle = TimerHandle { entry };
+                match self.remove(handle) {
+                    Some(timer) => NodeTimer::Pending(timer),
+                    None => NodeTimer::Popped(handle),
+                }
+            }
+            Place::Linked { level, slot } => {
+                let (level, slot) = (usize::from(level), usize::from(slot));
+                let Some(levels) = self.levels.as_mut() else {
+                    unreachable!("a linked node is in a level (`linked.rs`, invariant 3)")
+                };
+                let level = &mut levels[level];
+                // SAFETY: the node is this queue's, linked in this list (invariant 3), whose
+                // nodes are live.
+                let timer = unsafe {
+                    level.linked[slot].unlink(node);
+                    with_state(node, |state| state.timer.take())
+                };
+                level.note_if_empty(slot);
+                match timer {
+                    Some(timer) => NodeTimer::Pending(timer),
+                    None => unreachable!("a linked node holds its timer"),
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on a node's pending timer, wherever it is; `false` if it is not pending.
+    ///
+    /// # Safety
+    ///
+    /// As for [`remove_node`](Self::remove_node).
+    pub(crate) unsafe fn with_node_timer(
+        &mut self,
+        node: &TimerNode<T>,
+        f: impl FnOnce(&mut T),
+    ) -> bool {
+        let node: *const TimerNode<T> = node;
+        // SAFETY: the caller's promise, as in `remove_node`.
+        let place = unsafe { with_state(node, |state| state.place) };
+        match place {
+            Place::Off => false,
+            Place::Moved(entry) => match self.entries.get_mut(entry) {
+                Some((_, timer)) => {
+                    f(timer);
+                    true
+                }
+                None => false,
+            },
+            // SAFETY: as above.
+            Place::Linked { .. } => unsafe {
+                with_state(node, |state| state.timer.as_mut().map(f).is_some())
+            },
+        }
+    }
+
+    /// The handle a node's timer fired under, if it moved to a slab entry and was popped.
+    ///
+    /// # Safety
+    ///
+    /// As for [`remove_node`](Self::remove_node).
+    pub(crate) unsafe fn node_popped(&mut self, node: &TimerNode<T>) -> Option<TimerHandle> {
+        let node: *const TimerNode<T> = node;
+        // SAFETY: the caller's promise, as in `remove_node`.
+        match unsafe { with_state(node, |state| state.place) } {
+            Place::Moved(entry) if self.entries.get(entry).is_none() => Some(TimerHandle { entry }),
+            _ => None,
+        }
     }
 }
