@@ -60,6 +60,26 @@ impl Registered {
     }
 }
 
+impl Registered {
+    /// Asks the processor to bring the registered record into the cache, ahead of a walk that
+    /// will reach it: a hint, which reads nothing and cannot fault (so any address will do, and
+    /// no lock is needed). A no-op where no such hint is available.
+    pub(crate) fn prefetch(&self) {
+        // The record's reference count (just before it), its state and its flags span the
+        // first three cache lines from there: a walk touches all three.
+        // (Not under Miri, which has nothing to hint.)
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        for line in 0..3 {
+            let at = self.0.cast::<i8>().wrapping_sub(16).wrapping_add(64 * line);
+            // SAFETY: `prefetcht0` only hints the cache; it never faults or reads
+            // architecturally, whatever the address.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at);
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Registered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("Registered").field(&self.0).finish()
