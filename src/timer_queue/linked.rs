@@ -81,6 +81,16 @@ impl<T> TimerNode<T> {
     }
 }
 
+impl<T> Drop for TimerNode<T> {
+    /// Invariant 2, checked in debug builds: a node is taken back before it goes.
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: nothing else reaches the node now, as no queue links it any more
+        // (invariant 2; it is what is checked).
+        let place = self.state.with_mut(|state| unsafe { (*state).place });
+        debug_assert_eq!(place, Place::Off, "a timer node dropped while in its queue");
+    }
+}
+
 impl<T> Default for TimerNode<T> {
     #[inline]
     fn default() -> Self {
