@@ -111,7 +111,7 @@ fn set_up_allocator(glibc_defaults: bool) -> &'static str {
 
 // ----- measuring ------------------------------------------------------------------------------
 
-/// Median wall time of `runs` runs of `f`, after one warm-up run.
+/// The median of `times`.
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]

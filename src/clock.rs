@@ -27,10 +27,6 @@ use crate::timer_queue::{NodeTimer, TimerKey, TimerNode, TimerQueue};
 /// deadlines fire first (S9); the low bits hold the seeded shuffle.
 const WAKE_RANK: u64 = 1 << 63;
 
-/// What a timer does when it fires: cancel a scope at its deadline (kept as its address, removed
-/// when the scope moves its deadline or exits: the scope tree's invariant 6), or wake a sleeping
-/// task, or (the deadline of a scope entered without a record, `scope_tree/unrecorded.rs`) wake
-/// the task polling that scope, noting whether its parent was cancelled then.
 /// The key of a scope's deadline at `depth`: deadlines keep their defined order (S9), whatever
 /// the seed.
 fn deadline_key(at: Instant, depth: u32, seq: u64) -> TimerKey {
@@ -46,6 +42,10 @@ fn deadline_key(at: Instant, depth: u32, seq: u64) -> TimerKey {
 #[derive(Debug, Default)]
 pub(crate) struct UnrecordedTimer(TimerNode<Timer>);
 
+/// What a timer does when it fires: cancel a scope at its deadline (kept as its address, removed
+/// when the scope moves its deadline or exits: the scope tree's invariant 6), or wake a sleeping
+/// task, or (the deadline of a scope entered without a record, `scope_tree/unrecorded.rs`) wake
+/// the task polling that scope, noting whether its parent was cancelled then.
 #[derive(Debug)]
 enum Timer {
     Deadline(Registered),

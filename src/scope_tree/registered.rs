@@ -58,9 +58,7 @@ impl Registered {
         // SAFETY: the caller guarantees the record is alive for as long as it looks.
         unsafe { &(*self.0).flags }
     }
-}
 
-impl Registered {
     /// Asks the processor to bring the registered record into the cache, ahead of a walk that
     /// will reach it: a hint, which reads nothing and cannot fault (so any address will do, and
     /// no lock is needed). A no-op where no such hint is available.
