@@ -51,16 +51,17 @@
 //!
 //! # Invariants
 //!
-//! 1. An unrecorded scope holds a reference to its parent for as long as its timer is in the
-//!    clock (registered, or fired and not taken back): the timer keeps the parent's address
-//!    only, and reads its flags under the clock's lock (as `registered.rs` argues).
+//! 1. The timer is in the clock (registered, or fired and not taken back) exactly while the
+//!    scope holds its parent (`parent` is set): the timer keeps the parent's address only, and
+//!    reads its flags under the clock's lock (as `registered.rs` argues). The parent is let go
+//!    only after the timer was taken back (`leave_parent`).
 //! 2. `seen_fired` is the clock's count of fired unrecorded deadlines, read before the timer was
 //!    added or when the scope last looked: if the count still equals it, the timer has not
 //!    fired.
 //! 3. `waker` is the identity of the waker in the timer: the timer wakes the task that polled
 //!    the scope last.
 //! 4. The timer is stored in the slot (`timer_queue/linked.rs`), which stays at its address
-//!    while the timer is in the clock (`timer_in_clock`): the slot lives in a pinned
+//!    while the timer is in the clock (invariant 1): the slot lives in a pinned
 //!    `PlannedScope` (`!Unpin` through the timer), and takes its timer back before it is dropped
 //!    or its runtime is let go. It is only ever added to the clock of `env`.
 
@@ -81,16 +82,16 @@ use crate::sync::{self, Arc, Ordering};
 /// what a timeout spent most of its glue on).
 ///
 /// Its stages, told by its fields: planned (no record, not entered); entered unrecorded
-/// (`parent` and `timer` set); recorded (`record` set, entered or not); left (`left`).
+/// (`parent` set, the timer in the clock); recorded (`record` set, entered or not); left
+/// (`left`).
 #[derive(Debug)]
 pub(crate) struct TimeoutSlot {
     /// The record, once there is one.
     record: Option<ScopeNode>,
-    /// While entered unrecorded: the parent (invariant 1).
+    /// While entered unrecorded: the parent, and the timer is in the clock (invariant 1).
     parent: Option<ScopeNode>,
-    /// The deadline's timer, in the clock of `env` while `timer_in_clock` (invariant 4).
+    /// The deadline's timer, in the clock of `env` while `parent` is set (invariants 1 and 4).
     timer: UnrecordedTimer,
-    timer_in_clock: bool,
     /// The runtime it was created in (until recorded or left), then entered in.
     env: Option<Arc<Env>>,
     id: ScopeId,
@@ -138,7 +139,6 @@ impl TimeoutSlot {
             record: None,
             parent: None,
             timer: UnrecordedTimer::default(),
-            timer_in_clock: false,
             when: when(env.as_ref()),
             env,
             id: ScopeId(id),
@@ -216,8 +216,9 @@ impl TimeoutSlot {
         }
         // Read before the timer is added (invariant 2): a firing after it moves the count.
         let seen_fired = clock.unrecorded_fired();
-        // SAFETY: the timer is in no clock (`timer_in_clock` is false: a slot enters once), and
-        // the slot keeps it where it is until it takes it back from this clock (invariant 4).
+        // SAFETY: the timer is in no clock (`parent` is not set yet, invariant 1: a slot enters
+        // once), and the slot keeps it where it is until it takes it back from this clock
+        // (invariant 4).
         unsafe {
             clock.add_unrecorded(
                 at,
@@ -228,7 +229,6 @@ impl TimeoutSlot {
                 &self.timer,
             );
         }
-        self.timer_in_clock = true;
         self.when = When::At { at, after };
         self.seen_fired = seen_fired;
         self.waker = identity(waker);
@@ -240,7 +240,7 @@ impl TimeoutSlot {
     /// unrecorded scope fired (then the caller records it); else makes sure the timer wakes
     /// this `waker`.
     pub(crate) fn fired(&mut self, waker: &Waker) -> bool {
-        let (true, Some(env)) = (self.timer_in_clock, &self.env) else {
+        let (Some(_), Some(env)) = (&self.parent, &self.env) else {
             return false;
         };
         let clock = env.clock();
@@ -267,11 +267,11 @@ impl TimeoutSlot {
             return node.clone();
         }
         // The timer first: it is in the clock of `env`, which the record takes.
-        let outcome = self.take_timer();
+        let unrecorded = self.leave_parent();
         let node = self.new_record();
         if self.left {
             node.exit();
-        } else if let Some(parent) = self.parent.take() {
+        } else if let Some((parent, outcome)) = unrecorded {
             if outcome == Some(Outcome::Fired { first: true })
                 && let Some(timeout) = self.deadline().timeout(node.info())
             {
@@ -302,24 +302,23 @@ impl TimeoutSlot {
         match &self.record {
             Some(node) => node.exit(),
             None => {
-                self.take_timer();
-                self.parent = None;
+                self.leave_parent();
                 self.env = None;
                 self.left = true;
             }
         }
     }
 
-    /// Takes the timer back from the clock, if it is there (invariant 4), with its outcome.
-    fn take_timer(&mut self) -> Option<Outcome> {
-        if !std::mem::take(&mut self.timer_in_clock) {
-            return None;
-        }
+    /// If entered unrecorded: takes the timer back from the clock, then hands over the parent
+    /// (invariant 1), with what became of the timer.
+    fn leave_parent(&mut self) -> Option<(ScopeNode, Option<Outcome>)> {
+        let parent = self.parent.take()?;
         let Some(clock) = self.clock() else {
             unreachable!("a slot keeps its runtime while its timer is in the clock (invariant 4)")
         };
         // SAFETY: the timer was only ever added to this clock (invariant 4).
-        unsafe { clock.take_unrecorded(&self.timer) }
+        let outcome = unsafe { clock.take_unrecorded(&self.timer) };
+        Some((parent, outcome))
     }
 }
 
@@ -327,7 +326,7 @@ impl Drop for TimeoutSlot {
     /// Invariants 1 and 4: the timer goes before the reference to the parent does, and before
     /// the timer's own place in the slot.
     fn drop(&mut self) {
-        self.take_timer();
+        self.leave_parent();
     }
 }
 
