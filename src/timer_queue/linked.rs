@@ -230,24 +230,37 @@ impl<T> TimerQueue<T> {
         );
         let key = self.store(key);
         let node: *const TimerNode<T> = node;
-        // SAFETY (all three): the caller's promise: the node is live and this queue's from now.
+        // SAFETY (each block): the caller's promise: the node is live and this queue's from now.
+        debug_assert_eq!(
+            unsafe { with_state(node, |state| state.place) },
+            Place::Off,
+            "a node is in one queue at a time"
+        );
         match self.wheel_bucket(key) {
             Some((level, slot)) => unsafe {
                 // The key is handed on, not read back: a load of what was just stored through
                 // another width stalls (`perf annotate` put a quarter of this path there).
                 with_state(node, |state| {
-                    debug_assert_eq!(state.place, Place::Off, "a node is in one queue at a time");
                     state.key = key;
                     state.timer = Some(timer);
                 });
                 self.link(node, level, slot);
             },
-            None => {
-                let entry = self.entries.insert((key, timer));
-                self.place(entry, key);
-                unsafe { with_state(node, |state| state.place = Place::Moved(entry)) };
-            }
+            None => unsafe { self.move_to_slab(node, key, timer) },
         }
+    }
+
+    /// Puts a node's timer in a slab entry, placed for `key` (in `due`, or beyond the wheel),
+    /// and tells the node where it went.
+    ///
+    /// # Safety
+    ///
+    /// `node` is live and this queue's (`linked.rs`, invariants 1 and 2), and in no list.
+    unsafe fn move_to_slab(&mut self, node: *const TimerNode<T>, key: Stored, timer: T) {
+        let entry = self.entries.insert((key, timer));
+        self.place(entry, key);
+        // SAFETY: the caller's promise.
+        unsafe { with_state(node, |state| state.place = Place::Moved(entry)) };
     }
 
     /// The wheel's bucket for a key (invariant 1), or `None` if it is due or beyond the wheel.
@@ -298,10 +311,8 @@ impl<T> TimerQueue<T> {
         let Some(timer) = timer else {
             unreachable!("a node taken from a bucket holds its timer")
         };
-        let entry = self.entries.insert((key, timer));
-        self.place(entry, key);
         // SAFETY: as above.
-        unsafe { with_state(node, |state| state.place = Place::Moved(entry)) };
+        unsafe { self.move_to_slab(node, key, timer) };
     }
 
     /// Takes a node's timer back out of the queue: unlinked, or its slab entry removed; or, if
