@@ -374,13 +374,7 @@ impl<T> TimerQueue<T> {
         let place = unsafe { with_state(node, |state| state.place) };
         match place {
             Place::Off => false,
-            Place::Moved(entry) => match self.entries.get_mut(entry) {
-                Some((_, timer)) => {
-                    f(timer);
-                    true
-                }
-                None => false,
-            },
+            Place::Moved(entry) => self.get_mut(TimerHandle { entry }).map(f).is_some(),
             // SAFETY: as above.
             Place::Linked { .. } => unsafe {
                 with_state(node, |state| state.timer.as_mut().map(f).is_some())
