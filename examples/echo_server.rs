@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wherefore::{Nursery, NurseryBuilder, Scope};
+use wherefore::{LocalNursery, NurseryBuilder, Scope};
 
 /// What became of the server's connections.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,7 +55,8 @@ pub async fn serve(listener: TcpListener, idle: Duration, log: impl Fn(String)) 
     let report = RefCell::new(ServerReport::default());
     let (report_ref, log) = (&report, &log);
     let served = NurseryBuilder::named("connections")
-        .run(async |n: Nursery<'_, std::io::Error>| {
+        .local()
+        .run(async |n: LocalNursery<'_, std::io::Error>| {
             for id in 1.. {
                 let (stream, _peer) = wherefore::guard(listener.accept()).await??;
                 report_ref.borrow_mut().connections += 1;

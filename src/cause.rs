@@ -426,11 +426,11 @@ impl fmt::Display for Timeout {
 /// use wherefore::{Cause, Nursery};
 /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///
-/// let seen = std::cell::RefCell::new(None);
+/// let seen = std::sync::Mutex::new(None);
 /// let result = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
 ///     let seen = &seen;
 ///     n.spawn(async move {
-///         *seen.borrow_mut() = Some(wherefore::cancelled().await);
+///         *seen.lock().unwrap() = Some(wherefore::cancelled().await);
 ///         Ok(())
 ///     })
 ///     .unwrap();
@@ -439,7 +439,7 @@ impl fmt::Display for Timeout {
 /// })
 /// .await;
 /// assert_eq!(result.unwrap_err().failures().len(), 1);
-/// let Some(Cause::SiblingError(failure)) = seen.take() else { unreachable!() };
+/// let Some(Cause::SiblingError(failure)) = seen.into_inner().unwrap() else { unreachable!() };
 /// assert_eq!(failure.task().name(), Some("fetch"));
 /// assert_eq!(failure.message(), "connection refused");
 /// # });

@@ -76,6 +76,7 @@ mod planned_scope;
 mod runtime;
 mod scope;
 mod scope_tree;
+mod sharing;
 mod shield;
 mod slab;
 mod sleep;
@@ -97,11 +98,12 @@ pub use checkpoint::{CancelledFuture, Checkpoint, cancelled, check_cancelled, ch
 pub use failure::{Failure, FailureKind, NurseryError, SpawnError};
 pub use guard::{Cancellable, Guarded, guard};
 pub use identity::{ScopeId, ScopeInfo, TaskId, TaskInfo};
-pub use nursery::{Nursery, NurseryBuilder, nursery};
+pub use nursery::{LocalNursery, Nursery, NurseryBuilder, nursery, nursery_local};
 pub use persistent_group::{BoxError, DroppedMember, PersistentGroup, Shutdown, ShutdownReport};
 #[cfg(not(wherefore_loom))]
 pub use runtime::{Runtime, run};
 pub use scope::{CancelHandle, Scope, ScopeFuture};
+pub use sharing::{Holds, Local, Sendable, Sharing};
 pub use shield::{Shielded, shield, shield_with_grace};
 pub use sleep::{Sleep, now, sleep, sleep_until};
 pub use snapshot::TreeSnapshot;

@@ -8,45 +8,60 @@
 //! task's number, where it was started, its name if it has one (no room at all if not), and its
 //! future.
 //!
-//! It takes two `unsafe` blocks (the crate's others are the raw wakers of `slot_waker.rs`, the
-//! scope addresses of `scope_tree/registered.rs` and the flags mirror of `context.rs`), each with
-//! its argument: a pinned projection through a `RefCell` ([`InPlace`]: the future is polled in
-//! place while the cell is shared), and a handle whose type names neither the member's future
-//! nor the lifetime `'env` of what that future borrows (so that a `JoinHandle<T>` can be kept
-//! anywhere a `T` can).
+//! It takes `unsafe` (the crate's others are the raw wakers of `slot_waker.rs`, the scope
+//! addresses of `scope_tree/registered.rs` and the flags mirror of `context.rs`), each block with
+//! its argument: the future reached through the shared cell by its one [`Member`] and polled in
+//! place ([`InPlace`]); a handle whose type names neither the member's future nor the lifetime
+//! `'env` of what that future borrows (so that a `JoinHandle<T>` can be kept anywhere a `T` can);
+//! and the `Send` of a sendable nursery's members, whose type no longer names their future.
 //!
 //! # Invariants
 //!
-//! 1. A cell is only ever reached through the `Pin<Rc<..>>` made in [`member`] or [`unjoined`]:
-//!    it never moves, and neither does the [`InPlace`] in it (a pinned field).
+//! 1. A cell is only ever reached through the `Pin<DynArc<..>>` made in [`build`] or
+//!    [`build_unjoined`]: it never moves, and neither does the [`InPlace`] in it (a pinned field).
 //! 2. The future is never moved out of its [`InPlace`]: it is polled in place and dropped in
 //!    place, by writing `None` over it, when it ends or when its [`Member`] is dropped, whichever
 //!    is first.
-//! 3. Only the [`Member`] touches the future (a handle reads [`Exit`] only), and never from
-//!    inside the future's own poll, so the `RefCell` borrow cannot fail.
+//! 3. Only the [`Member`] touches the future (a handle reads [`Exit`] only), through `&mut` of
+//!    itself (its poll and its drop; it is not `Clone`), and never from inside the future's own
+//!    poll: at most one reference to the future exists at any time, on one thread.
 //! 4. The [`Member`] holds one strong reference until it is dropped, and dropping it drops the
 //!    future first (2). So when a handle lets go of the last reference, the future is gone: the
 //!    cell's drop then touches only the exit (whose `T` the handle's type names) and the task's
 //!    identity, neither of which borrows `'env`.
+//! 5. A `Member<'_, _, Sendable>` is made only from a future and an output that are `Send`
+//!    (`Sendable: Holds<F> + Holds<T>`, which only `Send` types satisfy, or `F: Send, T: Send`):
+//!    see the `Send` impl below.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::cancelled::CancelError;
 use crate::identity::{TaskId, TaskInfo};
-use crate::sync::Frozen;
-use crate::task::{End, Ended, Exit, HasExit, JoinHandle, TaskExit, poll_member, report_exit};
+use crate::sharing::{Holds, Sendable, Sharing};
+use crate::sync::{DynArc, Frozen, UnsafeCell};
+use crate::task::{
+    End, Ended, Exit, ExitRef, HasExit, JoinHandle, TaskExit, poll_member, report_exit,
+};
 
-/// A running member, as the nursery's member set owns it. Dropping it before the member ended
-/// drops the member's future and reports it [`TaskExit::Dropped`] (to its handle, if it has one).
-pub(crate) struct Member<'env, E> {
-    cell: Pin<Rc<dyn Run<E> + 'env>>,
+/// A running member, as the nursery's member set owns it, in a nursery of sharing `S`. Dropping
+/// it before the member ended drops the member's future and reports it [`TaskExit::Dropped`] (to
+/// its handle, if it has one).
+pub(crate) struct Member<'env, E, S> {
+    cell: Pin<DynArc<dyn Run<E> + 'env>>,
+    sharing: PhantomData<S>,
 }
+
+// SAFETY: the cell's type is erased to `dyn Run<E>`, which says nothing of `Send`, but a sendable
+// member's cell holds a `Send` future and a `Send` output (invariant 5), its task's identity
+// (`Send + Sync`), and an exit behind a mutex: moving the `Member` to another thread moves the
+// right to poll and drop that future there, which `F: Send` allows, and its handle reaches only
+// the exit (invariant 3), which `T: Send` lets any thread lock.
+unsafe impl<E> Send for Member<'_, E, Sendable> {}
 
 /// The member set's view of a member: poll it, or give it up.
 trait Run<E> {
@@ -56,11 +71,11 @@ trait Run<E> {
 
 /// A member's future inside its shared cell: polled in place through a shared reference, and
 /// dropped in place (invariants 2 and 3). `None` once it ended or was dropped.
-struct InPlace<F>(RefCell<Option<F>>);
+struct InPlace<F>(UnsafeCell<Option<F>>);
 
 impl<F> InPlace<F> {
     fn new(future: F) -> Self {
-        InPlace(RefCell::new(Some(future)))
+        InPlace(UnsafeCell::new(Some(future)))
     }
 
     /// Polls the future as task `task`'s; once it ends, drops it in place and returns how it
@@ -74,26 +89,33 @@ impl<F> InPlace<F> {
         F: Future<Output = Result<T, E>>,
         E: CancelError + fmt::Display,
     {
-        let mut slot = self.get_ref().0.borrow_mut();
-        let Some(future) = slot.as_mut() else {
-            return Poll::Pending;
-        };
-        // SAFETY: `self` is pinned (invariant 1), so the `Option<F>` inside the cell never moves,
-        // and the `F` in it is never moved out, only dropped in place (invariant 2: no method of
-        // `InPlace` moves it). Those are the guarantees `Pin<&mut F>` asks for.
-        let future = unsafe { Pin::new_unchecked(future) };
-        let ended = std::task::ready!(poll_member(task, future, cx));
-        *slot = None; // dropped in place
-        Poll::Ready(ended)
+        self.get_ref().0.with_mut(|slot| {
+            // SAFETY: only the one `Member` calls this, through `&mut` of itself, and never from
+            // inside the future's poll (invariant 3): no other reference to the slot exists.
+            let slot = unsafe { &mut *slot };
+            let Some(future) = slot.as_mut() else {
+                return Poll::Pending;
+            };
+            // SAFETY: `self` is pinned (invariant 1), so the `Option<F>` inside the cell never
+            // moves, and the `F` in it is never moved out, only dropped in place (invariant 2: no
+            // method of `InPlace` moves it). Those are the guarantees `Pin<&mut F>` asks for.
+            let future = unsafe { Pin::new_unchecked(future) };
+            let ended = std::task::ready!(poll_member(task, future, cx));
+            *slot = None; // dropped in place
+            Poll::Ready(ended)
+        })
     }
 
     /// Drops the future in place, if it is still there; returns whether it was. Dropped even if
     /// its drop panics: the assignment writes `None` on unwinding too.
     fn drop_future(self: Pin<&Self>) -> bool {
-        let mut slot = self.get_ref().0.borrow_mut(); // never borrowed here (invariant 3)
-        let running = slot.is_some();
-        *slot = None;
-        running
+        self.get_ref().0.with_mut(|slot| {
+            // SAFETY: as in `poll`: the one `Member` calls this, from its drop (invariant 3).
+            let slot = unsafe { &mut *slot };
+            let running = slot.is_some();
+            *slot = None;
+            running
+        })
     }
 }
 
@@ -118,7 +140,7 @@ pin_project_lite::pin_project! {
 }
 
 /// The name of a member without a handle: `()` for none (taking no room), or the name.
-pub(crate) trait MemberName {
+pub(crate) trait MemberName: Send + Sync {
     fn name(&self) -> Option<Frozen<str>>;
 }
 
@@ -134,49 +156,91 @@ impl MemberName for Frozen<str> {
     }
 }
 
-/// Wraps a spawned future as a nursery member; returns it and its handle.
-pub(crate) fn member<'env, F, T, E>(task: TaskInfo, future: F) -> (Member<'env, E>, JoinHandle<T>)
+/// Wraps a spawned future as a member of a nursery of sharing `S`; returns it and its handle.
+pub(crate) fn member<'env, S, F, T, E>(
+    task: TaskInfo,
+    future: F,
+) -> (Member<'env, E, S>, JoinHandle<T>)
+where
+    S: Holds<F> + Holds<T>,
+    F: Future<Output = Result<T, E>> + 'env,
+    T: 'env,
+    E: CancelError + fmt::Display + 'env,
+{
+    build(task, future)
+}
+
+/// [`member`] for a future the crate makes itself (a worker's proxy, a group's runner): `Send`,
+/// so every sharing holds it.
+pub(crate) fn sendable_member<'env, S, F, T, E>(
+    task: TaskInfo,
+    future: F,
+) -> (Member<'env, E, S>, JoinHandle<T>)
+where
+    S: Sharing,
+    F: Future<Output = Result<T, E>> + Send + 'env,
+    T: Send + 'env,
+    E: CancelError + fmt::Display + 'env,
+{
+    build(task, future)
+}
+
+/// Builds a member and its handle. Called only by [`member`] and [`sendable_member`], whose
+/// bounds keep invariant 5.
+fn build<'env, S, F, T, E>(task: TaskInfo, future: F) -> (Member<'env, E, S>, JoinHandle<T>)
 where
     F: Future<Output = Result<T, E>> + 'env,
     T: 'env,
     E: CancelError + fmt::Display + 'env,
 {
-    let cell = Rc::pin(MemberCell {
+    let cell = DynArc::pin(MemberCell {
         exit: Exit::new(task),
         future: InPlace::new(future),
     });
-    let for_handle: Pin<Rc<dyn HasExit<T> + 'env>> = cell.clone();
+    let for_handle: Pin<DynArc<dyn HasExit<T> + 'env>> = cell.clone();
     // SAFETY: this only forgets the bound `'env` on the cell's type, which the handle may outlive.
     // Through the handle the cell is reached in two ways only: `HasExit::exit`, which returns the
     // exit and never touches the future, and the drop of the last reference, which finds the
     // future already dropped (invariant 4). What the handle does reach is typed by its `T`, which
-    // its own type still names. Both sides are the same `Pin<Rc<dyn ..>>`, apart from a lifetime.
+    // its own type still names. Both sides are the same `Pin<DynArc<dyn ..>>`, apart from a
+    // lifetime.
     let for_handle = unsafe {
-        std::mem::transmute::<Pin<Rc<dyn HasExit<T> + 'env>>, Pin<Rc<dyn HasExit<T>>>>(for_handle)
+        std::mem::transmute::<Pin<DynArc<dyn HasExit<T> + 'env>>, Pin<DynArc<dyn HasExit<T>>>>(
+            for_handle,
+        )
     };
-    (Member { cell }, JoinHandle::new(for_handle))
+    let member = Member {
+        cell,
+        sharing: PhantomData,
+    };
+    (member, JoinHandle::new(ExitRef::new(for_handle)))
 }
 
-/// Wraps a future started without a handle as a nursery member: the task `id` named `name`,
-/// started at `started_at`.
-pub(crate) fn unjoined<'env, F, N, E>(
+/// Wraps a future started without a handle as a member of a nursery of sharing `S`: the task
+/// `id` named `name`, started at `started_at`.
+pub(crate) fn unjoined<'env, S, F, N, E>(
     id: TaskId,
     started_at: &'static Location<'static>,
     name: N,
     future: F,
-) -> Member<'env, E>
+) -> Member<'env, E, S>
 where
+    S: Holds<F>,
     F: Future<Output = Result<(), E>> + 'env,
     N: MemberName + 'env,
     E: CancelError + fmt::Display + 'env,
 {
-    let cell = Rc::pin(UnjoinedCell {
+    // Invariant 5: `S` holds `F`, and the output `()` and a name are `Send`.
+    let cell = DynArc::pin(UnjoinedCell {
         id,
         started_at,
         name,
         future: InPlace::new(future),
     });
-    Member { cell }
+    Member {
+        cell,
+        sharing: PhantomData,
+    }
 }
 
 impl<T, F> HasExit<T> for MemberCell<F, T> {
@@ -239,7 +303,7 @@ where
     }
 }
 
-impl<E> Future for Member<'_, E> {
+impl<E, S> Future for Member<'_, E, S> {
     type Output = Ended<E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
@@ -247,7 +311,7 @@ impl<E> Future for Member<'_, E> {
     }
 }
 
-impl<E> Drop for Member<'_, E> {
+impl<E, S> Drop for Member<'_, E, S> {
     fn drop(&mut self) {
         self.cell.as_ref().abandon();
     }

@@ -9,12 +9,11 @@
 //! members but can never let them outlive what they borrow.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::cancelled::CancelError;
@@ -24,17 +23,21 @@ use crate::context;
 use crate::env::Env;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
-use crate::member::{Member, MemberName, member, unjoined};
+use crate::member::{Member, MemberName, member, sendable_member, unjoined};
 use crate::member_set::{MemberSet, remember};
 use crate::persistent_group::PersistentGroup;
 use crate::scope::CancelHandle;
 use crate::scope_tree::{ExitOnDrop, Phase, ScopeNode};
+use crate::sharing::{Holds, Local, Sendable, Sharing};
 use crate::sync::{self, Arc, AtomicBool, Frozen, Mutex, Ordering};
 use crate::task::{End, Ended, JoinHandle, classify, panic_message, report_spawn};
 
 /// The handle through which the body and the members of a nursery spawn into it.
 ///
-/// Cloneable; `!Send` (members run inline on the nursery's thread). See [`nursery`].
+/// Cloneable. With the default sharing, [`Sendable`], it is `Send + Sync` and holds only `Send`
+/// members, so the nursery future can move between threads (`tokio::spawn`, an axum handler);
+/// [`LocalNursery`] (from [`nursery_local`]) holds `!Send` members and stays on its thread. See
+/// [`nursery`].
 ///
 /// ```
 /// # wherefore::testing::block_on(async {
@@ -51,11 +54,36 @@ use crate::task::{End, Ended, JoinHandle, classify, panic_message, report_spawn}
 /// .unwrap();
 /// # });
 /// ```
-pub struct Nursery<'env, E> {
-    shared: Rc<Shared<'env, E>>,
+pub struct Nursery<'env, E, S: Sharing = Sendable> {
+    shared: Arc<Shared<'env, E, S>>,
 }
 
-impl<E> Clone for Nursery<'_, E> {
+/// The handle of a nursery opened with [`nursery_local`]: members may be `!Send`.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::cell::Cell;
+/// use wherefore::LocalNursery;
+/// let total = Cell::new(0); // a `&Cell` is not `Send`: a local nursery holds it
+/// wherefore::nursery_local(async |n: LocalNursery<'_, wherefore::Cancelled>| {
+///     for i in 1..=3 {
+///         let total = &total;
+///         n.start_soon(async move {
+///             total.set(total.get() + i);
+///             Ok(())
+///         })
+///         .unwrap();
+///     }
+///     Ok(())
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(total.get(), 6);
+/// # });
+/// ```
+pub type LocalNursery<'env, E> = Nursery<'env, E, Local>;
+
+impl<E, S: Sharing> Clone for Nursery<'_, E, S> {
     fn clone(&self) -> Self {
         Nursery {
             shared: self.shared.clone(),
@@ -63,24 +91,41 @@ impl<E> Clone for Nursery<'_, E> {
     }
 }
 
-struct Shared<'env, E> {
+/// What the nursery future and the handles share.
+///
+/// Lock order: `running` before `spawned`; nobody holds `spawned` while waiting for `running`.
+/// The nursery future holds `running` while it polls the members, and sets `spawned.polling` for
+/// that time, so a spawn that cannot take `running` then (a member spawning a sibling, on the
+/// nursery's thread, or a handle on another thread) leaves the member in `spawned`, which the
+/// nursery future drains into the set before it lets go of `running`. A spawn finds `running`
+/// held with `polling` unset only for a moment (another spawn, the nursery closing), and waits.
+struct Shared<'env, E, S> {
     node: ScopeNode,
-    /// The running members. Borrowed by the nursery future while it polls them; a spawn finds it
-    /// free unless it comes from a member.
-    running: RefCell<MemberSet<Member<'env, E>>>,
-    /// Members spawned while `running` was borrowed, and whether spawning is allowed.
-    queue: RefCell<Queue<'env, E>>,
+    /// The running members, and whether spawns are accepted.
+    running: Mutex<Running<'env, E, S>>,
+    /// Members spawned while the nursery future polls the running ones.
+    spawned: Mutex<Spawned<'env, E, S>>,
 }
 
-struct Queue<'env, E> {
-    /// False once the nursery has finished (or its future was dropped): spawns are refused.
+struct Running<'env, E, S> {
+    /// False once the nursery has finished (or its future was dropped): spawns are refused. Set
+    /// together with `Spawned::open`, under both locks.
     open: bool,
-    members: Vec<Member<'env, E>>,
+    members: MemberSet<Member<'env, E, S>>,
 }
 
-impl<'env, E> Nursery<'env, E>
+struct Spawned<'env, E, S> {
+    /// As `Running::open`; read where `running` may be held further up this thread's stack.
+    open: bool,
+    /// The nursery future is polling the members: it drains `members` before it stops.
+    polling: bool,
+    members: Vec<Member<'env, E, S>>,
+}
+
+impl<'env, E, S> Nursery<'env, E, S>
 where
     E: CancelError + fmt::Display + 'env,
+    S: Sharing,
 {
     /// Spawns an unnamed member. It starts at the nursery's next poll, inside the nursery's
     /// scope, and may spawn further members through a clone of this handle.
@@ -90,14 +135,18 @@ where
     /// future back in [`SpawnError::Closed`]; from the body or a member this cannot happen,
     /// since the nursery is running while they are.
     ///
+    /// In a [`Sendable`] nursery (the default) the future and its output must be `Send`; a
+    /// [`LocalNursery`] holds any.
+    ///
     /// ```
     /// # wherefore::testing::block_on(async {
-    /// let total = std::cell::Cell::new(0); // members may borrow from the enclosing stack
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// let total = AtomicU32::new(0); // members may borrow from the enclosing stack
     /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
     ///     for i in 1..=3 {
     ///         let total = &total;
     ///         n.spawn(async move {
-    ///             total.set(total.get() + i);
+    ///             total.fetch_add(i, Ordering::Relaxed);
     ///             Ok(())
     ///         })
     ///         .unwrap();
@@ -106,7 +155,7 @@ where
     /// })
     /// .await
     /// .unwrap();
-    /// assert_eq!(total.get(), 6);
+    /// assert_eq!(total.into_inner(), 6);
     /// # });
     /// ```
     #[track_caller]
@@ -114,8 +163,9 @@ where
     where
         F: Future<Output = Result<T, E>> + 'env,
         T: 'env,
+        S: Holds<F> + Holds<T>,
     {
-        self.spawn_task(None, Location::caller(), future)
+        self.admit(task_info(None, Location::caller()), future, member)
     }
 
     /// Spawns a named member; the name appears in causes, failures and reports.
@@ -140,34 +190,9 @@ where
     where
         F: Future<Output = Result<T, E>> + 'env,
         T: 'env,
+        S: Holds<F> + Holds<T>,
     {
-        self.spawn_task(Some(name.into()), Location::caller(), future)
-    }
-
-    fn spawn_task<F, T>(
-        &self,
-        name: Option<Frozen<str>>,
-        spawned_at: &'static Location<'static>,
-        future: F,
-    ) -> Result<JoinHandle<T>, SpawnError<F>>
-    where
-        F: Future<Output = Result<T, E>> + 'env,
-        T: 'env,
-    {
-        let task = TaskInfo {
-            id: TaskId(context::next_id()),
-            name,
-            spawned_at,
-        };
-        self.spawn_as(task, future)
-    }
-
-    /// Spawns `future` as the member `task`.
-    fn spawn_as<F, T>(&self, task: TaskInfo, future: F) -> Result<JoinHandle<T>, SpawnError<F>>
-    where
-        F: Future<Output = Result<T, E>> + 'env,
-        T: 'env,
-    {
+        let task = task_info(Some(name.into()), Location::caller());
         self.admit(task, future, member)
     }
 
@@ -185,14 +210,15 @@ where
     ///
     /// ```
     /// # wherefore::testing::block_on(async {
-    /// let served = std::cell::Cell::new(0);
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// let served = AtomicU32::new(0);
     /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
     ///     for _ in 0..3 {
     ///         let served = &served;
     ///         let task = n
     ///             .start_soon(async move {
     ///                 wherefore::checkpoint().await?;
-    ///                 served.set(served.get() + 1);
+    ///                 served.fetch_add(1, Ordering::Relaxed);
     ///                 Ok(())
     ///             })
     ///             .unwrap();
@@ -202,13 +228,14 @@ where
     /// })
     /// .await
     /// .unwrap(); // returns once all three have ended
-    /// assert_eq!(served.get(), 3);
+    /// assert_eq!(served.into_inner(), 3);
     /// # });
     /// ```
     #[track_caller]
     pub fn start_soon<F>(&self, future: F) -> Result<TaskInfo, SpawnError<F>>
     where
         F: Future<Output = Result<(), E>> + 'env,
+        S: Holds<F>,
     {
         self.start_as((), Location::caller(), future)
     }
@@ -236,6 +263,7 @@ where
     ) -> Result<TaskInfo, SpawnError<F>>
     where
         F: Future<Output = Result<(), E>> + 'env,
+        S: Holds<F>,
     {
         self.start_as(name.into(), Location::caller(), future)
     }
@@ -250,12 +278,9 @@ where
     where
         F: Future<Output = Result<(), E>> + 'env,
         N: MemberName + 'env,
+        S: Holds<F>,
     {
-        let task = TaskInfo {
-            id: TaskId(context::next_id()),
-            name: name.name(),
-            spawned_at: started_at,
-        };
+        let task = task_info(name.name(), started_at);
         self.admit(task, future, |task, future| {
             (unjoined(task.id, task.spawned_at, name, future), task)
         })
@@ -267,27 +292,55 @@ where
         &self,
         task: TaskInfo,
         future: F,
-        make: impl FnOnce(TaskInfo, F) -> (Member<'env, E>, R),
+        make: impl FnOnce(TaskInfo, F) -> (Member<'env, E, S>, R),
     ) -> Result<R, SpawnError<F>> {
-        let mut queue = self.shared.queue.borrow_mut();
-        if !queue.open {
+        let shared = &*self.shared;
+        let admit = |future: F| {
+            let scope = shared.node.info();
+            context::with_env(|env| report_spawn(env, &task, scope));
+            make(task, future)
+        };
+        // The set is free unless the nursery future is polling it (then `polling` is set) or
+        // another spawn or the nursery's closing holds it for a moment (see `Shared`).
+        let mut running = match sync::try_lock(&shared.running) {
+            Some(running) => running,
+            None => {
+                let mut spawned = sync::lock(&shared.spawned);
+                if !spawned.open {
+                    return Err(SpawnError::Closed(future));
+                }
+                if spawned.polling {
+                    let (member, made) = admit(future);
+                    spawned.members.push(member); // drained before the polling ends
+                    return Ok(made);
+                }
+                drop(spawned);
+                sync::lock(&shared.running)
+            }
+        };
+        if !running.open {
             return Err(SpawnError::Closed(future));
         }
-        let scope = self.shared.node.info();
-        context::with_env(|env| report_spawn(env, &task, scope));
-        let (member, made) = make(task, future);
-        match self.shared.running.try_borrow_mut() {
-            Ok(mut running) => running.push(member),
-            Err(_) => queue.members.push(member), // a member spawning while the set polls it
-        }
+        let (member, made) = admit(future);
+        running.members.push(member);
         Ok(made)
     }
 }
 
+/// A new member's identity: a fresh number, its name, where it was spawned.
+fn task_info(name: Option<Frozen<str>>, spawned_at: &'static Location<'static>) -> TaskInfo {
+    TaskInfo {
+        id: TaskId(context::next_id()),
+        name,
+        spawned_at,
+    }
+}
+
 #[cfg(all(feature = "tokio", not(wherefore_loom)))]
-impl<'env, E> Nursery<'env, E>
+impl<'env, E, S> Nursery<'env, E, S>
 where
     E: CancelError + fmt::Display + Send + 'env,
+    S: Sharing,
 {
     /// Spawns a member that runs on tokio's worker threads (feature `tokio`) while it stays a
     /// member of this nursery: the nursery waits for it; its failure or panic cancels its
@@ -363,41 +416,29 @@ where
         T: Send + 'env + 'static,
         E: 'static,
     {
-        if !self.shared.queue.borrow().open {
-            return Err(SpawnError::Closed(future));
-        }
         let Ok(runtime) = ::tokio::runtime::Handle::try_current() else {
             return Err(SpawnError::NoRuntime(future));
         };
-        let task = TaskInfo {
-            id: TaskId(context::next_id()),
-            name,
-            spawned_at,
-        };
-        let worker = crate::tokio::Worker::new(
-            self.shared.node.clone(),
-            self.shared.node.env(),
-            task.id,
-            future,
-        );
-        let handle = runtime.spawn(worker);
-        let proxy = async move {
-            match handle.await {
-                Ok(result) => result,
-                Err(failed) => match failed.try_into_panic() {
-                    Ok(payload) => resume_unwind(payload), // caught and reported by the member
-                    Err(_) => unreachable!("worker members are never aborted"),
-                },
-            }
-        };
-        match self.spawn_as(task, proxy) {
-            Ok(handle) => Ok(handle),
-            Err(_) => unreachable!("the nursery was open a moment ago, on this thread"),
-        }
+        let scope = self.shared.node.clone();
+        self.admit(task_info(name, spawned_at), future, |task, future| {
+            // Started only once admitted: a refused future is handed back, never detached.
+            let worker = crate::tokio::Worker::new(scope.clone(), scope.env(), task.id, future);
+            let handle = runtime.spawn(worker);
+            let proxy = async move {
+                match handle.await {
+                    Ok(result) => result,
+                    Err(failed) => match failed.try_into_panic() {
+                        Ok(payload) => resume_unwind(payload), // caught and reported by the member
+                        Err(_) => unreachable!("worker members are never aborted"),
+                    },
+                }
+            };
+            sendable_member(task, proxy)
+        })
     }
 }
 
-impl<E> Nursery<'_, E> {
+impl<E, S: Sharing> Nursery<'_, E, S> {
     /// The handle of the nursery's own scope: cancelling it cancels every member (and the body).
     ///
     /// A nursery never absorbs a cancellation: when its own scope was cancelled, it returns
@@ -439,9 +480,10 @@ impl<E> Nursery<'_, E> {
     }
 }
 
-impl<'env, E> Nursery<'env, E>
+impl<'env, E, S> Nursery<'env, E, S>
 where
     E: CancelError + fmt::Display + 'env,
+    S: Sharing,
 {
     /// Opens a [`PersistentGroup`] named `name` in this nursery: a scope below the nursery's for
     /// background work, run by a member of this nursery of the same name. Its members' failures
@@ -501,30 +543,37 @@ where
             runner.await;
             Ok(())
         };
-        if let Err(refused) = self.spawn_task(Some(name), Location::caller(), runner) {
+        let task = task_info(Some(name), Location::caller());
+        if let Err(refused) = self.admit(task, runner, sendable_member::<S, _, (), E>) {
             drop(refused); // dropping the runner publishes an empty report and closes the group
         }
         group
     }
 }
 
-impl<E> fmt::Debug for Nursery<'_, E> {
+impl<E, S: Sharing> Nursery<'_, E, S> {
+    /// Whether spawns are accepted. Read under `spawned`, which no caller holds while it could
+    /// be formatting a handle (`running` may be held further up the stack, by the nursery future
+    /// polling the member that formats it).
+    fn is_open(&self) -> bool {
+        sync::lock(&self.shared.spawned).open
+    }
+}
+
+impl<E, S: Sharing> fmt::Debug for Nursery<'_, E, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Nursery")
             .field("scope", self.shared.node.info())
-            .field("open", &self.shared.queue.borrow().open)
+            .field("sharing", &S::NAME)
+            .field("open", &self.is_open())
             .finish()
     }
 }
 
-impl<E> fmt::Display for Nursery<'_, E> {
+impl<E, S: Sharing> fmt::Display for Nursery<'_, E, S> {
     /// The nursery's scope and whether it still accepts members: `nursery scope "x" (open)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = if self.shared.queue.borrow().open {
-            "open"
-        } else {
-            "closed"
-        };
+        let state = if self.is_open() { "open" } else { "closed" };
         write!(f, "nursery {} ({state})", self.shared.node.info())
     }
 }
@@ -545,6 +594,11 @@ impl<E> fmt::Display for Nursery<'_, E> {
 /// - Otherwise it returns the body's value, or [`NurseryError::Cancelled`] if the body ended
 ///   with a cancellation.
 ///
+/// The members run inline, polled by the nursery future, and may borrow from the stack around
+/// it. They, and their outputs, must be `Send`: the nursery future is then `Send` whenever the
+/// body is, so it can run in `tokio::spawn`, an axum handler, or a worker member. For `!Send`
+/// members, use [`nursery_local`].
+///
 /// ```
 /// # wherefore::testing::block_on(async {
 /// use std::time::Duration;
@@ -563,17 +617,67 @@ impl<E> fmt::Display for Nursery<'_, E> {
 /// assert_eq!(out.unwrap(), 42);
 /// # });
 /// ```
+///
+/// Inside a task of a multi-thread runtime:
+///
+/// ```
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() {
+/// use wherefore::{Cancelled, Nursery};
+/// let request = tokio::spawn(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+///     let a = n.spawn(async { Ok(1) }).unwrap();
+///     let b = n.spawn(async { Ok(2) }).unwrap();
+///     Ok(a.join().await?.completed().unwrap() + b.join().await?.completed().unwrap())
+/// }));
+/// assert_eq!(request.await.unwrap().unwrap(), 3);
+/// # }
+/// ```
 #[track_caller]
-pub fn nursery<'env, B, T, E>(body: B) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
+pub fn nursery<'env, B, Fut, T, E>(
+    body: B,
+) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
 where
-    B: AsyncFnOnce(Nursery<'env, E>) -> Result<T, E> + 'env,
+    B: FnOnce(Nursery<'env, E>) -> Fut + 'env,
+    Fut: Future<Output = Result<T, E>> + 'env,
     T: 'env,
     E: CancelError + fmt::Display + 'env,
 {
     NurseryBuilder::new().run(body)
 }
 
-/// Options for a nursery: a name, and what to do with panics.
+/// [`nursery`] for members that are not `Send` (they hold an `Rc`, borrow a `Cell`): the same
+/// semantics, with a [`LocalNursery`] handle; the nursery future is `!Send`, so it runs where a
+/// future is run in place (`#[tokio::main]`, `block_on`, a `LocalSet`, [`run`](crate::run)), as
+/// tokio's `spawn_local` tasks do.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::rc::Rc;
+/// use wherefore::LocalNursery;
+/// let out = wherefore::nursery_local(async |n: LocalNursery<'_, wherefore::Cancelled>| {
+///     let config = Rc::new("eu-west");
+///     let child = n.spawn(async move { Ok(config.len()) }).unwrap();
+///     Ok(child.join().await?.completed())
+/// })
+/// .await;
+/// assert_eq!(out.unwrap(), Some(7));
+/// # });
+/// ```
+#[track_caller]
+pub fn nursery_local<'env, B, Fut, T, E>(
+    body: B,
+) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
+where
+    B: FnOnce(LocalNursery<'env, E>) -> Fut + 'env,
+    Fut: Future<Output = Result<T, E>> + 'env,
+    T: 'env,
+    E: CancelError + fmt::Display + 'env,
+{
+    NurseryBuilder::new().local().run(body)
+}
+
+/// Options for a nursery: a name, what to do with panics, and its sharing ([`Sendable`] unless
+/// [`local`](NurseryBuilder::local)).
 ///
 /// ```
 /// # wherefore::testing::block_on(async {
@@ -591,13 +695,14 @@ where
 /// ```
 #[derive(Debug, Default)]
 #[must_use = "a builder does nothing until you `run` a body"]
-pub struct NurseryBuilder {
+pub struct NurseryBuilder<S: Sharing = Sendable> {
     name: Option<Frozen<str>>,
     collect_panics: bool,
+    sharing: PhantomData<S>,
 }
 
 impl NurseryBuilder {
-    /// An unnamed nursery that resumes panics (the default of [`nursery`]).
+    /// An unnamed, sendable nursery that resumes panics (the default of [`nursery`]).
     ///
     /// ```
     /// let builder = wherefore::NurseryBuilder::new();
@@ -616,10 +721,12 @@ impl NurseryBuilder {
     pub fn named(name: impl Into<Frozen<str>>) -> Self {
         NurseryBuilder {
             name: Some(name.into()),
-            collect_panics: false,
+            ..NurseryBuilder::default()
         }
     }
+}
 
+impl<S: Sharing> NurseryBuilder<S> {
     /// Report panics as [`FailureKind::Panic`] failures instead of resuming them.
     ///
     /// See the type-level example.
@@ -628,32 +735,58 @@ impl NurseryBuilder {
         self
     }
 
+    /// A nursery for `!Send` members, as [`nursery_local`] opens.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use wherefore::{LocalNursery, NurseryBuilder};
+    /// let cell = std::cell::Cell::new(1);
+    /// NurseryBuilder::named("local")
+    ///     .local()
+    ///     .run(async |n: LocalNursery<'_, wherefore::Cancelled>| {
+    ///         n.start_soon(async { Ok(cell.set(2)) }).unwrap();
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(cell.get(), 2);
+    /// # });
+    /// ```
+    pub fn local(self) -> NurseryBuilder<Local> {
+        NurseryBuilder {
+            name: self.name,
+            collect_panics: self.collect_panics,
+            sharing: PhantomData,
+        }
+    }
+
     /// Runs the nursery; see [`nursery`].
     ///
     /// See the type-level example.
     #[track_caller]
-    pub fn run<'env, B, T, E>(
+    pub fn run<'env, B, Fut, T, E>(
         self,
         body: B,
     ) -> impl Future<Output = Result<T, NurseryError<E>>> + 'env
     where
-        B: AsyncFnOnce(Nursery<'env, E>) -> Result<T, E> + 'env,
+        B: FnOnce(Nursery<'env, E, S>) -> Fut + 'env,
+        Fut: Future<Output = Result<T, E>> + 'env,
         T: 'env,
         E: CancelError + fmt::Display + 'env,
     {
         let node = ScopeNode::new(self.name.clone());
-        let body_task = TaskInfo {
-            id: TaskId(context::next_id()),
-            name: Some(Frozen::from("body")),
-            spawned_at: Location::caller(),
-        };
+        let body_task = task_info(Some(Frozen::from("body")), Location::caller());
         let collect_panics = self.collect_panics;
         async move {
-            let shared = Rc::new(Shared {
+            let shared = Arc::new(Shared {
                 node,
-                running: RefCell::new(MemberSet::new()),
-                queue: RefCell::new(Queue {
+                running: Mutex::new(Running {
                     open: true,
+                    members: MemberSet::new(),
+                }),
+                spawned: Mutex::new(Spawned {
+                    open: true,
+                    polling: false,
                     members: Vec::new(),
                 }),
             });
@@ -669,9 +802,11 @@ impl NurseryBuilder {
                 }),
                 body_task,
                 outcome: None,
-                failures: Vec::new(),
-                panic: None,
-                collect_panics,
+                ends: Ends {
+                    failures: Vec::new(),
+                    panic: None,
+                    collect_panics,
+                },
                 ambient: None,
             };
             driver.await
@@ -700,8 +835,8 @@ impl Wake for BodyWake {
 }
 
 /// The nursery future proper: polls the body and the running members inside the nursery scope.
-struct Driver<'env, Fut, T, E> {
-    shared: Rc<Shared<'env, E>>,
+struct Driver<'env, Fut, T, E, S> {
+    shared: Arc<Shared<'env, E, S>>,
     body: Option<Pin<Box<Fut>>>,
     /// The body's own waker: the nursery polls the body only when it was woken, not whenever a
     /// member wakes the nursery.
@@ -709,11 +844,7 @@ struct Driver<'env, Fut, T, E> {
     body_task: TaskInfo,
     /// The body's result, once it ended without failing.
     outcome: Option<Result<T, crate::Cancelled>>,
-    /// Every failure, in the order it happened.
-    failures: Vec<Failure<E>>,
-    /// The first panic, to resume at the end (default mode).
-    panic: Option<Box<dyn Any + Send>>,
-    collect_panics: bool,
+    ends: Ends<E>,
     /// The nursery's runtime environment, when it was first polled on a thread that had none (a
     /// nursery inside a bare tokio runtime, whose scopes take an environment of their own): it is
     /// the thread's environment during each poll, as a tokio worker's member has it
@@ -721,41 +852,84 @@ struct Driver<'env, Fut, T, E> {
     ambient: Option<Arc<Env>>,
 }
 
-impl<Fut, T, E> Unpin for Driver<'_, Fut, T, E> {}
+/// What the members' and the body's ends leave for the nursery's result.
+struct Ends<E> {
+    /// Every failure, in the order it happened.
+    failures: Vec<Failure<E>>,
+    /// The first panic, to resume at the end (default mode).
+    panic: Option<Box<dyn Any + Send>>,
+    collect_panics: bool,
+}
 
-impl<'env, Fut, T, E> Driver<'env, Fut, T, E>
+impl<E: fmt::Display> Ends<E> {
+    /// Records how a member (or the body) ended; a failure cancels the siblings (`node`'s scope).
+    fn record(&mut self, node: &ScopeNode, ended: Ended<E>) {
+        let Ended { task, end } = ended;
+        let (cause, kind) = match end {
+            End::Completed | End::Cancelled => return,
+            End::Failed(e) => {
+                let cause = Cause::SiblingError(SiblingFailure::new(task.clone(), e.to_string()));
+                (cause, FailureKind::Error(e))
+            }
+            End::Panicked(payload) => {
+                let message = panic_message(payload.as_ref());
+                let cause = Cause::SiblingPanic(SiblingFailure::new(task.clone(), message.clone()));
+                if !self.collect_panics {
+                    self.panic.get_or_insert(payload);
+                }
+                (cause, FailureKind::Panic(message))
+            }
+        };
+        node.record_own(cause);
+        self.failures.push(Failure { task, kind });
+    }
+}
+
+impl<Fut, T, E, S> Unpin for Driver<'_, Fut, T, E, S> {}
+
+impl<'env, Fut, T, E, S> Driver<'env, Fut, T, E, S>
 where
     Fut: Future<Output = Result<T, E>>,
     E: CancelError + fmt::Display,
+    S: Sharing,
 {
     fn node(&self) -> &ScopeNode {
         &self.shared.node
     }
 
-    /// Moves members spawned by members into the running set. Returns whether there were any.
-    fn admit_spawned(&mut self) -> bool {
-        let spawned = std::mem::take(&mut self.shared.queue.borrow_mut().members);
-        if spawned.is_empty() {
-            return false;
-        }
-        self.shared.running.borrow_mut().extend(spawned);
-        true
-    }
-
-    /// Polls a batch of running members; returns whether any is left.
+    /// Polls a batch of running members, and those they spawn meanwhile; returns whether any
+    /// member is left.
     fn poll_members(&mut self, cx: &mut Context<'_>) -> bool {
-        let shared = self.shared.clone(); // its borrow must not hold `self`
+        let Driver { shared, ends, .. } = self;
+        sync::lock(&shared.spawned).polling = true;
+        let mut running = sync::lock(&shared.running);
         loop {
-            self.admit_spawned();
-            let batch = shared
-                .running
-                .borrow_mut()
-                .poll_batch(cx, |ended| self.member_ended(ended));
-            // Members spawned by members during the batch have not been polled yet.
-            if !self.admit_spawned() {
+            let batch = running
+                .members
+                .poll_batch(cx, |ended| ends.record(&shared.node, ended));
+            // Members spawned during the batch have not been polled yet.
+            let mut spawned = sync::lock(&shared.spawned);
+            if spawned.members.is_empty() {
+                spawned.polling = false;
                 return batch.is_pending();
             }
+            let added = std::mem::take(&mut spawned.members);
+            drop(spawned);
+            running.members.extend(added);
         }
+    }
+
+    /// Refuses further spawns if no member is running, and says whether it did: with every
+    /// member ended and the body too, the nursery is done, unless a spawn from another thread
+    /// came in since the members were polled (it woke the nursery, which polls it next).
+    fn close_if_idle(&self) -> bool {
+        let mut running = sync::lock(&self.shared.running);
+        if !running.members.is_empty() {
+            return false;
+        }
+        running.open = false;
+        sync::lock(&self.shared.spawned).open = false;
+        true
     }
 
     fn poll_body(&mut self, cx: &mut Context<'_>) {
@@ -787,43 +961,22 @@ where
         };
         self.body = None;
         let task = self.body_task.clone();
-        self.member_ended(Ended { task, end });
-    }
-
-    /// Records how a member (or the body) ended; a failure cancels the siblings.
-    fn member_ended(&mut self, ended: Ended<E>) {
-        let Ended { task, end } = ended;
-        let (cause, kind) = match end {
-            End::Completed | End::Cancelled => return,
-            End::Failed(e) => {
-                let cause = Cause::SiblingError(SiblingFailure::new(task.clone(), e.to_string()));
-                (cause, FailureKind::Error(e))
-            }
-            End::Panicked(payload) => {
-                let message = panic_message(payload.as_ref());
-                let cause = Cause::SiblingPanic(SiblingFailure::new(task.clone(), message.clone()));
-                if !self.collect_panics {
-                    self.panic.get_or_insert(payload);
-                }
-                (cause, FailureKind::Panic(message))
-            }
-        };
-        self.node().record_own(cause);
-        self.failures.push(Failure { task, kind });
+        self.ends.record(&self.shared.node, Ended { task, end });
     }
 
     fn finish(&mut self) -> Result<T, NurseryError<E>> {
         self.close();
-        if let Some(payload) = self.panic.take() {
-            for failure in &self.failures {
+        let ends = &mut self.ends;
+        if let Some(payload) = ends.panic.take() {
+            for failure in &ends.failures {
                 if let FailureKind::Error(_) = failure.kind {
-                    eprintln!("wherefore: nursery {}: {failure}", self.node().info());
+                    eprintln!("wherefore: nursery {}: {failure}", self.shared.node.info());
                 }
             }
             resume_unwind(payload);
         }
-        if !self.failures.is_empty() {
-            return Err(NurseryError::Failed(std::mem::take(&mut self.failures)));
+        if !ends.failures.is_empty() {
+            return Err(NurseryError::Failed(std::mem::take(&mut ends.failures)));
         }
         match self.outcome.take() {
             Some(Ok(value)) => Ok(value),
@@ -833,10 +986,11 @@ where
     }
 }
 
-impl<Fut, T, E> Future for Driver<'_, Fut, T, E>
+impl<Fut, T, E, S> Future for Driver<'_, Fut, T, E, S>
 where
     Fut: Future<Output = Result<T, E>>,
     E: CancelError + fmt::Display,
+    S: Sharing,
 {
     type Output = Result<T, NurseryError<E>>;
 
@@ -844,7 +998,9 @@ where
         let this = &mut *self;
         let node = this.node().clone();
         if node.enter_if_new() {
-            this.shared.running.borrow_mut().set_schedule(node.clock());
+            sync::lock(&this.shared.running)
+                .members
+                .set_schedule(node.clock());
             if context::env_address().is_null() {
                 this.ambient = node.env();
             }
@@ -853,7 +1009,7 @@ where
         let _current = context::lend(&node);
         this.poll_body(cx);
         let members_left = this.poll_members(cx);
-        if this.body.is_none() && !members_left {
+        if this.body.is_none() && !members_left && this.close_if_idle() {
             return Poll::Ready(this.finish());
         }
         if this.body.is_none() {
@@ -864,7 +1020,7 @@ where
     }
 }
 
-impl<Fut, T, E> Drop for Driver<'_, Fut, T, E> {
+impl<Fut, T, E, S> Drop for Driver<'_, Fut, T, E, S> {
     /// Dropped before finishing: members are dropped with it (they run inline), spawns are
     /// refused from now on, and the scope is left.
     fn drop(&mut self) {
@@ -880,20 +1036,24 @@ impl<Fut, T, E> Drop for Driver<'_, Fut, T, E> {
     }
 }
 
-impl<Fut, T, E> Driver<'_, Fut, T, E> {
-    /// Refuses further spawns, drops the members (running or queued), and leaves the scope.
+impl<Fut, T, E, S> Driver<'_, Fut, T, E, S> {
+    /// Refuses further spawns, drops the members (running or spawned), and leaves the scope.
     /// Idempotent.
     fn close(&mut self) {
         // Left at the end, or while unwinding if a member's drop panics.
         let _leave = ExitOnDrop(self.shared.node.clone());
-        let queued = {
-            let mut queue = self.shared.queue.borrow_mut();
-            queue.open = false;
-            std::mem::take(&mut queue.members)
+        let running = {
+            let mut running = sync::lock(&self.shared.running);
+            running.open = false;
+            std::mem::replace(&mut running.members, MemberSet::new())
         };
-        let running = std::mem::replace(&mut *self.shared.running.borrow_mut(), MemberSet::new());
-        // Outside the borrows: a member's drop may try to spawn (and be refused).
+        let spawned = {
+            let mut spawned = sync::lock(&self.shared.spawned);
+            spawned.open = false;
+            std::mem::take(&mut spawned.members)
+        };
+        // Outside the locks: a member's drop may try to spawn (and be refused).
         drop(running);
-        drop(queued);
+        drop(spawned);
     }
 }

@@ -7,7 +7,7 @@
 
 #[cfg(not(wherefore_loom))]
 pub(crate) use std::sync::{
-    Arc, Mutex, MutexGuard,
+    Arc, Mutex, MutexGuard, TryLockError,
     atomic::{AtomicBool, AtomicU64, Ordering},
 };
 #[cfg(not(wherefore_loom))]
@@ -20,6 +20,8 @@ pub(crate) use loom::sync::{
 };
 #[cfg(wherefore_loom)]
 pub(crate) use loom::thread_local;
+#[cfg(wherefore_loom)]
+pub(crate) use std::sync::TryLockError;
 
 /// A cell whose data is reached through a raw pointer, only where a lock (or another argument
 /// written at the call) rules out a second access at the same time: the links of a timer that
@@ -51,6 +53,13 @@ pub(crate) use loom::cell::UnsafeCell;
 /// `dyn Debug`.
 pub(crate) type Frozen<T> = std::sync::Arc<T>;
 
+/// An `Arc` for a nursery member's cell, which is shared as a `dyn` (by its member set and its
+/// handle).
+///
+/// Always std's, as [`Frozen`] is: loom's `Arc` cannot hold an unsized value. What the cell
+/// shares mutably (its exit) is behind a [`Mutex`], which loom does model.
+pub(crate) type DynArc<T> = std::sync::Arc<T>;
+
 /// Locks `mutex`, ignoring poisoning.
 ///
 /// Every critical section in the crate leaves its state consistent before it can panic (user code
@@ -59,6 +68,16 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Tries to lock `mutex` without blocking, ignoring poisoning: `None` if it is held (by another
+/// thread, or by this one further up the stack).
+pub(crate) fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
     }
 }
 

@@ -3,12 +3,10 @@
 //! The member itself (its future and its exit in one allocation) is in `member.rs`.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use crate::cancelled::{CancelError, Cancelled};
@@ -19,6 +17,7 @@ use crate::env::Env;
 use crate::event::Event;
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::scope_tree::ScopeNode;
+use crate::sync::{self, DynArc, Mutex};
 
 /// How a nursery member ended, as its [`JoinHandle`] reports it.
 ///
@@ -105,7 +104,9 @@ impl<T> fmt::Display for TaskExit<T> {
 /// Where a member's exit is left for its handle: the part of a member its handle reads.
 pub(crate) struct Exit<T> {
     pub(crate) task: TaskInfo,
-    state: RefCell<ExitState<T>>,
+    /// Locked by the member's nursery when it ends and by the handle, on whichever threads they
+    /// are.
+    state: Mutex<ExitState<T>>,
 }
 
 /// One enum, as small as the exit itself: it keeps a member's allocation small enough for the
@@ -122,18 +123,18 @@ impl<T> Exit<T> {
     pub(crate) fn new(task: TaskInfo) -> Self {
         Exit {
             task,
-            state: RefCell::new(ExitState::Running(None)),
+            state: Mutex::new(ExitState::Running(None)),
         }
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        !matches!(*self.state.borrow(), ExitState::Running(_))
+        !matches!(*sync::lock(&self.state), ExitState::Running(_))
     }
 
     /// Leaves the exit for the handle, and reports it to the runtime.
     pub(crate) fn finish(&self, exit: TaskExit<T>) {
         report_exit(&self.task, &exit);
-        let before = std::mem::replace(&mut *self.state.borrow_mut(), ExitState::Ended(exit));
+        let before = std::mem::replace(&mut *sync::lock(&self.state), ExitState::Ended(exit));
         if let ExitState::Running(Some(joiner)) = before {
             joiner.wake();
         }
@@ -141,13 +142,25 @@ impl<T> Exit<T> {
 
     /// The exit, if the member has ended and it was not taken yet.
     fn take(&self) -> Option<TaskExit<T>> {
-        let mut st = self.state.borrow_mut();
+        self.take_or_wait(None)
+    }
+
+    /// The exit, if the member has ended and it was not taken yet; otherwise keeps `joiner` (if
+    /// any) to be woken when it ends. Under one lock, so that an end in between is not missed.
+    fn take_or_wait(&self, joiner: Option<&Waker>) -> Option<TaskExit<T>> {
+        let mut st = sync::lock(&self.state);
         match std::mem::replace(&mut *st, ExitState::Taken) {
             ExitState::Ended(exit) => Some(exit),
-            other => {
-                *st = other;
+            ExitState::Running(mut kept) => {
+                if let Some(joiner) = joiner {
+                    crate::member_set::remember(&mut kept, joiner);
+                }
+                *st = ExitState::Running(kept);
                 None
             }
+            // Taken by `try_join` on a handle that no longer exists: impossible, since both
+            // consume the only handle. Keep waiting rather than panic.
+            ExitState::Taken => None,
         }
     }
 }
@@ -160,7 +173,28 @@ pub(crate) trait HasExit<T> {
 
 /// A shared pointer to a member, as its handle sees it: without the member's future in its type,
 /// nor the lifetime of what that future borrows (see `member.rs` for why that is sound).
-pub(crate) type ExitRef<T> = Pin<Rc<dyn HasExit<T>>>;
+pub(crate) struct ExitRef<T>(Pin<DynArc<dyn HasExit<T>>>);
+
+impl<T> ExitRef<T> {
+    /// Called by `member.rs` only, on the cell it has just built (its invariants 3 and 4).
+    pub(crate) fn new(cell: Pin<DynArc<dyn HasExit<T>>>) -> Self {
+        ExitRef(cell)
+    }
+
+    fn exit(&self) -> &Exit<T> {
+        self.0.exit()
+    }
+}
+
+// SAFETY: through an `ExitRef` a member's cell is reached in two ways only (`member.rs`,
+// invariants 3 and 4): `exit()`, whose task identity is `Send + Sync` and whose state is behind a
+// mutex, so `T: Send` lets any thread lock it and move the exit out; and the drop of the last
+// reference, which finds the member's future already dropped, so the cell's drop (on whichever
+// thread) drops an exit and an identity, nothing of the future's type. The cell's own type is
+// erased (`dyn HasExit<T>`), which is why the compiler cannot see this.
+unsafe impl<T: Send> Send for ExitRef<T> {}
+// SAFETY: as for `Send`: shared, it gives `&Exit<T>`, whose state is behind a mutex.
+unsafe impl<T: Send> Sync for ExitRef<T> {}
 
 /// The handle of a nursery member: read how it ended.
 ///
@@ -306,17 +340,10 @@ impl<T> Future for Join<T> {
         if let Poll::Ready(own) = self.wait.poll(cx, "join", None) {
             return Poll::Ready(Err(own));
         }
-        let exit = self.member.exit();
-        if let Some(taken) = exit.take() {
-            return Poll::Ready(Ok(taken));
+        match self.member.exit().take_or_wait(Some(cx.waker())) {
+            Some(taken) => Poll::Ready(Ok(taken)),
+            None => Poll::Pending,
         }
-        match &mut *exit.state.borrow_mut() {
-            ExitState::Running(joiner) => crate::member_set::remember(joiner, cx.waker()),
-            // The exit was taken by `try_join` on a handle that no longer exists: impossible,
-            // since both consume the only handle. Keep waiting rather than panic.
-            ExitState::Ended(_) | ExitState::Taken => {}
-        }
-        Poll::Pending
     }
 }
 

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use common::*;
-use wherefore::{Cancellable, Cancelled, Cause, Nursery, Scope};
+use wherefore::{Cancellable, Cancelled, Cause, LocalNursery, Scope};
 
 struct DropFlag(Rc<Cell<bool>>);
 impl Drop for DropFlag {
@@ -23,7 +23,7 @@ fn a_cancelled_task_blocked_on_a_guarded_foreign_future_stops_when_it_is_dropped
         let scope = Scope::named("reader");
         let handle = scope.handle();
         let flag = dropped.clone();
-        let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+        let out = wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             let reader = n
                 .spawn(scope.run(async move {
                     let never = async move {

@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use common::{block_on, secs};
-use wherefore::{Cancelled, JoinHandle, Nursery, TaskExit};
+use wherefore::{Cancelled, JoinHandle, LocalNursery, TaskExit};
 
 /// Counts its drops in a counter it borrows.
 struct CountsDrop<'a>(&'a Cell<u32>);
@@ -31,7 +31,7 @@ fn escape_a_handle(leak: bool) -> (JoinHandle<String>, u32) {
         let slot = escaped.clone();
         let drops_ref = &drops;
         let mut nursery = Box::pin(async move {
-            let _ = wherefore::nursery(async move |n: Nursery<'_, Cancelled>| {
+            let _ = wherefore::nursery_local(async move |n: LocalNursery<'_, Cancelled>| {
                 let member = n.spawn(async move {
                     let _guard = CountsDrop(drops_ref);
                     wherefore::sleep(secs(3600)).await?;
@@ -83,7 +83,7 @@ fn a_member_that_holds_its_own_handle_can_read_it_while_it_runs() {
     block_on(async {
         let own: Rc<RefCell<Option<JoinHandle<()>>>> = Rc::default();
         let seen = Rc::new(Cell::new(None));
-        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+        wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             let (own_in, seen_in) = (own.clone(), seen.clone());
             let member = n.spawn(async move {
                 wherefore::checkpoint().await?; // the body has stored the handle by now

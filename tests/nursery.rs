@@ -3,23 +3,24 @@ mod common;
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
 
 use common::*;
 use wherefore::{
-    Cancelled, Cause, FailureKind, Nursery, NurseryBuilder, NurseryError, Scope, SpawnError,
-    TaskExit,
+    Cancelled, Cause, FailureKind, LocalNursery, Nursery, NurseryBuilder, NurseryError, Scope,
+    SpawnError, TaskExit,
 };
 
 #[test]
 fn a_nursery_returns_only_after_every_member_finished() {
-    let log = RefCell::new(Vec::new());
+    let log = Mutex::new(Vec::new());
     block_on(async {
         let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             for (name, delay) in [("slow", 3), ("fast", 1), ("middle", 2)] {
                 let log = &log;
                 n.spawn_named(name, async move {
                     wherefore::sleep(secs(delay)).await?;
-                    log.borrow_mut().push(name);
+                    log.lock().unwrap().push(name);
                     Ok(())
                 })
                 .unwrap();
@@ -28,10 +29,10 @@ fn a_nursery_returns_only_after_every_member_finished() {
         })
         .await;
         assert_eq!(out.unwrap(), "body done");
-        log.borrow_mut().push("nursery returned");
+        log.lock().unwrap().push("nursery returned");
     });
     assert_eq!(
-        log.into_inner(),
+        log.into_inner().unwrap(),
         ["fast", "middle", "slow", "nursery returned"]
     );
 }
@@ -40,7 +41,7 @@ fn a_nursery_returns_only_after_every_member_finished() {
 fn members_can_spawn_siblings_through_a_clone_of_the_handle() {
     block_on(async {
         let count = std::cell::Cell::new(0);
-        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+        wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             let (count, spawner) = (&count, n.clone());
             n.spawn(async move {
                 for _ in 0..3 {
@@ -66,16 +67,19 @@ fn members_can_spawn_siblings_through_a_clone_of_the_handle() {
 /// reported with the failing task's identity, and the survivor saw the sibling cause.
 #[test]
 fn a_failing_member_does_not_cut_short_a_siblings_shielded_cleanup() {
-    let log = RefCell::new(Vec::new());
+    let log = Mutex::new(Vec::new());
     block_on(async {
         let start = wherefore::now();
         let out = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
             let log = &log;
             n.spawn_named("writer", async move {
                 let cause = wherefore::cancelled().await;
-                log.borrow_mut().push(format!("writer cancelled: {cause}"));
+                log.lock()
+                    .unwrap()
+                    .push(format!("writer cancelled: {cause}"));
                 wherefore::shield(wherefore::sleep(secs(2))).await?;
-                log.borrow_mut()
+                log.lock()
+                    .unwrap()
                     .push(format!("cleanup done at t={:?}", wherefore::now() - start));
                 Err::<(), BoxError>(Box::new(wherefore::checkpoint().await.unwrap_err()))
             })
@@ -96,7 +100,7 @@ fn a_failing_member_does_not_cut_short_a_siblings_shielded_cleanup() {
         );
         assert_eq!(wherefore::now() - start, secs(3));
     });
-    let log = log.into_inner();
+    let log = log.into_inner().unwrap();
     assert!(
         log[0]
             .starts_with("writer cancelled: sibling task \"fetch\" (spawned at tests/nursery.rs:"),
@@ -147,11 +151,11 @@ fn every_failure_is_reported_in_order() {
 #[test]
 fn a_failing_body_cancels_the_members_with_the_body_as_the_sibling() {
     block_on(async {
-        let seen = RefCell::new(None);
+        let seen = Mutex::new(None);
         let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
             let seen = &seen;
             n.spawn(async move {
-                *seen.borrow_mut() = Some(wherefore::cancelled().await);
+                *seen.lock().unwrap() = Some(wherefore::cancelled().await);
                 Ok(())
             })
             .unwrap();
@@ -161,7 +165,7 @@ fn a_failing_body_cancels_the_members_with_the_body_as_the_sibling() {
         .await
         .unwrap_err();
         assert_eq!(err.failures()[0].task().name(), Some("body"));
-        let Some(Cause::SiblingError(sibling)) = seen.take() else {
+        let Some(Cause::SiblingError(sibling)) = seen.lock().unwrap().take() else {
             panic!("no sibling cause")
         };
         assert_eq!(sibling.task().name(), Some("body"));
@@ -173,16 +177,16 @@ fn a_failing_body_cancels_the_members_with_the_body_as_the_sibling() {
 /// (shielded cleanup included), then the panic resumes.
 #[test]
 fn a_panic_resumes_after_every_sibling_finished() {
-    let log = RefCell::new(Vec::new());
+    let log = Mutex::new(Vec::new());
     let panicked = catch_unwind(AssertUnwindSafe(|| {
         block_on(async {
             let _ = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
                 let log = &log;
                 n.spawn_named("survivor", async move {
                     let cause = wherefore::cancelled().await;
-                    log.borrow_mut().push(cause.kind());
+                    log.lock().unwrap().push(cause.kind());
                     wherefore::shield(wherefore::sleep(secs(5))).await?;
-                    log.borrow_mut().push("cleanup finished");
+                    log.lock().unwrap().push("cleanup finished");
                     Ok(())
                 })
                 .unwrap();
@@ -197,24 +201,27 @@ fn a_panic_resumes_after_every_sibling_finished() {
                 Ok(())
             })
             .await;
-            log.borrow_mut().push("nursery returned");
+            log.lock().unwrap().push("nursery returned");
         })
     }));
     let payload = panicked.unwrap_err();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
-    assert_eq!(log.into_inner(), ["sibling-panic", "cleanup finished"]);
+    assert_eq!(
+        log.into_inner().unwrap(),
+        ["sibling-panic", "cleanup finished"]
+    );
 }
 
 #[test]
 fn collect_panics_mode_reports_a_panic_as_a_failure() {
     block_on(async {
-        let seen = RefCell::new(None);
+        let seen = Mutex::new(None);
         let err = NurseryBuilder::named("workers")
             .collect_panics()
             .run(async |n: Nursery<'_, Cancelled>| {
                 let seen = &seen;
                 n.spawn(async move {
-                    *seen.borrow_mut() = Some(wherefore::cancelled().await);
+                    *seen.lock().unwrap() = Some(wherefore::cancelled().await);
                     Ok(())
                 })
                 .unwrap();
@@ -229,7 +236,7 @@ fn collect_panics_mode_reports_a_panic_as_a_failure() {
         let failures = err.into_failures();
         assert_eq!(failures.len(), 1);
         assert!(matches!(failures[0].kind(), FailureKind::Panic(m) if m == "index out of range"));
-        let cause = seen.take().unwrap();
+        let cause = seen.lock().unwrap().take().unwrap();
         assert!(
             cause
                 .to_string()
@@ -262,15 +269,15 @@ fn spawning_into_a_finished_nursery_hands_the_future_back() {
 #[test]
 fn a_member_spawned_into_a_cancelled_nursery_runs_to_its_first_cancellation_point() {
     block_on(async {
-        let steps = RefCell::new(Vec::new());
+        let steps = Mutex::new(Vec::new());
         let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             n.cancel_handle().cancel_with("closing");
             let steps = &steps;
             let late = n
                 .spawn(async move {
-                    steps.borrow_mut().push("ran");
+                    steps.lock().unwrap().push("ran");
                     wherefore::checkpoint().await?;
-                    steps.borrow_mut().push("passed the checkpoint");
+                    steps.lock().unwrap().push("passed the checkpoint");
                     Ok(())
                 })
                 .unwrap();
@@ -280,7 +287,7 @@ fn a_member_spawned_into_a_cancelled_nursery_runs_to_its_first_cancellation_poin
         })
         .await;
         assert!(matches!(out, Err(NurseryError::Cancelled(_))));
-        assert_eq!(steps.into_inner(), ["ran"]);
+        assert_eq!(steps.into_inner().unwrap(), ["ran"]);
     });
 }
 
@@ -321,7 +328,7 @@ fn failures_win_over_an_outer_cancellation_which_stays_pending() {
 #[test]
 fn joining_a_child_that_was_cancelled_gives_its_exit_not_my_cancellation() {
     block_on(async {
-        let handle_cell = RefCell::new(None);
+        let handle_cell = Mutex::new(None);
         wherefore::nursery(async |n: Nursery<'_, NurseryError<Cancelled>>| {
             let inner = Scope::named("inner");
             let inner_handle = inner.handle();
@@ -331,13 +338,13 @@ fn joining_a_child_that_was_cancelled_gives_its_exit_not_my_cancellation() {
                     let child = inner_n
                         .spawn_named("child", wherefore::sleep(secs(3600)))
                         .unwrap();
-                    *cell.borrow_mut() = Some(child);
+                    *cell.lock().unwrap() = Some(child);
                     Ok(())
                 },
             )))
             .unwrap();
             wherefore::checkpoint().await?; // let the inner nursery start its child
-            let child = handle_cell.borrow_mut().take().unwrap();
+            let child = handle_cell.lock().unwrap().take().unwrap();
             inner_handle.cancel_with("stop the child");
             let exit = child.join().await?; // Ok: *I* am not cancelled
             let TaskExit::Cancelled(cause) = exit else {
@@ -360,7 +367,7 @@ fn being_cancelled_while_joining_gives_my_cancellation_not_the_childs_exit() {
     block_on(async {
         let child_finished_at = std::cell::Cell::new(None);
         let start = wherefore::now();
-        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+        wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             let finished = &child_finished_at;
             let child = n
                 .spawn_named("child", async move {
@@ -408,7 +415,7 @@ fn being_cancelled_while_joining_gives_my_cancellation_not_the_childs_exit() {
 fn dropping_a_join_handle_does_not_detach_or_cancel_the_member() {
     block_on(async {
         let done = std::cell::Cell::new(false);
-        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+        wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             let done = &done;
             drop(
                 n.spawn(async move {
@@ -442,7 +449,7 @@ fn dropping_an_unfinished_nursery_drops_its_members_and_refuses_spawns() {
         let member_handle = std::rc::Rc::new(RefCell::new(None));
         let member_slot = member_handle.clone();
         let out = wherefore::move_on_after(secs(1), async {
-            wherefore::nursery(async move |n: Nursery<'_, Cancelled>| {
+            wherefore::nursery_local(async move |n: LocalNursery<'_, Cancelled>| {
                 *kept.borrow_mut() = Some(n.clone());
                 let guard = SetOnDrop(dropped_flag);
                 let member = n

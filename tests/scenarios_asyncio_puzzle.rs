@@ -3,7 +3,7 @@
 //! exactly where they should.
 mod common;
 
-use std::cell::RefCell;
+use std::{cell::RefCell, sync::Mutex};
 
 use common::*;
 use wherefore::{Cancelled, Nursery, NurseryBuilder, Scope, TaskExit};
@@ -16,7 +16,7 @@ fn scenario(cancel_the_child: bool) -> wherefore::testing::Report<String> {
         let children = children_scope.handle();
         let waiter = Scope::named("waiter");
         let me = waiter.handle();
-        let handle = RefCell::new(None);
+        let handle = Mutex::new(None);
         let outcome = RefCell::new(String::new());
         let _ = NurseryBuilder::named("top")
             .run(async |n: Nursery<'_, wherefore::NurseryError<Cancelled>>| {
@@ -25,7 +25,7 @@ fn scenario(cancel_the_child: bool) -> wherefore::testing::Report<String> {
                     "children",
                     children_scope.run(NurseryBuilder::named("children").run(
                         async move |c: Nursery<'_, Cancelled>| {
-                            *handle.borrow_mut() =
+                            *handle.lock().unwrap() =
                                 Some(c.spawn_named("child", wherefore::sleep(secs(10))).unwrap());
                             Ok(())
                         },
@@ -43,7 +43,7 @@ fn scenario(cancel_the_child: bool) -> wherefore::testing::Report<String> {
                 })
                 .unwrap();
                 wherefore::checkpoint().await?;
-                let child = handle.borrow_mut().take().unwrap();
+                let child = handle.lock().unwrap().take().unwrap();
                 let joined = waiter
                     .run(async { Ok::<_, Cancelled>(child.join().await) })
                     .await?;

@@ -5,7 +5,7 @@ mod common;
 use std::cell::RefCell;
 
 use common::*;
-use wherefore::{Nursery, NurseryBuilder, Scope};
+use wherefore::{LocalNursery, NurseryBuilder, Scope};
 
 /// The worker under test: waits for work forever, and logs why it stopped.
 async fn worker(log: &RefCell<Vec<String>>) -> Result<(), BoxError> {
@@ -31,8 +31,8 @@ fn observe(trigger: &str) -> String {
         }
         let log = &log;
         let _ = service
-            .run(
-                NurseryBuilder::named("group").run(async |n: Nursery<'_, BoxError>| {
+            .run(NurseryBuilder::named("group").local().run(
+                async |n: LocalNursery<'_, BoxError>| {
                     n.spawn_named("worker", worker_scope.run(worker(log)))
                         .unwrap();
                     n.spawn_named("sibling", async {
@@ -50,8 +50,8 @@ fn observe(trigger: &str) -> String {
                         _ => {}
                     }
                     Ok(())
-                }),
-            )
+                },
+            ))
             .await;
     });
     assert!(report.output().is_some());

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use wherefore::{Cancelled, Nursery};
+use wherefore::{Cancelled, LocalNursery};
 
 /// Eight members that each yield once, then record their name; no timers involved.
 fn order(seed: Option<u64>) -> Vec<usize> {
@@ -13,7 +13,7 @@ fn order(seed: Option<u64>) -> Vec<usize> {
         None => wherefore::testing::Runtime::new(),
     };
     runtime.block_on(async {
-        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+        wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             for i in 0..8 {
                 let order = &order;
                 n.spawn(async move {

@@ -8,7 +8,9 @@ use std::cell::RefCell;
 use common::*;
 use wherefore::event::Event;
 use wherefore::testing::Journal;
-use wherefore::{Cancelled, Cause, FailureKind, Nursery, NurseryBuilder, SpawnError, TaskId};
+use wherefore::{
+    Cancelled, Cause, FailureKind, LocalNursery, Nursery, NurseryBuilder, SpawnError, TaskId,
+};
 
 /// How each task of `ids` ended, as the journal reports it.
 fn exits(journal: &Journal, ids: &[TaskId]) -> Vec<String> {
@@ -28,7 +30,7 @@ fn exits(journal: &Journal, ids: &[TaskId]) -> Vec<String> {
 fn members_started_without_a_handle_are_waited_for_and_reported() {
     let log = RefCell::new(Vec::new());
     let report = wherefore::testing::run(async {
-        let started = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+        let started = wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             let mut started = Vec::new();
             for (label, delay) in [("slow", 2), ("fast", 1)] {
                 let log = &log;
@@ -69,7 +71,7 @@ fn a_failing_member_without_a_handle_cancels_its_siblings_and_reaches_the_nurser
     block_on(async {
         let seen = RefCell::new(None);
         let mut failing = None;
-        let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+        let err = wherefore::nursery_local(async |n: LocalNursery<'_, BoxError>| {
             let seen = &seen;
             n.start_soon(async move {
                 *seen.borrow_mut() = Some(wherefore::cancelled().await);
@@ -102,9 +104,10 @@ fn a_failing_member_without_a_handle_cancels_its_siblings_and_reaches_the_nurser
 fn starting_a_member_in_a_finished_nursery_hands_the_future_back() {
     let ran = std::cell::Cell::new(false);
     block_on(async {
-        let escaped = wherefore::nursery(async |n: Nursery<'_, Cancelled>| Ok(n.clone()))
-            .await
-            .unwrap();
+        let escaped =
+            wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| Ok(n.clone()))
+                .await
+                .unwrap();
         let late = escaped.start_soon(async {
             ran.set(true);
             Ok(())
@@ -122,7 +125,7 @@ fn starting_a_member_in_a_finished_nursery_hands_the_future_back() {
 fn a_member_without_a_handle_dropped_with_its_nursery_is_reported_dropped() {
     let report = wherefore::testing::run(async {
         let started = RefCell::new(None);
-        let nursery = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+        let nursery = wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             let task = n
                 .start_soon(async {
                     std::future::pending::<()>().await; // ignores cancellation
@@ -180,7 +183,7 @@ fn a_named_member_without_a_handle_is_named_in_its_siblings_cause_and_in_the_jou
     let seen = RefCell::new(None);
     let report = wherefore::testing::run(async {
         let mut fetch = None;
-        let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+        let err = wherefore::nursery_local(async |n: LocalNursery<'_, BoxError>| {
             let seen = &seen;
             n.start_soon(async move {
                 *seen.borrow_mut() = Some(wherefore::cancelled().await);

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use wherefore::{Cancelled, Cause, Nursery, Scope};
+use wherefore::{Cancelled, Cause, LocalNursery, Nursery, Scope};
 
 /// "fast" ends at 5 ms, a timeout fires at 60 ms, "slow" ends at 120 ms. On a paused clock the
 /// order is exact; on a real one the gaps leave room for a busy machine.
 async fn service() -> Result<Vec<&'static str>, wherefore::NurseryError<Cancelled>> {
     let log = std::cell::RefCell::new(Vec::new());
-    wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
         let log = &log;
         n.spawn_named("slow", async move {
             wherefore::sleep(Duration::from_millis(120)).await?;

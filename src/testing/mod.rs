@@ -213,17 +213,17 @@ impl Runtime {
     /// [`check_seeds`] runs a scenario under many seeds.
     ///
     /// ```
-    /// use std::cell::RefCell;
+    /// use std::sync::Mutex;
     /// use wherefore::{Cancelled, Nursery};
     /// let order = |seed| {
-    ///     let order = RefCell::new(Vec::new());
+    ///     let order = Mutex::new(Vec::new());
     ///     wherefore::testing::Runtime::new().with_seed(seed).block_on(async {
     ///         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     ///             for name in ["a", "b", "c", "d"] {
     ///                 let order = &order;
     ///                 n.spawn(async move {
     ///                     wherefore::sleep(std::time::Duration::from_secs(1)).await?;
-    ///                     order.borrow_mut().push(name);
+    ///                     order.lock().unwrap().push(name);
     ///                     Ok(())
     ///                 })
     ///                 .unwrap();
@@ -233,7 +233,7 @@ impl Runtime {
     ///         .await
     ///         .unwrap();
     ///     });
-    ///     order.into_inner()
+    ///     order.into_inner().unwrap()
     /// };
     /// assert_eq!(order(7), order(7)); // reproducible
     /// assert!((0..20).any(|seed| order(seed) != ["a", "b", "c", "d"])); // permuted
