@@ -15,8 +15,7 @@ use crate::cause::Cause;
 use crate::context;
 use crate::env::BlockedAt;
 use crate::event::Event;
-use crate::scope_tree::{ScopeNode, WaitRegistration};
-use crate::slab::SlabKey;
+use crate::scope_tree::{ScopeNode, WaitRegistration, WaiterKey};
 
 /// Fails with [`Cancelled`] if the current scope is effectively cancelled; never yields.
 ///
@@ -172,9 +171,8 @@ impl Future for CancelledFuture {
 /// cancelled: registers the task's waker with the scope and deregisters it on drop.
 #[derive(Debug, Default)]
 pub(crate) struct CancelWait {
-    /// The scope the waker is registered with, its key there, the waker registered, and the
-    /// scope's drain count at registration.
-    registered: Option<(ScopeNode, SlabKey, Waker, u64)>,
+    /// The scope the waker is registered with, where, and the waker registered.
+    registered: Option<(ScopeNode, WaiterKey, Waker)>,
 }
 
 impl CancelWait {
@@ -211,8 +209,11 @@ impl CancelWait {
             via_parent = false;
         }
         let key = match &self.registered {
-            Some((registered, key, waker, drains)) if registered.ptr_eq(&node) => {
-                if waker.will_wake(cx.waker()) && !node.is_cancelled() && node.drains() == *drains {
+            Some((registered, key, waker)) if registered.ptr_eq(&node) => {
+                if waker.will_wake(cx.waker())
+                    && !node.is_cancelled()
+                    && node.drains() == key.drains
+                {
                     // Already registered with this waker: the scope will wake it (invariant 4).
                     return Poll::Pending;
                 }
@@ -233,15 +234,15 @@ impl CancelWait {
                 self.registered = None;
                 Poll::Ready(c)
             }
-            WaitRegistration::Waiting(key, drains) => {
-                self.registered = Some((node, key, cx.waker().clone(), drains));
+            WaitRegistration::Waiting(key) => {
+                self.registered = Some((node, key, cx.waker().clone()));
                 Poll::Pending
             }
         }
     }
 
     fn clear(&mut self) {
-        if let Some((node, key, _, _)) = self.registered.take() {
+        if let Some((node, key, _)) = self.registered.take() {
             node.remove_waiter(key);
         }
     }

@@ -102,7 +102,7 @@ pub use nursery::{LocalNursery, Nursery, NurseryBuilder, nursery, nursery_local}
 pub use persistent_group::{BoxError, DroppedMember, PersistentGroup, Shutdown, ShutdownReport};
 #[cfg(not(wherefore_loom))]
 pub use runtime::{Runtime, run};
-pub use scope::{CancelHandle, Scope, ScopeFuture};
+pub use scope::{CancelHandle, Scope, ScopeCancelled, ScopeFuture};
 pub use sharing::{Holds, Local, Sendable, Sharing};
 pub use shield::{Shielded, shield, shield_with_grace};
 pub use sleep::{Sleep, now, sleep, sleep_until};

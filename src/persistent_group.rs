@@ -28,8 +28,7 @@ use crate::failure::{Failure, FailureKind, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::member_set::{MemberSet, remember};
 use crate::scope::CancelHandle;
-use crate::scope_tree::{ExitOnDrop, ScopeNode, WaitRegistration};
-use crate::slab::SlabKey;
+use crate::scope_tree::{ExitOnDrop, ScopeNode, WaitRegistration, WaiterKey};
 use crate::sync::{self, Arc, Frozen, Mutex};
 use crate::task::{End, TaskExit, panic_message, poll_member, report_exit, report_spawn};
 
@@ -613,7 +612,7 @@ pub(crate) struct Runner<E> {
     /// The wake-up at the end of the grace period, once shutting down.
     grace_timer: Option<(Arc<Clock>, TimerHandle)>,
     /// Registration with the group's scope, to notice a cancellation from outside.
-    cancel_wait: Option<SlabKey>,
+    cancel_wait: Option<WaiterKey>,
 }
 
 /// A running member, polled in the group's scope.
@@ -654,7 +653,7 @@ impl<E: CancelError + fmt::Display> Runner<E> {
                 self.cancel_wait = None;
                 true
             }
-            WaitRegistration::Waiting(key, _) => {
+            WaitRegistration::Waiting(key) => {
                 self.cancel_wait = Some(key);
                 false
             }

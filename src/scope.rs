@@ -5,14 +5,14 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::cancelled::CancelError;
 use crate::cause::Cause;
 use crate::context;
 use crate::identity::ScopeInfo;
-use crate::scope_tree::{Phase, ScopeNode};
+use crate::scope_tree::{Phase, ScopeNode, WaitRegistration, WaiterKey};
 use crate::sync::Frozen;
 
 /// A cancel scope, ready to run a body: the general form of [`move_on_after`](crate::move_on_after)
@@ -377,7 +377,15 @@ impl CancelHandle {
     where
         T: fmt::Debug + Send + Sync + 'static,
     {
-        self.node.cancel_explicit(Some(tag), Location::caller())
+        self.cancel_with_at(tag, Location::caller())
+    }
+
+    /// [`cancel_with`](Self::cancel_with) on behalf of the code at `location`.
+    pub(crate) fn cancel_with_at<T>(&self, tag: T, location: &'static Location<'static>) -> bool
+    where
+        T: fmt::Debug + Send + Sync + 'static,
+    {
+        self.node.cancel_explicit(Some(tag), location)
     }
 
     /// Whether the scope is effectively cancelled now: by itself, its deadline, or an unshielded
@@ -560,6 +568,90 @@ impl CancelHandle {
     /// ```
     pub fn has_exited(&self) -> bool {
         self.node.phase() == Phase::Exited
+    }
+
+    /// A future that resolves with the scope's cause once the scope is effectively cancelled
+    /// (at once if it already is). `Send + 'static`, and no cancellation point: it waits for
+    /// *this* scope from anywhere, in or out of any scope or runtime (a task of tokio's, a thread
+    /// of its own), as `CancellationToken::cancelled` does. It never resolves if the scope is
+    /// never cancelled.
+    ///
+    /// This is how a library that shuts down on a future of its own learns of a cancellation:
+    /// axum's `serve(..).with_graceful_shutdown(service.cancelled())`, for one.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() {
+    /// let service = wherefore::Scope::named("service").handle();
+    /// let watcher = tokio::spawn(service.cancelled()); // outside any scope
+    /// service.cancel_with("SIGTERM");
+    /// let cause = watcher.await.unwrap();
+    /// assert!(cause.to_string().starts_with("explicit (\"SIGTERM\") at "));
+    /// # }
+    /// ```
+    pub fn cancelled(&self) -> ScopeCancelled {
+        ScopeCancelled {
+            node: self.node.clone(),
+            registered: None,
+        }
+    }
+}
+
+/// Future returned by [`CancelHandle::cancelled`]: resolves with the scope's cause once it is
+/// cancelled.
+///
+/// ```
+/// let handle = wherefore::Scope::new().handle();
+/// let when: wherefore::ScopeCancelled = handle.cancelled();
+/// handle.cancel();
+/// let cause = futures::executor::block_on(when);
+/// assert_eq!(cause.kind(), "explicit");
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct ScopeCancelled {
+    node: ScopeNode,
+    /// The waker registered with the scope, and where.
+    registered: Option<(WaiterKey, Waker)>,
+}
+
+impl Future for ScopeCancelled {
+    type Output = Cause;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Cause> {
+        let this = &mut *self;
+        if let Some((key, waker)) = &this.registered {
+            let still = this.node.drains() == key.drains && !this.node.is_cancelled();
+            if still && waker.will_wake(cx.waker()) {
+                return Poll::Pending; // the scope will wake it (invariant 4 of the tree)
+            }
+        }
+        let key = this.registered.as_ref().map(|(key, _)| *key);
+        match this.node.register_waiter(key, cx.waker()) {
+            WaitRegistration::Cancelled(cancelled) => {
+                this.registered = None;
+                Poll::Ready(cancelled.cause)
+            }
+            WaitRegistration::Waiting(key) => {
+                this.registered = Some((key, cx.waker().clone()));
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for ScopeCancelled {
+    fn drop(&mut self) {
+        if let Some((key, _)) = self.registered.take() {
+            self.node.remove_waiter(key);
+        }
+    }
+}
+
+impl fmt::Debug for ScopeCancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopeCancelled")
+            .field("scope", self.node.info())
+            .finish_non_exhaustive()
     }
 }
 

@@ -221,9 +221,19 @@ impl After {
 pub(crate) enum WaitRegistration {
     /// The scope is effectively cancelled: fail with this.
     Cancelled(Cancelled),
-    /// Registered under this key, at this drain count; the waker is woken when the scope becomes
-    /// effectively cancelled.
-    Waiting(SlabKey, u64),
+    /// Registered under this key; the waker is woken when the scope becomes effectively
+    /// cancelled.
+    Waiting(WaiterKey),
+}
+
+/// Where a waker waits in a scope's `waiters`: its key there, and the scope's drain count when
+/// it was registered. A drain removes every waiter, so once the count has moved the key names
+/// nothing of ours (it may name a waiter registered since): it is used only while the count is
+/// the same, checked under the scope's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WaiterKey {
+    key: SlabKey,
+    pub(crate) drains: u64,
 }
 
 impl ScopeNode {
@@ -676,7 +686,11 @@ impl ScopeNode {
 
     /// Registers (or refreshes, with `key`) a waker to be woken when the scope becomes
     /// effectively cancelled, unless it already is.
-    pub(crate) fn register_waiter(&self, key: Option<SlabKey>, waker: &Waker) -> WaitRegistration {
+    pub(crate) fn register_waiter(
+        &self,
+        key: Option<WaiterKey>,
+        waker: &Waker,
+    ) -> WaitRegistration {
         // The flag must be read under the lock that `update` stores it under (invariant 4). The
         // deliberately broken build reads it first, a check-then-act split that loses wake-ups;
         // `loom-tests` shows that loom catches it.
@@ -685,6 +699,8 @@ impl ScopeNode {
         let mut st = sync::lock(&self.inner.state);
         #[cfg(not(wherefore_loom_broken))]
         let cancelled = self.is_cancelled();
+        let drains = self.drains(); // only moves under this lock
+        let key = key.filter(|k| k.drains == drains).map(|k| k.key);
         if cancelled {
             if let Some(key) = key {
                 st.waiters.remove(key);
@@ -695,17 +711,22 @@ impl ScopeNode {
                 None => self.register_waiter(None, waker), // un-cancelled meanwhile (shield)
             };
         }
-        match key.and_then(|k| st.waiters.get_mut(k).map(|w| (k, w))) {
+        let key = match key.and_then(|k| st.waiters.get_mut(k).map(|w| (k, w))) {
             Some((k, slot)) => {
                 slot.clone_from(waker); // skips an equivalent waker
-                WaitRegistration::Waiting(k, self.drains())
+                k
             }
-            None => WaitRegistration::Waiting(st.waiters.insert(waker.clone()), self.drains()),
-        }
+            None => st.waiters.insert(waker.clone()),
+        };
+        WaitRegistration::Waiting(WaiterKey { key, drains })
     }
 
-    pub(crate) fn remove_waiter(&self, key: SlabKey) {
-        sync::lock(&self.inner.state).waiters.remove(key);
+    /// Takes a waker out of the waiters, unless a drain took it already.
+    pub(crate) fn remove_waiter(&self, key: WaiterKey) {
+        let mut st = sync::lock(&self.inner.state);
+        if self.drains() == key.drains {
+            st.waiters.remove(key.key);
+        }
     }
 
     /// The scopes entered directly below this one, in the order they were entered.

@@ -7,6 +7,7 @@
 //! aborted when the environment is dropped (when the last scope using it has gone).
 
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -133,7 +134,8 @@ impl std::fmt::Display for Forced {
 /// wins.
 ///
 /// On platforms without SIGTERM (Windows), only Ctrl+C is listened to. [`shutdown_on`] takes
-/// any source of signals instead (for tests, or other signals).
+/// any source of signals instead (for tests, or other signals). The cause's location is the
+/// caller's line, where the shutdown was wired up.
 ///
 /// ```no_run
 /// # #[tokio::main]
@@ -147,7 +149,20 @@ impl std::fmt::Display for Forced {
 /// }
 /// # }
 /// ```
-pub async fn shutdown_on_signals(scope: crate::CancelHandle, grace: std::time::Duration) -> Forced {
+#[track_caller]
+pub fn shutdown_on_signals(
+    scope: crate::CancelHandle,
+    grace: std::time::Duration,
+) -> impl Future<Output = Forced> + Send + 'static {
+    let caller = Location::caller();
+    async move { listen_for_signals(scope, grace, caller).await }
+}
+
+async fn listen_for_signals(
+    scope: crate::CancelHandle,
+    grace: std::time::Duration,
+    caller: &'static Location<'static>,
+) -> Forced {
     let (tx, rx) = ::tokio::sync::mpsc::unbounded_channel::<&'static str>();
     let ctrl_c = tx.clone();
     let listeners = ::tokio::spawn(async move {
@@ -175,7 +190,7 @@ pub async fn shutdown_on_signals(scope: crate::CancelHandle, grace: std::time::D
     });
     let mut rx = rx;
     let signals = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let forced = shutdown_on(scope, grace, signals).await;
+    let forced = shut_down(scope, grace, signals, caller).await;
     listeners.abort();
     forced
 }
@@ -183,7 +198,7 @@ pub async fn shutdown_on_signals(scope: crate::CancelHandle, grace: std::time::D
 /// [`shutdown_on_signals`] with the signals coming from a stream, each named by a string: the
 /// first cancels `scope` with an explicit cause tagged with its name; the returned future
 /// resolves on the next one, or when `grace` has passed since the first. If `signals` closes
-/// before any signal, the future never resolves.
+/// before any signal, the future never resolves. The cause's location is the caller's line.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -200,10 +215,23 @@ pub async fn shutdown_on_signals(scope: crate::CancelHandle, grace: std::time::D
 /// assert!(handle.cause().unwrap().to_string().starts_with("explicit (\"SIGTERM\")"));
 /// # }
 /// ```
-pub async fn shutdown_on<S>(
+#[track_caller]
+pub fn shutdown_on<S>(
     scope: crate::CancelHandle,
     grace: std::time::Duration,
     signals: S,
+) -> impl Future<Output = Forced>
+where
+    S: futures_util::Stream<Item = &'static str>,
+{
+    shut_down(scope, grace, signals, Location::caller())
+}
+
+async fn shut_down<S>(
+    scope: crate::CancelHandle,
+    grace: std::time::Duration,
+    signals: S,
+    caller: &'static Location<'static>,
 ) -> Forced
 where
     S: futures_util::Stream<Item = &'static str>,
@@ -213,7 +241,7 @@ where
     let Some(first) = signals.next().await else {
         return std::future::pending().await;
     };
-    scope.cancel_with(first);
+    scope.cancel_with_at(first, caller);
     let second = async {
         match signals.next().await {
             Some(signal) => Forced::SecondSignal(signal),
