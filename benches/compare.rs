@@ -225,6 +225,14 @@ impl Future for YieldOnce {
     }
 }
 
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -243,6 +251,39 @@ fn members_yielding_once(n: usize, start: impl Fn(&Nursery<'_, Cancelled>)) {
         Ok(())
     }))
     .unwrap();
+}
+
+/// [`members_yielding_once`] in a nursery for `!Send` members (`nursery_local`).
+fn local_members_yielding_once(n: usize) {
+    wherefore::run(wherefore::nursery_local(
+        async |s: wherefore::LocalNursery<'_, Cancelled>| {
+            for _ in 0..n {
+                s.start_soon(wherefore::checkpoint()).unwrap();
+            }
+            Ok(())
+        },
+    ))
+    .unwrap();
+}
+
+/// A nursery of `n` members that yield once, each started by `start`, inside `tokio::spawn` on
+/// `rt` (a request handler's place): the nursery future moves to a worker thread.
+fn spawned_nursery(
+    rt: &tokio::runtime::Runtime,
+    n: usize,
+    start: impl Fn(&Nursery<'static, Cancelled>) + Send + Sync + Copy + 'static,
+) {
+    rt.block_on(async move {
+        tokio::spawn(wherefore::nursery(async move |s: Nursery<'_, Cancelled>| {
+            for _ in 0..n {
+                start(&s);
+            }
+            Ok(())
+        }))
+        .await
+        .unwrap()
+        .unwrap()
+    })
 }
 
 /// Workload 1. Against `FuturesUnordered::push`, which hands back no handle, our members are
@@ -302,6 +343,63 @@ fn spawn_join(runs: usize, n: usize, rows: &mut Vec<Row>) {
         with_handles,
         joinset,
         Some(0.5),
+    ));
+}
+
+/// Workload 1 where services run it: inside `tokio::spawn` on a multi-thread runtime (two
+/// workers), against a `FuturesUnordered` and a `JoinSet` in the same place, and, reported, a
+/// local nursery on the embedded runtime against the sendable one of `spawn_join` (the same
+/// members, to show what sharing between threads costs).
+fn spawn_join_in_a_task(runs: usize, n: usize, rows: &mut Vec<Row>) {
+    let rt = multi_thread();
+    let [ours, with_handles, fu, joinset, sendable, local] = sides(
+        runs,
+        n,
+        [
+            &mut || spawned_nursery(&rt, n, |s| drop(s.start_soon(wherefore::checkpoint()))),
+            &mut || spawned_nursery(&rt, n, |s| drop(s.spawn(wherefore::checkpoint()))),
+            &mut || {
+                rt.block_on(async {
+                    tokio::spawn(async move {
+                        let mut set = FuturesUnordered::new();
+                        for _ in 0..n {
+                            set.push(YieldOnce(false));
+                        }
+                        while set.next().await.is_some() {}
+                    })
+                    .await
+                    .unwrap()
+                })
+            },
+            &mut || {
+                rt.block_on(async {
+                    tokio::spawn(async move {
+                        let mut set = JoinSet::new();
+                        for _ in 0..n {
+                            set.spawn(tokio::task::yield_now());
+                        }
+                        while set.join_next().await.is_some() {}
+                    })
+                    .await
+                    .unwrap()
+                })
+            },
+            &mut || {
+                members_yielding_once(n, |s| drop(s.start_soon(wherefore::checkpoint()).unwrap()))
+            },
+            &mut || local_members_yielding_once(n),
+        ],
+    );
+    let workload = format!("1. in tokio::spawn, 2 workers: {n} children (start_soon)");
+    rows.push(compare(&workload, "FuturesUnordered in tokio::spawn", ours, fu, Some(1.2)));
+    let workload = format!("1. in tokio::spawn, 2 workers: {n} children (spawn)");
+    rows.push(compare(&workload, "tokio JoinSet in tokio::spawn", with_handles, joinset, Some(0.5)));
+    rows.push(compare(
+        &format!("1. {n} children (start_soon), nursery_local"),
+        "the same, sendable nursery",
+        local,
+        sendable,
+        None,
     ));
 }
 
@@ -698,6 +796,7 @@ fn main() {
     let started = Instant::now();
     let mut rows = Vec::new();
     spawn_join(runs, 100_000, &mut rows);
+    spawn_join_in_a_task(runs, 100_000, &mut rows);
     cancel_fanout(runs, 100_000, &mut rows);
     checks(runs, 10_000_000, &mut rows);
     timeouts(runs, 100_000, &mut rows);
