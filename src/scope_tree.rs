@@ -37,6 +37,11 @@
 //!    that enters a scope leaves it before it lets go of its reference, on every road out
 //!    ([`ExitOnDrop`]). So an address found under that lock names a live record, and a reference
 //!    may be taken from it (`registered.rs`). `Inner`'s drop checks the premise.
+//! 7. The cause a reader is given (`cause()`) is the one of `last`, which `update` writes in the
+//!    same critical section as the flag, before it: a reader on any thread sees either no cause
+//!    and no flag, or both, in its program order (as Go's `context` promises: `Err() != nil`
+//!    implies `Cause() != nil`), never a cause recorded but not yet in effect. (The loom model
+//!    `a_cause_is_never_seen_before_its_flag` fails when `cause()` reads the inputs instead.)
 //!
 //! # Locks
 //!
@@ -830,11 +835,15 @@ impl NodeState {
         }
     }
 
-    /// The effective cause now, or else the last one (invariant 5), rebuilt from the record of
-    /// which one it was.
+    /// The effective cause as of the last `update` that visited this node, or else the last one
+    /// that applied (invariant 5), rebuilt from the record of which one it was.
+    ///
+    /// Read from `last`, which `update` writes in the critical section that stores the flag, and
+    /// not from the inputs (own cause, shield, the parent's flag), which change before the
+    /// `update` that follows them: so a reader on any thread never sees the cause before the
+    /// flag, nor the flag before the cause (invariant 7).
     fn cause(&self) -> Option<Cause> {
-        self.effective_cause()
-            .or_else(|| self.cause_from(self.last?))
+        self.cause_from(self.last?)
     }
 
     /// The own cause, or a `Parent` link to the parent.

@@ -192,3 +192,28 @@ fn concurrent_cancels_from_threads_pick_exactly_one_winner() {
     assert_eq!(format!("{:?}", explicit.tag().unwrap()), winner.to_string());
     assert_eq!(handle.ignored_requests(), 7);
 }
+
+/// A reader on one thread never sees a scope's cause before its flag, while another thread
+/// cancels it: after `cause()` is `Some`, `is_cancelled()` is true (invariant 7 of the tree; the
+/// loom model `a_cause_is_never_seen_before_its_flag` covers every interleaving, this runs the
+/// real threads).
+#[test]
+fn a_cause_read_on_another_thread_is_never_seen_before_the_flag() {
+    for _ in 0..2_000 {
+        let handle = Scope::new().handle();
+        let remote = handle.clone();
+        let reader = std::thread::spawn(move || {
+            loop {
+                let cause = remote.cause();
+                let cancelled = remote.is_cancelled();
+                assert!(cause.is_none() || cancelled, "cause before flag: {cause:?}");
+                if cause.is_some() {
+                    return;
+                }
+                std::hint::spin_loop();
+            }
+        });
+        handle.cancel_with("now");
+        reader.join().unwrap();
+    }
+}

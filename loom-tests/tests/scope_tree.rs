@@ -55,6 +55,28 @@ fn two_threads_cancel_the_same_scope() {
     });
 }
 
+/// A reader on one thread asks a scope for its cause, then whether it is cancelled, while
+/// another thread cancels it: the reader sees no cause and no flag, or both, never a cause before
+/// its flag (invariant 7 of the scope tree). With `cause()` reading the recorded inputs rather
+/// than what the last update put into effect, loom finds the reader that sees the cause and then
+/// `is_cancelled() == false`.
+#[test]
+fn a_cause_is_never_seen_before_its_flag() {
+    loom::model(|| {
+        let handle = Scope::new().handle();
+        let remote = handle.clone();
+        let canceller = thread::spawn(move || remote.cancel_with("now"));
+        let cause = handle.cause();
+        let cancelled = handle.is_cancelled();
+        assert!(
+            cause.is_none() || cancelled,
+            "a cause was visible before the flag: {cause:?}"
+        );
+        canceller.join().unwrap();
+        assert!(handle.is_cancelled() && handle.cause().is_some());
+    });
+}
+
 /// The cancel of a parent races a child scope being entered, and the child's task waiting for
 /// its cancellation: the child always ends cancelled with a `Parent` cause (never missed), and
 /// the waiting task is woken (no lost wake-up: loom reports a deadlock otherwise).
