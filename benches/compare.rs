@@ -274,12 +274,14 @@ fn spawned_nursery(
     start: impl Fn(&Nursery<'static, Cancelled>) + Send + Sync + Copy + 'static,
 ) {
     rt.block_on(async move {
-        tokio::spawn(wherefore::nursery(async move |s: Nursery<'_, Cancelled>| {
-            for _ in 0..n {
-                start(&s);
-            }
-            Ok(())
-        }))
+        tokio::spawn(wherefore::nursery(
+            async move |s: Nursery<'_, Cancelled>| {
+                for _ in 0..n {
+                    start(&s);
+                }
+                Ok(())
+            },
+        ))
         .await
         .unwrap()
         .unwrap()
@@ -391,9 +393,21 @@ fn spawn_join_in_a_task(runs: usize, n: usize, rows: &mut Vec<Row>) {
         ],
     );
     let workload = format!("1. in tokio::spawn, 2 workers: {n} children (start_soon)");
-    rows.push(compare(&workload, "FuturesUnordered in tokio::spawn", ours, fu, Some(1.2)));
+    rows.push(compare(
+        &workload,
+        "FuturesUnordered in tokio::spawn",
+        ours,
+        fu,
+        Some(1.2),
+    ));
     let workload = format!("1. in tokio::spawn, 2 workers: {n} children (spawn)");
-    rows.push(compare(&workload, "tokio JoinSet in tokio::spawn", with_handles, joinset, Some(0.5)));
+    rows.push(compare(
+        &workload,
+        "tokio JoinSet in tokio::spawn",
+        with_handles,
+        joinset,
+        Some(0.5),
+    ));
     rows.push(compare(
         &format!("1. {n} children (start_soon), nursery_local"),
         "the same, sendable nursery",
