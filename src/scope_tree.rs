@@ -483,9 +483,8 @@ impl ScopeNode {
             return None;
         };
         deadline.when = When::At { at, after };
-        if st.own.is_some() {
-            return None;
-        }
+        // Armed even when the scope has its own cause already: a deadline that passes then is a
+        // request that lost (S17), counted and reported like any other.
         if at <= now {
             return deadline.timeout(&self.inner.info);
         }
@@ -796,7 +795,7 @@ impl NodeState {
         }
         self.first.get_or_insert(Origin::Own);
         self.own = Some(cause);
-        self.remove_timer();
+        // The deadline's timer stays: when it passes it is a lost request (S17), counted.
         match effective_before {
             Some(winner) => RequestOutcome::LostTo(winner),
             None => RequestOutcome::TookEffect,

@@ -20,13 +20,44 @@ fn explicit_cancel_before_the_deadline_keeps_the_explicit_cause() {
             .await;
         assert!(matches!(out, Ok(None)));
         assert!(matches!(handle.cause(), Some(Cause::Explicit(_))));
-        // The deadline fired after the explicit cancel: no effect, but visible.
-        assert_eq!(
-            handle.ignored_requests(),
-            0,
-            "the timer was removed when the scope was cancelled"
-        );
+        // The deadline fired after the explicit cancel: no effect, but counted (S17).
+        assert_eq!(handle.ignored_requests(), 1, "the lost deadline is counted");
     });
+}
+
+/// S17 for deadlines: a deadline that passes on a scope cancelled already, and one set in the
+/// past on such a scope, are requests that lost: counted and journaled with the cause they lost
+/// to.
+#[test]
+fn a_deadline_that_loses_to_an_earlier_cause_is_counted_and_journaled() {
+    let report = wherefore::testing::run(async {
+        let scope = Scope::named("job").with_timeout(secs(5));
+        let handle = scope.handle();
+        let _ = scope
+            .run(async {
+                handle.cancel_with("operator");
+                wherefore::shield(wherefore::sleep(secs(10))).await?; // the deadline passes
+                handle.set_timeout(std::time::Duration::ZERO); // a deadline in the past
+                wherefore::checkpoint().await
+            })
+            .await;
+        handle.ignored_requests()
+    });
+    assert_eq!(report.output(), Some(&2), "both deadlines were counted");
+    let journal = report.journal().to_string();
+    let lost: Vec<&str> = journal
+        .lines()
+        .filter(|line| line.contains("cancel   scope \"job\": scope \"job\" timed out"))
+        .collect();
+    assert_eq!(lost.len(), 2, "{journal}");
+    assert!(lost[0].starts_with("t=5.000 "), "{}", lost[0]);
+    assert!(lost[1].starts_with("t=10.000 "), "{}", lost[1]);
+    for line in lost {
+        assert!(
+            line.contains("[lost to: explicit (\"operator\") at tests/first_cause.rs:"),
+            "{line}"
+        );
+    }
 }
 
 #[test]
