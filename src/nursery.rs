@@ -591,6 +591,10 @@ impl<E, S: Sharing> fmt::Display for Nursery<'_, E, S> {
 /// - **Panics**, by default, follow `std::thread::scope`: siblings are cancelled, everyone
 ///   finishes, then the first panic resumes (other failures are printed to stderr, never lost).
 ///   [`NurseryBuilder::collect_panics`] turns panics into failures instead.
+/// - When a cancellation of an enclosing scope reached the nursery, it returns
+///   [`NurseryError::Cancelled`] carrying it, whatever the body returned: the enclosing scope
+///   absorbs it (a `fail_after` around the nursery reports its timeout). A nursery is never
+///   where an outer cancellation ends.
 /// - Otherwise it returns the body's value, or [`NurseryError::Cancelled`] if the body ended
 ///   with a cancellation.
 ///
@@ -910,6 +914,13 @@ where
             // Members spawned during the batch have not been polled yet.
             let mut spawned = sync::lock(&shared.spawned);
             if spawned.members.is_empty() {
+                // The deliberately broken build clears `polling` in a critical section of its own
+                // (check-then-act): a spawn in between is left in `spawned`, never polled.
+                #[cfg(wherefore_loom_broken_drain)]
+                let mut spawned = {
+                    drop(spawned);
+                    sync::lock(&shared.spawned)
+                };
                 spawned.polling = false;
                 return batch.is_pending();
             }
@@ -965,6 +976,9 @@ where
     }
 
     fn finish(&mut self) -> Result<T, NurseryError<E>> {
+        // Read before the scope is left: an ancestor's cancellation that reached the members is
+        // the ancestor's to absorb, whatever the body returned (S18).
+        let parents = self.shared.node.parents_cancellation();
         self.close();
         let ends = &mut self.ends;
         if let Some(payload) = ends.panic.take() {
@@ -976,7 +990,11 @@ where
             resume_unwind(payload);
         }
         if !ends.failures.is_empty() {
+            // S3: failures win; the ancestor's cancellation stays pending, level-triggered.
             return Err(NurseryError::Failed(std::mem::take(&mut ends.failures)));
+        }
+        if let Some(cancelled) = parents {
+            return Err(NurseryError::Cancelled(cancelled));
         }
         match self.outcome.take() {
             Some(Ok(value)) => Ok(value),

@@ -361,6 +361,23 @@ impl ScopeNode {
         })
     }
 
+    /// The cancellation that reaches this scope from its parent now, as raised in this scope:
+    /// `Some` while the scope is not shielded and its parent is effectively cancelled, whatever
+    /// this scope's own cause. It belongs to an ancestor, which absorbs it (S2, S18).
+    pub(crate) fn parents_cancellation(&self) -> Option<Cancelled> {
+        let parent = {
+            let st = sync::lock(&self.inner.state);
+            if st.shielded || !st.parent_cancelled() {
+                return None;
+            }
+            st.parent.clone()?
+        };
+        Some(Cancelled {
+            cause: Cause::Parent(Parent { node: parent }),
+            raised_in: self.clone(),
+        })
+    }
+
     // ----- configuration -------------------------------------------------------------------
 
     pub(crate) fn set_shielded(&self, shielded: bool) {

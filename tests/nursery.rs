@@ -495,3 +495,130 @@ fn joining_a_failed_member_does_not_consume_its_failure() {
         assert_eq!(err.failures()[0].task().name(), Some("db"));
     });
 }
+
+/// S18 (CPython's TaskGroup bug, fixed in 2026): the nursery is cancelled through its own
+/// handle, its member cleans up in a shield, and meanwhile the deadline of an enclosing
+/// `fail_after` passes. The timeout belongs to `fail_after`, which reports it.
+#[test]
+fn a_timeout_passing_while_a_cancelled_nursery_cleans_up_is_not_swallowed() {
+    block_on(async {
+        let start = wherefore::now();
+        let out = wherefore::fail_after(
+            secs(5),
+            wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+                n.spawn_named("cleaner", async {
+                    let _ = wherefore::cancelled().await;
+                    wherefore::shield(wherefore::sleep(secs(10))).await?; // the deadline passes
+                    Ok(())
+                })
+                .unwrap();
+                n.cancel_handle().cancel_with("done early");
+                Ok("body value")
+            }),
+        )
+        .await;
+        let Err(timed_out) = out else {
+            panic!("the timeout was swallowed: {out:?}")
+        };
+        assert!(
+            timed_out.to_string().contains("timed out after 5s"),
+            "{timed_out}"
+        );
+        assert_eq!(
+            wherefore::now() - start,
+            secs(10),
+            "the cleanup was not cut short"
+        );
+    });
+}
+
+/// S18: a body that returns normally while an enclosing scope's cancellation reaches the members
+/// does not end the cancellation there: the nursery's result carries it, with its chain, and the
+/// enclosing scope absorbs it; nothing after the nursery in that scope runs.
+#[test]
+fn an_outer_cancellation_reaching_the_members_is_handed_on_whatever_the_body_returned() {
+    block_on(async {
+        let outer = Scope::named("outer");
+        let stop = outer.handle();
+        let after_the_nursery = Mutex::new(false);
+        let out = outer
+            .run(async {
+                let inner = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+                    n.spawn_named("waiter", wherefore::sleep(secs(60))).unwrap();
+                    n.spawn_named("stopper", async {
+                        wherefore::sleep(secs(1)).await?;
+                        stop.cancel_with("stop");
+                        Ok(())
+                    })
+                    .unwrap();
+                    Ok("the body returned") // before either member ended
+                })
+                .await;
+                let Err(NurseryError::Cancelled(cancelled)) = &inner else {
+                    panic!("the outer cancellation was swallowed: {inner:?}")
+                };
+                assert!(
+                    cancelled
+                        .cause()
+                        .to_string()
+                        .starts_with("parent scope \"outer\" was cancelled: explicit (\"stop\")"),
+                    "{}",
+                    cancelled.cause()
+                );
+                inner?;
+                *after_the_nursery.lock().unwrap() = true;
+                Ok::<_, NurseryError<Cancelled>>(())
+            })
+            .await;
+        assert!(
+            matches!(out, Ok(None)),
+            "the outer scope absorbed its own cancellation"
+        );
+        assert!(!*after_the_nursery.lock().unwrap());
+    });
+}
+
+/// S18 with a shield: the nursery's scope is shielded while the outer scope is cancelled, so the
+/// members carry on; when the body lowers the shield, the outer cancellation reaches them, and
+/// the nursery hands it on to the outer scope instead of ending normally.
+#[test]
+fn a_nursery_that_lowers_its_shield_hands_the_outer_cancellation_on() {
+    block_on(async {
+        let start = wherefore::now();
+        let outer = Scope::named("outer");
+        let stop = outer.handle();
+        let out = outer
+            .run(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+                let own = n.cancel_handle();
+                own.set_shielded(true);
+                n.spawn_named("worker", wherefore::sleep(secs(60))).unwrap();
+                stop.cancel_with("shutdown");
+                wherefore::sleep(secs(1)).await?; // shielded: not cancelled
+                assert!(!own.is_cancelled());
+                own.set_shielded(false);
+                Ok(())
+            }))
+            .await;
+        assert!(matches!(out, Ok(None)), "{out:?}");
+        assert_eq!(
+            wherefore::now() - start,
+            secs(1),
+            "the worker ended when the shield fell"
+        );
+    });
+}
+
+/// A cancellation that belongs to the nursery alone (its own handle, no ancestor cancelled) is
+/// absorbed: the body's value comes back.
+#[test]
+fn a_cancellation_of_the_nursery_alone_is_absorbed() {
+    block_on(async {
+        let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            n.spawn_named("waiter", wherefore::sleep(secs(60))).unwrap();
+            n.cancel_handle().cancel_with("enough");
+            Ok("the body's value")
+        })
+        .await;
+        assert_eq!(out.unwrap(), "the body's value");
+    });
+}

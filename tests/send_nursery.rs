@@ -309,7 +309,7 @@ async fn a_nursery_grows_below_a_worker_member() {
                             Ok(wherefore::shield(leaf.join()).await.unwrap())
                         })
                         .await
-                        .map_err(|e| -> BoxError { e.to_string().into() })
+                        .map_err(|e| -> BoxError { Box::new(e) }) // still a cancellation
                 })
                 .unwrap();
             n.spawn_named("failing", async {
