@@ -327,6 +327,15 @@ where
     }
 }
 
+/// How a nursery's body is named where its failure is reported: `body of workers`, or
+/// `body of scope#7` for an unnamed nursery.
+fn body_name(nursery: &ScopeInfo) -> String {
+    match nursery.name() {
+        Some(name) => format!("body of {name}"),
+        None => format!("body of {}", nursery.id()),
+    }
+}
+
 /// A new member's identity: a fresh number, its name, where it was spawned.
 fn task_info(name: Option<Frozen<str>>, spawned_at: &'static Location<'static>) -> TaskInfo {
     TaskInfo {
@@ -779,7 +788,7 @@ impl<S: Sharing> NurseryBuilder<S> {
         E: CancelError + fmt::Display + 'env,
     {
         let node = ScopeNode::new(self.name.clone());
-        let body_task = task_info(Some(Frozen::from("body")), Location::caller());
+        let body_task = task_info(None, Location::caller());
         let collect_panics = self.collect_panics;
         async move {
             let shared = Arc::new(Shared {
@@ -971,7 +980,12 @@ where
             Err(payload) => End::Panicked(payload),
         };
         self.body = None;
-        let task = self.body_task.clone();
+        let mut task = self.body_task.clone();
+        if matches!(end, End::Failed(_) | End::Panicked(_)) {
+            // Named after its nursery only when a failure names it: nested nurseries' bodies
+            // must read apart, and a member may be called "body" too.
+            task.name = Some(body_name(self.shared.node.info()).into());
+        }
         self.ends.record(&self.shared.node, Ended { task, end });
     }
 

@@ -164,12 +164,41 @@ fn a_failing_body_cancels_the_members_with_the_body_as_the_sibling() {
         })
         .await
         .unwrap_err();
-        assert_eq!(err.failures()[0].task().name(), Some("body"));
+        let body = err.failures()[0].task().name().unwrap().to_owned();
+        assert!(body.starts_with("body of scope#"), "{body}");
         let Some(Cause::SiblingError(sibling)) = seen.lock().unwrap().take() else {
             panic!("no sibling cause")
         };
-        assert_eq!(sibling.task().name(), Some("body"));
+        assert_eq!(sibling.task().name(), Some(body.as_str()));
         assert_eq!(sibling.message(), "body gave up");
+    });
+}
+
+/// A failing body is named after its nursery, so that nested nurseries' bodies, and a member
+/// that happens to be called "body", read apart.
+#[test]
+fn a_failing_body_is_named_after_its_nursery() {
+    block_on(async {
+        let err = NurseryBuilder::named("outer")
+            .run(async |n: Nursery<'_, BoxError>| {
+                n.spawn_named("body", async { Ok(()) }).unwrap(); // a member called "body"
+                NurseryBuilder::named("inner")
+                    .run(async |_: Nursery<'_, BoxError>| Err::<(), _>("inner gave up".into()))
+                    .await
+                    .map_err(|e| -> BoxError { e.to_string().into() })
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string().split(" (spawned at ").next(),
+            Some("a nursery member failed: task \"body of outer\"")
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("failed: a nursery member failed: task \"body of inner\" (spawned at "),
+            "{text}"
+        );
+        assert!(text.ends_with(") failed: inner gave up"), "{text}");
     });
 }
 
