@@ -79,6 +79,12 @@ impl Scope {
     /// Sets an absolute deadline. A deadline in the past is valid (S12): the body runs to its
     /// first cancellation point, which fails with [`Cause::Timeout`].
     ///
+    /// # Panics
+    ///
+    /// When the deadline has to be armed (the future's first poll) and no clock is there: outside
+    /// `wherefore::run`, `wherefore::testing::block_on` and, with the `tokio` feature, a tokio
+    /// runtime. The message names the fix, as tokio's "no reactor running" does (DESIGN.md, "Time").
+    ///
     /// ```
     /// # wherefore::testing::block_on(async {
     /// let at = wherefore::now() + std::time::Duration::from_secs(2);
@@ -94,6 +100,12 @@ impl Scope {
 
     /// Sets a deadline `timeout` after the scope is entered. A timeout too large to represent
     /// never fires.
+    ///
+    /// # Panics
+    ///
+    /// When the deadline has to be armed (the future's first poll) and no clock is there: outside
+    /// `wherefore::run`, `wherefore::testing::block_on` and, with the `tokio` feature, a tokio
+    /// runtime. The message names the fix, as tokio's "no reactor running" does (DESIGN.md, "Time").
     ///
     /// ```
     /// # wherefore::testing::block_on(async {

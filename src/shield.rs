@@ -47,6 +47,12 @@ pub fn shield<F: Future>(body: F) -> Shielded<F> {
 /// most `grace`. When the grace period passes, the body is cancelled with a
 /// [`Cause::Timeout`](crate::Cause::Timeout) naming the shield, and this resolves to `Ok(None)`.
 ///
+/// # Panics
+///
+/// When the deadline has to be armed (the future's first poll) and no clock is there: outside
+/// `wherefore::run`, `wherefore::testing::block_on` and, with the `tokio` feature, a tokio
+/// runtime. The message names the fix, as tokio's "no reactor running" does (DESIGN.md, "Time").
+///
 /// ```
 /// # wherefore::testing::block_on(async {
 /// use std::time::Duration;

@@ -19,6 +19,12 @@ use crate::scope_tree::{ScopeNode, TimeoutSlot};
 /// absorbs it. Any other error passes through as `Err`. See [`Scope::run`](crate::Scope::run) for
 /// the full rules.
 ///
+/// # Panics
+///
+/// When the deadline has to be armed (the future's first poll) and no clock is there: outside
+/// `wherefore::run`, `wherefore::testing::block_on` and, with the `tokio` feature, a tokio
+/// runtime. The message names the fix, as tokio's "no reactor running" does (DESIGN.md, "Time").
+///
 /// ```
 /// # wherefore::testing::block_on(async {
 /// use std::time::Duration;
@@ -43,6 +49,12 @@ where
 }
 
 /// Runs `body` until `deadline`; past it, moves on with `Ok(None)`. See [`move_on_after`].
+///
+/// # Panics
+///
+/// When the deadline has to be armed (the future's first poll) and no clock is there: outside
+/// `wherefore::run`, `wherefore::testing::block_on` and, with the `tokio` feature, a tokio
+/// runtime. The message names the fix, as tokio's "no reactor running" does (DESIGN.md, "Time").
 ///
 /// ```
 /// # wherefore::testing::block_on(async {
@@ -147,6 +159,12 @@ where
 /// is produced only when this scope's own deadline fired (S6): if an enclosing scope or an
 /// explicit cancel stopped the body, its `Cancelled` comes back unchanged inside `Ok(Err(_))`.
 ///
+/// # Panics
+///
+/// When the deadline has to be armed (the future's first poll) and no clock is there: outside
+/// `wherefore::run`, `wherefore::testing::block_on` and, with the `tokio` feature, a tokio
+/// runtime. The message names the fix, as tokio's "no reactor running" does (DESIGN.md, "Time").
+///
 /// ```
 /// # wherefore::testing::block_on(async {
 /// use std::time::Duration;
@@ -169,6 +187,12 @@ where
 }
 
 /// Runs `body` until `deadline`; past it, fails with [`TimedOut`]. See [`fail_after`].
+///
+/// # Panics
+///
+/// When the deadline has to be armed (the future's first poll) and no clock is there: outside
+/// `wherefore::run`, `wherefore::testing::block_on` and, with the `tokio` feature, a tokio
+/// runtime. The message names the fix, as tokio's "no reactor running" does (DESIGN.md, "Time").
 ///
 /// ```
 /// # wherefore::testing::block_on(async {
