@@ -178,22 +178,24 @@ impl<F> MemberSet<F> {
 }
 
 impl<F> MemberSet<F> {
-    /// The members, in slot order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &F> {
-        self.slots.iter().flatten().filter_map(|slot| match slot {
-            Occupant::Occupied(member) => Some(member),
-            Occupant::Vacant { .. } => None,
-        })
-    }
-
-    /// Drops every member; their slots (and wakers) stay for reuse.
-    pub(crate) fn clear(&mut self) {
+    /// Takes every member out, in slot order, and hands each to `f`; their slots (and wakers)
+    /// stay for reuse. A panic in `f` leaves the members not yet taken in the set.
+    pub(crate) fn take_each(&mut self, mut f: impl FnMut(F)) {
         for (index, slot) in self.slots.iter_mut().flatten().enumerate() {
             if let Occupant::Occupied(_) = slot {
-                vacate(slot, index, &mut self.free);
+                let taken = std::mem::replace(
+                    slot,
+                    Occupant::Vacant {
+                        next_free: self.free,
+                    },
+                );
+                self.free = index_u32(index);
+                self.len -= 1;
+                if let Occupant::Occupied(member) = taken {
+                    f(member);
+                }
             }
         }
-        self.len = 0;
     }
 }
 
@@ -214,6 +216,9 @@ impl<F: Future + Unpin> MemberSet<F> {
         mut ended: impl FnMut(F::Output),
     ) -> Poll<()> {
         if self.len == 0 {
+            // Registered even so: a member added from another thread later (a handle used there
+            // while the nursery waits for its body) must wake this task, not one it was before.
+            remember(&mut sync::lock(&self.queue.state).nursery, cx.waker());
             return Poll::Ready(());
         }
         if self.cursor == self.batch.len() {
@@ -224,10 +229,15 @@ impl<F: Future + Unpin> MemberSet<F> {
             self.cursor = 0;
             let slots = self.slot_count();
             let mut ready = sync::lock(&self.queue.state);
+            #[cfg(not(wherefore_loom_broken_batch))]
             remember(&mut ready.nursery, cx.waker());
             queue_added(&mut self.added, slots, &mut ready);
             std::mem::swap(&mut self.batch, &mut ready.slots);
             drop(ready);
+            // The deliberately broken build registers the waker after the swap, under a lock of its
+            // own (register-after-swap): a wake-up in between goes to the previous waker.
+            #[cfg(wherefore_loom_broken_batch)]
+            remember(&mut sync::lock(&self.queue.state).nursery, cx.waker());
             if let Some(clock) = &self.schedule {
                 let batch = &mut self.batch;
                 clock.shuffle_by(batch.len(), |i, j| batch.swap(i, j));

@@ -38,8 +38,10 @@
 //!    ([`ExitOnDrop`]). So an address found under that lock names a live record, and a reference
 //!    may be taken from it (`registered.rs`). `Inner`'s drop checks the premise.
 //! 7. The cause a reader is given (`cause()`) is the one of `last`, which `update` writes in the
-//!    same critical section as the flag, before it: a reader on any thread sees either no cause
-//!    and no flag, or both, in its program order (as Go's `context` promises: `Err() != nil`
+//!    same critical section as the flag, before it; and an own cause that takes effect is
+//!    recorded in the critical section that turns the flag on (`record_own` visits the node under
+//!    the lock it recorded under). So a reader on any thread, and a request that lost, sees
+//!    either no cause and no flag, or both, in its program order (as Go's `context` promises: `Err() != nil`
 //!    implies `Cause() != nil`), never a cause recorded but not yet in effect. (The loom model
 //!    `a_cause_is_never_seen_before_its_flag` fails when `cause()` reads the inputs instead.)
 //!
@@ -67,7 +69,7 @@ use crate::identity::{ScopeId, ScopeInfo};
 use crate::slab::{LazySlab, SlabKey};
 use smallvec::SmallVec;
 
-use crate::sync::{self, Arc, AtomicU64, Frozen, Mutex, Ordering};
+use crate::sync::{self, Arc, AtomicU64, Frozen, Mutex, MutexGuard, Ordering};
 
 mod registered;
 mod unrecorded;
@@ -553,18 +555,23 @@ impl ScopeNode {
         // so two racing requests can both take effect; `loom-tests` shows that loom catches it.
         #[cfg(wherefore_loom_broken)]
         let unclaimed = sync::lock(&self.inner.state).own.is_none();
-        let (outcome, env) = {
+        let (outcome, env, visited) = {
             let mut st = sync::lock(&self.inner.state);
             #[cfg(wherefore_loom_broken)]
             if unclaimed {
                 st.own = None;
             }
             let outcome = st.record_own(cause.clone());
-            (outcome, st.env.clone())
+            let env = st.env.clone();
+            // A cause that took effect turns the flag on in the same critical section that records
+            // it (invariant 7): whoever sees the cause, or loses to it, sees the flag too.
+            let visited =
+                matches!(outcome, RequestOutcome::TookEffect).then(|| visit_locked(self, st));
+            (outcome, env, visited)
         };
-        let took_effect = matches!(outcome, RequestOutcome::TookEffect);
-        if took_effect {
-            update(self.clone());
+        let took_effect = visited.is_some();
+        if let Some(visited) = visited {
+            propagate(self.clone(), visited);
         }
         if let Some(env) = env {
             env.emit(|| Event::CancelRequested {
@@ -897,8 +904,20 @@ impl NodeState {
 /// and a wide tree one per level. The inline room covers eight levels of branching; nothing is
 /// allocated per descendant, however wide a node is.
 pub(crate) fn update(start: ScopeNode) {
+    let visited = visit(&start);
+    propagate(start, visited);
+}
+
+/// [`update`]'s walk below `start`, whose own visit (`visited`) is done.
+fn propagate(start: ScopeNode, visited: Option<(ScopeNode, Option<usize>)>) {
     let mut frames: SmallVec<[(ScopeNode, usize); 8]> = SmallVec::new();
-    let mut next = Some(start);
+    let Some((first, rest)) = visited else {
+        return;
+    };
+    if let Some(cursor) = rest {
+        frames.push((start, cursor));
+    }
+    let mut next = Some(first);
     loop {
         let node = match next.take() {
             Some(node) => node,
@@ -966,7 +985,14 @@ fn take_child(
 /// need a visit (the flag changed and it has children), returns its first child and where the
 /// next one is, taken under the same lock.
 fn visit(node: &ScopeNode) -> Option<(ScopeNode, Option<usize>)> {
-    let mut st = sync::lock(&node.inner.state);
+    visit_locked(node, sync::lock(&node.inner.state))
+}
+
+/// [`visit`] with the node's lock held already (`st`), which it releases.
+fn visit_locked<'a>(
+    node: &'a ScopeNode,
+    mut st: MutexGuard<'a, NodeState>,
+) -> Option<(ScopeNode, Option<usize>)> {
     let parent_cancelled = st.parent_cancelled();
     if parent_cancelled && !st.shielded && !st.inherited {
         st.inherited = true;

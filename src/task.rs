@@ -134,6 +134,19 @@ impl<T> Exit<T> {
     /// Leaves the exit for the handle, and reports it to the runtime.
     pub(crate) fn finish(&self, exit: TaskExit<T>) {
         report_exit(&self.task, &exit);
+        // The deliberately broken build wakes the joiner before it stores the exit, in two critical
+        // sections (wake-before-store): a joiner that registers again in between is never woken.
+        #[cfg(wherefore_loom_broken_exit)]
+        let before = {
+            if let ExitState::Running(joiner) = &mut *sync::lock(&self.state) {
+                if let Some(joiner) = joiner.take() {
+                    joiner.wake();
+                }
+            }
+            *sync::lock(&self.state) = ExitState::Ended(exit); // drops a waker kept meanwhile
+            ExitState::<T>::Taken
+        };
+        #[cfg(not(wherefore_loom_broken_exit))]
         let before = std::mem::replace(&mut *sync::lock(&self.state), ExitState::Ended(exit));
         if let ExitState::Running(Some(joiner)) = before {
             joiner.wake();
