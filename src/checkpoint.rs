@@ -80,7 +80,12 @@ pub(crate) fn report_observed(cancelled: &Cancelled, point: &'static str) {
 pub(crate) fn report_blocked(point: &'static str, detail: Option<&'static str>, scope: &ScopeNode) {
     context::with_env(|env| {
         if let Some(task) = context::task().filter(|_| env.tracks_tasks()) {
-            env.task_blocked(task, BlockedAt { point, detail }, scope.info());
+            env.task_blocked(
+                task,
+                BlockedAt { point, detail },
+                scope.info(),
+                scope.is_shielded(),
+            );
         }
     });
 }

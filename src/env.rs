@@ -40,8 +40,12 @@ pub(crate) struct LiveTask {
     pub(crate) home: ScopeInfo,
     /// The cancellation point (or guarded foreign future) it last returned `Pending` from, and
     /// the innermost scope it was in there.
-    pub(crate) blocked_at: Option<(BlockedAt, ScopeInfo)>,
+    pub(crate) blocked_at: Option<(BlockedAt, ScopeInfo, Shielded)>,
 }
+
+/// Whether the innermost scope a task was blocked in was shielded then.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shielded(pub(crate) bool);
 
 /// A cancellation point, with a detail such as the type of a guarded foreign future.
 #[derive(Clone, Copy, Debug)]
@@ -152,11 +156,17 @@ impl Env {
         }
     }
 
-    pub(crate) fn task_blocked(&self, id: TaskId, at: BlockedAt, scope: &ScopeInfo) {
+    pub(crate) fn task_blocked(
+        &self,
+        id: TaskId,
+        at: BlockedAt,
+        scope: &ScopeInfo,
+        shielded: bool,
+    ) {
         if let Some(tasks) = &self.tasks
             && let Some(task) = sync::lock(tasks).get_mut(&id)
         {
-            task.blocked_at = Some((at, scope.clone()));
+            task.blocked_at = Some((at, scope.clone(), Shielded(shielded)));
         }
     }
 

@@ -96,6 +96,25 @@ pub enum Event {
         /// The new time since the runtime started.
         to: Duration,
     },
+    /// A persistent group's failure handler panicked on a member's failure; the panic was
+    /// caught, and the group goes on.
+    HandlerPanicked {
+        /// The group.
+        group: ScopeInfo,
+        /// The member whose failure the handler was given.
+        task: TaskInfo,
+        /// That failure, as text (it names the member).
+        failure: String,
+        /// The handler's panic message.
+        panic: String,
+    },
+    /// A persistent group closed to spawns because the last of its handles was dropped: nobody
+    /// could spawn into it or shut it down any more, so it drains (its members run to their
+    /// end).
+    GroupAbandoned {
+        /// The group.
+        group: ScopeInfo,
+    },
 }
 
 /// What became of a cancel request.
@@ -184,6 +203,18 @@ impl fmt::Display for Event {
                 None => write!(f, "deadline {scope} cleared (at {set_at})"),
             },
             Event::ClockAdvanced { to } => write!(f, "clock    {}", At(*to)),
+            Event::HandlerPanicked {
+                group,
+                failure,
+                panic,
+                ..
+            } => write!(
+                f,
+                "handler  {group}: the failure handler panicked ({panic}) on: {failure}"
+            ),
+            Event::GroupAbandoned { group } => {
+                write!(f, "drain    {group}: its last handle was dropped")
+            }
         }
     }
 }

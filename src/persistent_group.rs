@@ -14,7 +14,7 @@
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -24,12 +24,13 @@ use crate::cause::{Cause, Explicit};
 use crate::clock::{Clock, TimerHandle};
 use crate::context;
 use crate::env::Env;
+use crate::event::Event;
 use crate::failure::{Failure, FailureKind, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::member_set::{MemberSet, remember};
 use crate::scope::CancelHandle;
 use crate::scope_tree::{ExitOnDrop, ScopeNode, WaitRegistration, WaiterKey};
-use crate::sync::{self, Arc, Frozen, Mutex};
+use crate::sync::{self, Arc, AtomicUsize, Frozen, Mutex, Ordering};
 use crate::task::{End, TaskExit, panic_message, poll_member, report_exit, report_spawn};
 
 /// The error type of group members unless chosen otherwise.
@@ -74,8 +75,36 @@ pub struct PersistentGroup<E = BoxError> {
 
 impl<E> Clone for PersistentGroup<E> {
     fn clone(&self) -> Self {
+        self.group.handles.fetch_add(1, Ordering::Relaxed);
         PersistentGroup {
             group: self.group.clone(),
+        }
+    }
+}
+
+impl<E> Drop for PersistentGroup<E> {
+    /// The last handle gone, nobody can spawn into the group or shut it down any more: it closes
+    /// to spawns and finishes like [`drain`](PersistentGroup::drain), and says so to the hook.
+    fn drop(&mut self) {
+        // Release: the handle's spawns happen before; Acquire on the last: they are seen.
+        if self.group.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let abandoned = {
+            let mut st = sync::lock(&self.group.state);
+            let open = st.phase.is_open();
+            if open {
+                st.phase = GroupPhase::Draining;
+            }
+            open
+        };
+        if abandoned {
+            if let Some(env) = self.group.node.env() {
+                env.emit(|| Event::GroupAbandoned {
+                    group: self.group.node.info().clone(),
+                });
+            }
+            self.wake_runner();
         }
     }
 }
@@ -83,7 +112,11 @@ impl<E> Clone for PersistentGroup<E> {
 /// What the handles and the runner share.
 struct Group<E> {
     node: ScopeNode,
+    /// How many `PersistentGroup` handles exist; when the last goes, the group drains.
+    handles: AtomicUsize,
     on_failure: Frozen<dyn Fn(Failure<E>) + Send + Sync>,
+    /// A failure as text, for the report of a handler that panicked on it.
+    describe: fn(&Failure<E>) -> String,
     state: Mutex<GroupState<E>>,
 }
 
@@ -147,7 +180,9 @@ where
     ) -> (PersistentGroup<E>, Runner<E>) {
         let group = Arc::new(Group {
             node: ScopeNode::new(Some(name)),
+            handles: AtomicUsize::new(1),
             on_failure,
+            describe: |failure| failure.to_string(),
             state: Mutex::new(GroupState {
                 phase: GroupPhase::Open,
                 incoming: Vec::new(),
@@ -522,6 +557,10 @@ pub struct DroppedMember {
     task: TaskInfo,
     ran_for: Duration,
     blocked_at: Option<String>,
+    /// The innermost scope it was blocked in, and whether that scope was shielded then.
+    blocked_in: Option<(ScopeInfo, bool)>,
+    /// The panic of its drop, if dropping it panicked.
+    drop_panicked: Option<String>,
 }
 
 impl DroppedMember {
@@ -539,6 +578,26 @@ impl DroppedMember {
     /// runtime of [`testing`](crate::testing) keeps track; the production runtime does not).
     pub fn blocked_at(&self) -> Option<&str> {
         self.blocked_at.as_deref()
+    }
+
+    /// The innermost scope it was blocked in, when known (as for
+    /// [`blocked_at`](Self::blocked_at)): a shield, for a member cut in its shielded cleanup.
+    pub fn blocked_in(&self) -> Option<&ScopeInfo> {
+        self.blocked_in.as_ref().map(|(scope, _)| scope)
+    }
+
+    /// Whether that scope was shielded: the member was in a cleanup the group's grace cut short
+    /// (the group's grace wins over shields, see [`PersistentGroup::shutdown`]).
+    pub fn was_shielded(&self) -> bool {
+        self.blocked_in
+            .as_ref()
+            .is_some_and(|(_, shielded)| *shielded)
+    }
+
+    /// The panic message of its drop, if dropping it panicked (the panic was caught, and also
+    /// given to the group's failure handler).
+    pub fn drop_panicked(&self) -> Option<&str> {
+        self.drop_panicked.as_deref()
     }
 }
 
@@ -598,6 +657,13 @@ impl fmt::Display for ShutdownReport {
             )?;
             if let Some(point) = &member.blocked_at {
                 write!(f, ", blocked at {point}")?;
+            }
+            if let Some((scope, shielded)) = &member.blocked_in {
+                let shielded = if *shielded { " (shielded)" } else { "" };
+                write!(f, " in {scope}{shielded}")?;
+            }
+            if let Some(panic) = &member.drop_panicked {
+                write!(f, "; its drop panicked: {panic}")?;
             }
         }
         Ok(())
@@ -698,28 +764,36 @@ impl<E> Runner<E> {
     /// the runtime knows).
     fn drop_running(&mut self, env: Option<&Arc<Env>>, now: Instant) -> Vec<DroppedMember> {
         let live = env.map(|env| env.live_tasks()).unwrap_or_default();
-        let mut dropped: Vec<DroppedMember> = self
-            .running
-            .iter()
-            .map(|running| {
-                let task = running.member.task.clone();
-                let blocked_at = live
-                    .iter()
-                    .find(|t| t.info.id == task.id)
-                    .and_then(|t| t.blocked_at.as_ref())
-                    .map(|(at, _)| at.to_string());
-                DroppedMember {
-                    ran_for: now.saturating_duration_since(running.member.started),
-                    task,
-                    blocked_at,
-                }
-            })
-            .collect();
+        let mut dropped = Vec::new();
+        let group = &self.group;
+        self.running.take_each(|running| {
+            let task = running.member.task.clone();
+            let blocked = live
+                .iter()
+                .find(|t| t.info.id == task.id)
+                .and_then(|t| t.blocked_at.as_ref());
+            let ran_for = now.saturating_duration_since(running.member.started);
+            // Dropped one at a time, each drop's panic caught: it is that member's, and the
+            // report and the other members must not be lost to it.
+            let drop_panicked = catch_unwind(AssertUnwindSafe(|| drop(running)))
+                .err()
+                .map(|payload| panic_message(payload.as_ref()));
+            dropped.push(DroppedMember {
+                blocked_at: blocked.map(|(at, _, _)| at.to_string()),
+                blocked_in: blocked.map(|(_, scope, shielded)| (scope.clone(), shielded.0)),
+                drop_panicked,
+                ran_for,
+                task,
+            });
+        });
         dropped.sort_by_key(|member| member.task.id);
         for member in &dropped {
             report_exit::<()>(&member.task, &TaskExit::Dropped);
+            if let Some(panic) = &member.drop_panicked {
+                let kind = FailureKind::Panic(format!("in its drop: {panic}"));
+                to_handler(group, member.task.clone(), kind);
+            }
         }
-        self.running.clear();
         dropped
     }
 
@@ -774,7 +848,33 @@ fn ended<E>(tally: &mut Tally, group: &Group<E>, task: TaskInfo, end: End<E>) {
         End::Panicked(payload) => FailureKind::Panic(panic_message(payload.as_ref())),
     };
     tally.failed += 1;
-    (group.on_failure)(Failure { task, kind });
+    to_handler(group, task, kind);
+}
+
+/// Gives a failure to the group's handler. A panic of the handler is caught and reported (to the
+/// hook, or to stderr without one), naming the member and its failure; the group goes on, and
+/// the next failure reaches the handler again.
+fn to_handler<E>(group: &Group<E>, task: TaskInfo, kind: FailureKind<E>) {
+    let failure = Failure { task, kind };
+    // Kept for the report, in case the handler panics; failures are rare, this text is cheap.
+    let (task, text) = (failure.task.clone(), (group.describe)(&failure));
+    let Err(payload) = catch_unwind(AssertUnwindSafe(|| (group.on_failure)(failure))) else {
+        return;
+    };
+    let panic = panic_message(payload.as_ref());
+    let env = group.node.env().filter(|env| env.has_hook());
+    match env {
+        Some(env) => env.emit(|| Event::HandlerPanicked {
+            group: group.node.info().clone(),
+            task,
+            failure: text,
+            panic,
+        }),
+        None => eprintln!(
+            "wherefore: group {}: the failure handler panicked ({panic}) on: {text}",
+            group.node.info()
+        ),
+    }
 }
 
 impl<E: CancelError + fmt::Display> Future for Runner<E> {

@@ -46,7 +46,7 @@ impl TreeSnapshot {
             lines.push((depth, describe(&node)));
             for task in by_scope.get(&node.info().id).into_iter().flatten() {
                 let mut line = format!("{}", task.info);
-                if let Some((point, scope)) = &task.blocked_at {
+                if let Some((point, scope, _)) = &task.blocked_at {
                     line.push_str(&format!(" blocked at {point}"));
                     if scope.id != node.info().id {
                         line.push_str(&format!(" in {scope}"));

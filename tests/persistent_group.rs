@@ -194,6 +194,182 @@ fn a_members_cleanup_shield_cannot_extend_the_groups_grace() {
     });
     assert_eq!(report.dropped().len(), 1);
     assert_eq!(report.dropped()[0].blocked_at(), Some("sleep"));
+    // Whoever asks "why did the shutdown hang?" learns it was a shielded cleanup.
+    assert!(report.dropped()[0].was_shielded());
+    let shield = report.dropped()[0].blocked_in().unwrap();
+    assert!(
+        shield.name().is_none(),
+        "the unnamed shield scope: {shield}"
+    );
+    assert!(
+        report.to_string().contains(", blocked at sleep in scope#"),
+        "{report}"
+    );
+    assert!(report.to_string().ends_with(" (shielded)"), "{report}");
+}
+
+/// A member cut at the end of the grace period outside any shield is not reported shielded.
+#[test]
+fn a_member_dropped_outside_a_shield_is_not_reported_shielded() {
+    let report = block_on(async {
+        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            let jobs = n.persistent_group::<Cancelled>("jobs");
+            jobs.spawn_named("stubborn", async {
+                let _ = wherefore::cancelled().await; // last blocked here, in "jobs"
+                std::future::pending::<()>().await; // then ignores its cancellation
+                Ok(())
+            })
+            .unwrap();
+            wherefore::checkpoint().await?;
+            Ok(jobs.shutdown(secs(5)).await)
+        })
+        .await
+        .unwrap()
+    });
+    let dropped = &report.dropped()[0];
+    assert!(!dropped.was_shielded());
+    assert_eq!(dropped.blocked_in().and_then(|s| s.name()), Some("jobs"));
+}
+
+/// A failure handler that panics does not take the group down: the panic is caught and reported
+/// (to the hook: the journal), naming the member and its failure, and later failures still reach
+/// the handler; the nursery is not cancelled.
+#[test]
+fn a_panicking_failure_handler_is_isolated_and_reported() {
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let seen = handled.clone();
+    let report = wherefore::testing::run(async move {
+        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            let jobs = n.persistent_group_with::<wherefore::BoxError>("jobs", move |failure| {
+                let name = failure.task().name().unwrap_or("?").to_owned();
+                seen.lock().unwrap().push(name.clone());
+                if name == "first" {
+                    panic!("the handler broke");
+                }
+            });
+            jobs.spawn_named("first", async { Err("disk full".into()) })
+                .unwrap();
+            wherefore::sleep(secs(1)).await?;
+            jobs.spawn_named("second", async { Err("disk still full".into()) })
+                .unwrap();
+            let report = jobs.drain().await;
+            assert_eq!(report.failed(), 2);
+            assert!(
+                !n.cancel_handle().is_cancelled(),
+                "the nursery was not cancelled"
+            );
+            Ok(())
+        })
+        .await
+    });
+    assert!(matches!(report.output(), Some(Ok(()))));
+    assert_eq!(*handled.lock().unwrap(), ["first", "second"]);
+    let journal = report.journal().to_string();
+    let line = journal
+        .lines()
+        .find(|line| line.contains(" handler  "))
+        .unwrap_or_else(|| panic!("no handler line: {journal}"));
+    assert!(
+        line.starts_with("t=0.000 handler  scope \"jobs\": the failure handler panicked (the handler broke) on: task \"first\" (spawned at tests/persistent_group.rs:"),
+        "{line}"
+    );
+    assert!(line.ends_with(") failed: disk full"), "{line}");
+}
+
+/// When the last handle goes without a `shutdown` or a `drain`, nobody can spawn into the group
+/// or shut it down any more: it drains (its members run to their end), the nursery returns, and
+/// the journal says why.
+#[test]
+fn dropping_every_handle_drains_the_group() {
+    let report = wherefore::testing::run(async {
+        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            let jobs = n.persistent_group::<Cancelled>("jobs");
+            let remote = jobs.clone();
+            jobs.spawn_named("write", wherefore::sleep(secs(3)))
+                .unwrap();
+            drop(jobs);
+            wherefore::sleep(secs(1)).await?;
+            remote
+                .spawn_named("late-write", wherefore::sleep(secs(1)))
+                .unwrap(); // still open
+            drop(remote); // the last one
+            Ok(())
+        })
+        .await
+    });
+    assert!(
+        matches!(report.output(), Some(Ok(()))),
+        "the nursery returned"
+    );
+    let journal = report.journal().to_string();
+    assert!(
+        journal.contains("t=1.000 drain    scope \"jobs\": its last handle was dropped"),
+        "{journal}"
+    );
+    assert!(
+        journal.contains("t=2.000 exit     task \"late-write\": completed"),
+        "{journal}"
+    );
+    assert!(
+        journal.contains("t=3.000 exit     task \"write\": completed"),
+        "{journal}"
+    );
+}
+
+/// A member whose drop panics when the grace period ends is reported as that member's panic, in
+/// the report and to the failure handler; the shutdown report is not lost and the nursery
+/// returns.
+#[test]
+fn a_member_whose_drop_panics_at_the_end_of_the_grace_is_reported() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("drop failed");
+        }
+    }
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let seen = handled.clone();
+    let report = block_on(async move {
+        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            let jobs = n.persistent_group_with::<Cancelled>("jobs", move |failure| {
+                seen.lock().unwrap().push(failure.to_string());
+            });
+            jobs.spawn_named("fragile", async {
+                let _bomb = PanicsOnDrop;
+                std::future::pending::<()>().await;
+                Ok(())
+            })
+            .unwrap();
+            jobs.spawn_named("polite", wherefore::sleep(secs(3600)))
+                .unwrap();
+            wherefore::checkpoint().await?;
+            Ok(jobs.shutdown(secs(5)).await)
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(report.cancelled(), 1, "{report}");
+    let dropped = &report.dropped()[0];
+    assert_eq!(dropped.task().name(), Some("fragile"));
+    assert_eq!(dropped.drop_panicked(), Some("drop failed"));
+    assert!(
+        report
+            .to_string()
+            .contains("; its drop panicked: drop failed"),
+        "{report}"
+    );
+    let handled = handled.lock().unwrap();
+    assert_eq!(handled.len(), 1);
+    assert!(
+        handled[0].starts_with("task \"fragile\" (spawned at "),
+        "{}",
+        handled[0]
+    );
+    assert!(
+        handled[0].ends_with(" panicked: in its drop: drop failed"),
+        "{}",
+        handled[0]
+    );
 }
 
 #[test]
