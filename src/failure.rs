@@ -121,8 +121,11 @@ pub enum NurseryError<E> {
     /// One or more members failed; every failure, in the order they happened (S3: failures win
     /// over a cancellation, which stays pending for the enclosing scope).
     Failed(Vec<Failure<E>>),
-    /// No member failed, but the body ended with a cancellation: of an enclosing scope (propagate
-    /// it with `?`, the scope that caused it absorbs it) or of the nursery's own scope through its
+    /// No member failed, but a cancellation ends the nursery: an enclosing scope's that reached
+    /// it, whatever the body returned (S18: propagate it with `?`, the scope that caused it
+    /// absorbs it; so a body that has something to hand over after such a cancellation, a
+    /// report, leaves it where the caller can read it rather than returning it), or the body
+    /// ended with the nursery's own cancellation through its
     /// [`cancel_handle`](crate::Nursery::cancel_handle) (a nursery never absorbs; see DESIGN.md).
     Cancelled(Cancelled),
 }
