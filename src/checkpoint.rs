@@ -127,6 +127,7 @@ impl Future for Checkpoint {
         }
         self.yielded = true;
         cx.waker().wake_by_ref();
+        context::park_reachable(); // polled again at once, and fails then if cancelled
         Poll::Pending
     }
 }
@@ -168,8 +169,19 @@ impl Future for CancelledFuture {
     type Output = Cause;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Cause> {
-        self.wait.poll(cx, "cancelled", None).map(|c| c.cause)
+        parked(self.wait.poll(cx, "cancelled", None).map(|c| c.cause))
     }
+}
+
+/// What every cancellation point returns through: a `Pending` is where a cancellation wakes the
+/// task, which it tells the scope futures around it (S19, `reach.rs`). Only the point's final
+/// answer says so: a point that registered and then completed in the same poll says nothing.
+#[inline]
+pub(crate) fn parked<T>(polled: Poll<T>) -> Poll<T> {
+    if polled.is_pending() {
+        context::park_reachable();
+    }
+    polled
 }
 
 /// The part of every blocking cancellation point that waits for the current scope to be
@@ -246,7 +258,8 @@ impl CancelWait {
         }
     }
 
-    fn clear(&mut self) {
+    /// Takes the waker out of its scope, if it is registered.
+    pub(crate) fn clear(&mut self) {
         if let Some((node, key, _)) = self.registered.take() {
             node.remove_waiter(key);
         }

@@ -25,6 +25,7 @@ thread_local! {
     static SCOPE_FLAGS: Cell<*const AtomicU64> = const { Cell::new(std::ptr::null()) };
     static TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
     static ENV: RefCell<Option<Arc<Env>>> = const { RefCell::new(None) };
+    static PARKED: Cell<bool> = const { Cell::new(false) };
 }
 
 // loom's `thread_local!` has no `const` initialiser form.
@@ -34,6 +35,7 @@ thread_local! {
     static SCOPE_FLAGS: Cell<*const AtomicU64> = Cell::new(std::ptr::null());
     static TASK: Cell<Option<TaskId>> = Cell::new(None);
     static ENV: RefCell<Option<Arc<Env>>> = RefCell::new(None);
+    static PARKED: Cell<bool> = Cell::new(false);
 }
 
 /// Where the thread's current scope is: the address of what a guard lent (see [`lend`]).
@@ -192,6 +194,27 @@ pub(crate) fn current_is_cancelled() -> bool {
     // names, alive as long as the lent node or slot holds it; neither can change during this
     // one load (no code runs between reading the address and the load).
     !flags.is_null() && scope_tree::flags_say_cancelled(unsafe { &*flags })
+}
+
+/// Says that what is being polled returns `Pending` where a cancellation will reach it: parked
+/// at a cancellation point (registered with its scope), yielding (it asked to be polled again),
+/// inside a shield (out of reach on purpose), or below a scope that watches it ([`watch`]). A
+/// scope around code that returns `Pending` without saying so is blocked in a foreign future,
+/// and drops it when the scope is cancelled (S19, `reach.rs`).
+#[inline]
+pub(crate) fn park_reachable() {
+    PARKED.with(|c| c.set(true));
+}
+
+/// Polls with `poll` and tells whether, if it returned `Pending`, it did so where a cancellation
+/// reaches it ([`park_reachable`]); what `poll` parks is not counted for the caller's own poll,
+/// which is restored around it.
+#[inline]
+pub(crate) fn watch<R>(poll: impl FnOnce() -> R) -> (R, bool) {
+    let outer = PARKED.with(|c| c.replace(false));
+    let out = poll();
+    let reachable = PARKED.with(|c| c.replace(outer));
+    (out, reachable)
 }
 
 /// The task being polled on this thread, if any.

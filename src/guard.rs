@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::cancelled::Cancelled;
-use crate::checkpoint::CancelWait;
+use crate::checkpoint::{CancelWait, parked};
 
 /// Runs a foreign future as a cancellation point: it resolves with the future's output, or fails
 /// with [`Cancelled`] as soon as the current scope is effectively cancelled, dropping the future
@@ -84,9 +84,9 @@ impl<F: Future> Future for Guarded<F> {
             this.future.set(None); // drop the foreign future now, not when we are dropped
             return Poll::Ready(Err(cancelled));
         }
-        match this.future.as_mut().as_pin_mut() {
+        parked(match this.future.as_mut().as_pin_mut() {
             Some(future) => future.poll(cx).map(Ok),
             None => Poll::Pending, // polled after completion; never resolves again
-        }
+        })
     }
 }

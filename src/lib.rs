@@ -72,6 +72,7 @@ mod member_set;
 mod nursery;
 mod persistent_group;
 mod planned_scope;
+mod reach;
 #[cfg(not(wherefore_loom))]
 mod runtime;
 mod scope;

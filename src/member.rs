@@ -40,12 +40,14 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::cancelled::CancelError;
+use crate::cancelled::{CancelError, Cancelled};
 use crate::identity::{TaskId, TaskInfo};
+use crate::member_set::Reached;
 use crate::sharing::{Holds, Sendable, Sharing};
 use crate::sync::{DynArc, Frozen, UnsafeCell};
 use crate::task::{
-    End, Ended, Exit, ExitRef, HasExit, JoinHandle, TaskExit, poll_member, report_exit,
+    End, Ended, Exit, ExitRef, HasExit, JoinHandle, TaskExit, ended_reached, poll_member,
+    report_exit,
 };
 
 /// A running member, as the nursery's member set owns it, in a nursery of sharing `S`. Dropping
@@ -63,9 +65,12 @@ pub(crate) struct Member<'env, E, S> {
 // the exit (invariant 3), which `T: Send` lets any thread lock.
 unsafe impl<E> Send for Member<'_, E, Sendable> {}
 
-/// The member set's view of a member: poll it, or give it up.
+/// The member set's view of a member: poll it, end it blocked in a foreign future, or give it up.
 trait Run<E> {
     fn poll_run(self: Pin<&Self>, cx: &mut Context<'_>) -> Poll<Ended<E>>;
+    /// Drops the future, blocked in a foreign future when its nursery was cancelled, and ends
+    /// the member as if its cancellation point had failed with `cancelled` (S19).
+    fn reach(self: Pin<&Self>, cancelled: Cancelled) -> Ended<E>;
     fn abandon(self: Pin<&Self>);
 }
 
@@ -264,6 +269,17 @@ where
         })
     }
 
+    fn reach(self: Pin<&Self>, cancelled: Cancelled) -> Ended<E> {
+        let this = self.project_ref();
+        this.future.drop_future();
+        let (exit, end) = ended_reached(cancelled);
+        this.exit.finish(exit);
+        Ended {
+            task: this.exit.task.clone(),
+            end,
+        }
+    }
+
     fn abandon(self: Pin<&Self>) {
         let this = self.project_ref();
         this.future.drop_future();
@@ -296,6 +312,14 @@ where
         Poll::Ready(Ended { task, end })
     }
 
+    fn reach(self: Pin<&Self>, cancelled: Cancelled) -> Ended<E> {
+        self.project_ref().future.drop_future();
+        let (exit, end) = ended_reached::<(), E>(cancelled);
+        let task = self.task();
+        report_exit(&task, &exit);
+        Ended { task, end }
+    }
+
     fn abandon(self: Pin<&Self>) {
         if self.project_ref().future.drop_future() {
             report_exit(&self.task(), &TaskExit::<()>::Dropped);
@@ -308,6 +332,12 @@ impl<E, S> Future for Member<'_, E, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
         self.cell.as_ref().poll_run(cx)
+    }
+}
+
+impl<E, S> Reached for Member<'_, E, S> {
+    fn reached(self, cancelled: Cancelled) -> Ended<E> {
+        self.cell.as_ref().reach(cancelled) // and the drop finds the member ended
     }
 }
 

@@ -19,7 +19,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use crate::cancelled::Cancelled;
 use crate::clock::Clock;
+use crate::context;
 use crate::slab::{NONE, index_u32};
 use crate::slot_queue::SlotQueue;
 use crate::slot_waker::{CHUNK, Ready, ReadyQueue, WakerChunk};
@@ -49,6 +51,15 @@ pub(crate) struct MemberSet<F> {
     cursor: usize,
     /// The clock of a seeded testing runtime, which shuffles each batch.
     schedule: Option<Arc<Clock>>,
+    /// How many members returned `Pending` last in a foreign future (their slots' `foreign`
+    /// mark): the set's owner watches its scope for them (S19).
+    foreign: usize,
+}
+
+/// A member that can be ended where it is blocked in a foreign future, when its scope is
+/// cancelled (S19): it is dropped, and ends as if its cancellation point had failed.
+pub(crate) trait Reached: Future {
+    fn reached(self, cancelled: Cancelled) -> Self::Output;
 }
 
 /// A slot: its member, or the next vacant slot (the free list, in the space of the member).
@@ -91,6 +102,7 @@ impl<F> MemberSet<F> {
             batch: SlotQueue::new(),
             cursor: 0,
             schedule: None,
+            foreign: 0,
         }
     }
 
@@ -101,6 +113,47 @@ impl<F> MemberSet<F> {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether a member is blocked in a foreign future: the owner then registers with its scope,
+    /// to end them when it is cancelled ([`reach_foreign`](Self::reach_foreign)).
+    pub(crate) fn has_foreign(&self) -> bool {
+        self.foreign > 0
+    }
+
+    /// Marks whether the member at `index` is blocked in a foreign future.
+    fn mark_foreign(&mut self, index: usize, foreign: bool) {
+        let flag = self.wakers[index / CHUNK].foreign(index % CHUNK);
+        // Only this set touches the mark: a load and a store, no read-modify-write.
+        if flag.load(Ordering::Relaxed) != foreign {
+            flag.store(foreign, Ordering::Relaxed);
+            if foreign {
+                self.foreign += 1;
+            } else {
+                self.foreign -= 1;
+            }
+        }
+    }
+
+    /// Takes the member at `index` out, if there is one, leaving its slot vacant.
+    fn take(&mut self, index: usize) -> Option<F> {
+        let slot = &mut self.slots[index / CHUNK][index % CHUNK];
+        if let Occupant::Vacant { .. } = slot {
+            return None;
+        }
+        let taken = std::mem::replace(
+            slot,
+            Occupant::Vacant {
+                next_free: self.free,
+            },
+        );
+        self.free = index_u32(index);
+        self.len -= 1;
+        self.mark_foreign(index, false);
+        match taken {
+            Occupant::Occupied(member) => Some(member),
+            Occupant::Vacant { .. } => None,
+        }
     }
 
     /// Adds a member; it is polled in the next batch.
@@ -181,19 +234,28 @@ impl<F> MemberSet<F> {
     /// Takes every member out, in slot order, and hands each to `f`; their slots (and wakers)
     /// stay for reuse. A panic in `f` leaves the members not yet taken in the set.
     pub(crate) fn take_each(&mut self, mut f: impl FnMut(F)) {
-        for (index, slot) in self.slots.iter_mut().flatten().enumerate() {
-            if let Occupant::Occupied(_) = slot {
-                let taken = std::mem::replace(
-                    slot,
-                    Occupant::Vacant {
-                        next_free: self.free,
-                    },
-                );
-                self.free = index_u32(index);
-                self.len -= 1;
-                if let Occupant::Occupied(member) = taken {
-                    f(member);
-                }
+        for index in 0..self.slot_count() {
+            if let Some(member) = self.take(index) {
+                f(member);
+            }
+        }
+    }
+}
+
+impl<F: Reached + Unpin> MemberSet<F> {
+    /// Ends every member blocked in a foreign future, now that the set's scope is cancelled with
+    /// `cancelled` (S19), handing each one's output to `ended`. Called in the set's scope.
+    pub(crate) fn reach_foreign(
+        &mut self,
+        cancelled: &Cancelled,
+        mut ended: impl FnMut(F::Output),
+    ) {
+        for index in 0..self.slot_count() {
+            let marked = self.wakers[index / CHUNK].foreign(index % CHUNK);
+            if marked.load(Ordering::Relaxed)
+                && let Some(member) = self.take(index)
+            {
+                ended(member.reached(cancelled.clone()));
             }
         }
     }
@@ -255,13 +317,18 @@ impl<F: Future + Unpin> MemberSet<F> {
             let Occupant::Occupied(member) = slot else {
                 continue;
             };
-            let polled = WakerChunk::lend_waker(&self.wakers[chunk], position, |waker| {
-                Pin::new(member).poll(&mut Context::from_waker(waker))
+            let (polled, reachable) = context::watch(|| {
+                WakerChunk::lend_waker(&self.wakers[chunk], position, |waker| {
+                    Pin::new(member).poll(&mut Context::from_waker(waker))
+                })
             });
             if let Poll::Ready(output) = polled {
                 vacate(slot, index, &mut self.free);
                 self.len -= 1;
+                self.mark_foreign(index, false);
                 ended(output);
+            } else {
+                self.mark_foreign(index, !reachable);
             }
         }
         if self.len == 0 {

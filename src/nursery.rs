@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use crate::cancelled::CancelError;
 use crate::cause::{Cause, SiblingFailure};
-use crate::checkpoint::report_blocked;
+use crate::checkpoint::{CancelWait, report_blocked};
 use crate::context;
 use crate::env::Env;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
@@ -26,6 +26,7 @@ use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::member::{Member, MemberName, member, sendable_member, unjoined};
 use crate::member_set::{MemberSet, remember};
 use crate::persistent_group::PersistentGroup;
+use crate::reach::Reach;
 use crate::scope::CancelHandle;
 use crate::scope_tree::{ExitOnDrop, Phase, ScopeNode};
 use crate::sharing::{Holds, Local, Sendable, Sharing};
@@ -433,8 +434,18 @@ where
             // Started only once admitted: a refused future is handed back, never detached.
             let worker = crate::tokio::Worker::new(scope.clone(), scope.env(), task.id, future);
             let handle = runtime.spawn(worker);
+            // Waits on tokio's handle, a foreign future, but a reachable one: the worker sees
+            // the nursery's cancellation on its own thread (S19).
+            let mut handle = handle;
+            let joined = std::future::poll_fn(move |cx| {
+                let polled = Pin::new(&mut handle).poll(cx);
+                if polled.is_pending() {
+                    context::park_reachable();
+                }
+                polled
+            });
             let proxy = async move {
-                match handle.await {
+                match joined.await {
                     Ok(result) => result,
                     Err(failed) => match failed.try_into_panic() {
                         Ok(payload) => resume_unwind(payload), // caught and reported by the member
@@ -820,6 +831,8 @@ impl<S: Sharing> NurseryBuilder<S> {
                     panic: None,
                     collect_panics,
                 },
+                body_reach: Reach::default(),
+                members_wait: CancelWait::default(),
                 ambient: None,
             };
             driver.await
@@ -858,6 +871,10 @@ struct Driver<'env, Fut, T, E, S> {
     /// The body's result, once it ended without failing.
     outcome: Option<Result<T, crate::Cancelled>>,
     ends: Ends<E>,
+    /// The body's watch while it is blocked in a foreign future (S19).
+    body_reach: Reach,
+    /// Registered with the nursery's scope while members are blocked in foreign futures (S19).
+    members_wait: CancelWait,
     /// The nursery's runtime environment, when it was first polled on a thread that had none (a
     /// nursery inside a bare tokio runtime, whose scopes take an environment of their own): it is
     /// the thread's environment during each poll, as a tokio worker's member has it
@@ -913,10 +930,15 @@ where
     /// Polls a batch of running members, and those they spawn meanwhile; returns whether any
     /// member is left.
     fn poll_members(&mut self, cx: &mut Context<'_>) -> bool {
-        let Driver { shared, ends, .. } = self;
+        let Driver {
+            shared,
+            ends,
+            members_wait,
+            ..
+        } = self;
         sync::lock(&shared.spawned).polling = true;
         let mut running = sync::lock(&shared.running);
-        loop {
+        let batch = loop {
             let batch = running
                 .members
                 .poll_batch(cx, |ended| ends.record(&shared.node, ended));
@@ -931,12 +953,24 @@ where
                     sync::lock(&shared.spawned)
                 };
                 spawned.polling = false;
-                return batch.is_pending();
+                break batch;
             }
             let added = std::mem::take(&mut spawned.members);
             drop(spawned);
             running.members.extend(added);
+        };
+        // Members blocked in foreign futures: the nursery watches its scope for them, and ends
+        // them where they are once it is cancelled (S19).
+        if !running.members.has_foreign() {
+            members_wait.clear();
+            return batch.is_pending();
         }
+        if let Poll::Ready(cancelled) = members_wait.poll(cx, "foreign future", None) {
+            let members = &mut running.members;
+            members.reach_foreign(&cancelled, |ended| ends.record(&shared.node, ended));
+            return !members.is_empty();
+        }
+        batch.is_pending()
     }
 
     /// Refuses further spawns if no member is running, and says whether it did: with every
@@ -963,7 +997,16 @@ where
         }
         let waker = Waker::from(self.body_wake.clone());
         let mut body_cx = Context::from_waker(&waker);
-        let polled = catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(&mut body_cx)));
+        // A body blocked in a foreign future is ended there when the nursery is cancelled, as if
+        // its cancellation point had failed (S19); the body's waker is the one registered.
+        let reach = &mut self.body_reach;
+        let polled = match reach.cancelled(&mut body_cx) {
+            Some(cancelled) => Ok(Poll::Ready(Err(cancelled))),
+            None => catch_unwind(AssertUnwindSafe(|| {
+                reach.poll(&mut body_cx, |cx| body.as_mut().poll(cx))
+            })),
+        };
+        let polled = polled.map(|polled| polled.map(crate::scope::reached));
         let end = match polled {
             Ok(Poll::Pending) => return,
             Ok(Poll::Ready(Ok(value))) => {
@@ -1048,6 +1091,9 @@ where
             // The task awaiting the nursery now waits for its members (for hang reports).
             report_blocked("nursery", None, &node);
         }
+        // A nursery is not dropped from outside when its scope is cancelled: its members see the
+        // cancellation, and are reached by it, where they are (S19).
+        context::park_reachable();
         Poll::Pending
     }
 }

@@ -20,18 +20,22 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::cancelled::CancelError;
+use crate::cancelled::Cancelled;
 use crate::cause::{Cause, Explicit};
+use crate::checkpoint::CancelWait;
 use crate::clock::{Clock, TimerHandle};
 use crate::context;
 use crate::env::Env;
 use crate::event::Event;
 use crate::failure::{Failure, FailureKind, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
-use crate::member_set::{MemberSet, remember};
+use crate::member_set::{MemberSet, Reached, remember};
 use crate::scope::CancelHandle;
 use crate::scope_tree::{ExitOnDrop, ScopeNode, WaitRegistration, WaiterKey};
 use crate::sync::{self, Arc, AtomicUsize, Frozen, Mutex, Ordering};
-use crate::task::{End, TaskExit, panic_message, poll_member, report_exit, report_spawn};
+use crate::task::{
+    End, TaskExit, ended_reached, panic_message, poll_member, report_exit, report_spawn,
+};
 
 /// The error type of group members unless chosen otherwise.
 pub type BoxError = Box<dyn Error + Send + Sync>;
@@ -197,6 +201,7 @@ where
             tally: Tally::default(),
             grace_timer: None,
             cancel_wait: None,
+            members_wait: CancelWait::default(),
         };
         (PersistentGroup { group }, runner)
     }
@@ -326,7 +331,7 @@ impl<E> PersistentGroup<E> {
     ///     let jobs = n.persistent_group::<Cancelled>("jobs");
     ///     jobs.spawn_named("polite", wherefore::sleep(Duration::from_secs(3600))).unwrap();
     ///     jobs.spawn_named("stubborn", async {
-    ///         std::future::pending::<()>().await; // ignores cancellation
+    ///         wherefore::shield(std::future::pending::<()>()).await; // deaf to cancellation
     ///         Ok(())
     ///     })
     ///     .unwrap();
@@ -525,6 +530,9 @@ impl<E> Future for Shutdown<E> {
                 if !st.waiters.iter().any(|w| w.will_wake(cx.waker())) {
                     st.waiters.push(cx.waker().clone());
                 }
+                // Not a cancellation point, and not to be dropped by one either: a shutdown is
+                // bounded by its grace, and is usually awaited in a cancelled scope (S19).
+                context::park_reachable();
                 Poll::Pending
             }
         }
@@ -679,6 +687,8 @@ pub(crate) struct Runner<E> {
     grace_timer: Option<(Arc<Clock>, TimerHandle)>,
     /// Registration with the group's scope, to notice a cancellation from outside.
     cancel_wait: Option<WaiterKey>,
+    /// Registered with the group's scope while members are blocked in foreign futures (S19).
+    members_wait: CancelWait,
 }
 
 /// A running member, polled in the group's scope.
@@ -693,6 +703,15 @@ impl<E: CancelError + fmt::Display> Future for RunningFuture<E> {
         let this = &mut *self;
         let end = std::task::ready!(this.member.poll_end(cx));
         Poll::Ready((this.member.task.clone(), end))
+    }
+}
+
+impl<E: CancelError + fmt::Display> Reached for RunningFuture<E> {
+    fn reached(self, cancelled: Cancelled) -> Self::Output {
+        let task = self.member.task; // the future goes with `self`
+        let (exit, end) = ended_reached::<(), E>(cancelled);
+        report_exit(&task, &exit);
+        (task, end)
     }
 }
 
@@ -897,6 +916,14 @@ impl<E: CancelError + fmt::Display> Future for Runner<E> {
                 break;
             }
         }
+        // Members blocked in foreign futures are ended there once the group's scope is cancelled
+        // (S19): by a shutdown, or from outside.
+        if !this.running.has_foreign() {
+            this.members_wait.clear();
+        } else if let Poll::Ready(cancelled) = this.members_wait.poll(cx, "foreign future", None) {
+            let (running, tally, group) = (&mut this.running, &mut this.tally, &this.group);
+            running.reach_foreign(&cancelled, |(task, end)| ended(tally, group, task, end));
+        }
         // A cancellation of the enclosing scope closes the group as a drain would.
         let closing = !phase.is_open() || this.scope_cancelled(cx);
         if closing && phase.is_open() {
@@ -917,6 +944,8 @@ impl<E: CancelError + fmt::Display> Future for Runner<E> {
             this.finish(phase, dropped);
             return Poll::Ready(());
         }
+        // Its members are reached where they are; the group closes by itself (S19).
+        context::park_reachable();
         Poll::Pending
     }
 }

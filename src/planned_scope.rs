@@ -5,7 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::cancelled::Cancelled;
 use crate::context;
+use crate::reach::Reach;
+use crate::scope::poll_reached;
 use crate::scope_tree::{Phase, ScopeNode, TimeoutSlot};
 use crate::sync::{self, Mutex};
 
@@ -22,8 +25,11 @@ pin_project_lite::pin_project! {
         slot: Mutex<TimeoutSlot>,
         // How far this future took the scope: kept here too, so that polling looks at it once.
         stage: Phase,
+        // Its watch over a body blocked in a foreign future (S19, `reach.rs`).
+        reach: Reach,
+        // `None` once dropped by `reach`.
         #[pin]
-        body: F,
+        body: Option<F>,
     }
 
     impl<F> PinnedDrop for PlannedScope<F> {
@@ -38,7 +44,8 @@ impl<F> PlannedScope<F> {
         PlannedScope {
             slot: Mutex::new(slot),
             stage: Phase::Created,
-            body,
+            reach: Reach::default(),
+            body: Some(body),
         }
     }
 
@@ -72,8 +79,13 @@ fn slot_mut(slot: Pin<&mut Mutex<TimeoutSlot>>) -> &mut TimeoutSlot {
 
 impl<F: Future> PlannedScope<F> {
     /// Polls the body in the scope. On completion the scope is still entered, so the caller can
-    /// decide absorption; it must then call [`exit`](Self::exit) (drop does too).
-    pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    /// decide absorption; it must then call [`exit`](Self::exit) (drop does too). A body blocked
+    /// in a foreign future when the scope is cancelled is dropped, and the poll resolves with the
+    /// cancellation instead (S19).
+    pub(crate) fn poll_body(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<F::Output, Cancelled>> {
         let this = self.project();
         let slot = slot_mut(this.slot);
         if *this.stage == Phase::Created {
@@ -83,6 +95,6 @@ impl<F: Future> PlannedScope<F> {
             slot.record();
         }
         let _current = context::lend_slot(slot);
-        this.body.poll(cx)
+        poll_reached(this.body, cx, Some(this.reach))
     }
 }

@@ -8,10 +8,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::cancelled::CancelError;
+use crate::cancelled::{CancelError, Cancelled};
 use crate::cause::Cause;
 use crate::context;
 use crate::identity::ScopeInfo;
+use crate::reach::Reach;
 use crate::scope_tree::{Phase, ScopeNode, WaitRegistration, WaiterKey};
 use crate::sync::Frozen;
 
@@ -182,6 +183,7 @@ impl Scope {
     {
         ScopeFuture {
             inner: InScope::new(self.node, body),
+            reach: Reach::default(),
         }
     }
 }
@@ -196,8 +198,10 @@ pin_project_lite::pin_project! {
         node: ScopeNode,
         // How far this future took the node: kept here too, so that polling takes no lock.
         stage: Phase,
+        // `None` once dropped because it was blocked in a foreign future when the scope was
+        // cancelled (S19, `reach.rs`).
         #[pin]
-        body: F,
+        body: Option<F>,
     }
 
     impl<F> PinnedDrop for InScope<F> {
@@ -227,21 +231,65 @@ impl<F: Future> InScope<F> {
         InScope {
             node,
             stage: Phase::Created,
-            body,
+            body: Some(body),
         }
     }
 
     /// Polls the body in the scope. On completion the scope is still entered, so the caller can
     /// decide absorption; it must then call [`exit`](Self::exit) (drop does too).
-    pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
+    ///
+    /// With `reach`, a body blocked in a foreign future when the scope is cancelled is dropped,
+    /// and the poll resolves with the cancellation instead (S19). Without (a shield's), the body
+    /// is out of reach on purpose, which its `Pending` says to the scope futures around it.
+    pub(crate) fn poll_body(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        reach: Option<&mut Reach>,
+    ) -> Poll<Result<F::Output, Cancelled>> {
+        let mut this = self.project();
         if *this.stage == Phase::Created {
             *this.stage = Phase::Entered;
             this.node.enter(context::current(), None);
         }
         let _current = context::lend(this.node);
-        this.body.poll(cx)
+        poll_reached(this.body.as_mut(), cx, reach)
     }
+}
+
+/// Polls `body` (in its scope, which the caller made current) watched by `reach`, dropping it
+/// when `reach` says so; without `reach`, its `Pending` is reachable (a shield's).
+pub(crate) fn poll_reached<F: Future>(
+    mut body: Pin<&mut Option<F>>,
+    cx: &mut Context<'_>,
+    reach: Option<&mut Reach>,
+) -> Poll<Result<F::Output, Cancelled>> {
+    let Some(reach) = reach else {
+        let Some(future) = body.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
+        let polled = future.poll(cx);
+        if polled.is_pending() {
+            context::park_reachable();
+        }
+        return polled.map(Ok);
+    };
+    if let Some(cancelled) = reach.cancelled(cx) {
+        body.set(None); // blocked in a foreign future: dropped now (S19)
+        return Poll::Ready(Err(cancelled));
+    }
+    let Some(future) = body.as_mut().as_pin_mut() else {
+        return Poll::Pending; // dropped already, and its error returned: never polled again
+    };
+    let polled = std::task::ready!(reach.poll(cx, |cx| future.poll(cx)));
+    if polled.is_err() {
+        body.set(None);
+    }
+    Poll::Ready(polled)
+}
+
+/// The body's result, or the error of a cancellation that reached it in a foreign future.
+pub(crate) fn reached<T, E: CancelError>(polled: Result<Result<T, E>, Cancelled>) -> Result<T, E> {
+    polled.unwrap_or_else(|cancelled| Err(E::from(cancelled)))
 }
 
 /// What a scope that moves on (rather than fails) resolves to: the body's value, `None` for a
@@ -277,6 +325,7 @@ pin_project_lite::pin_project! {
     pub struct ScopeFuture<F> {
         #[pin]
         inner: InScope<F>,
+        reach: Reach,
     }
 }
 
@@ -288,8 +337,11 @@ where
     type Output = Result<Option<T>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.project().inner;
-        let result = std::task::ready!(inner.as_mut().poll_body(cx));
+        let this = self.project();
+        let mut inner = this.inner;
+        let result = reached(std::task::ready!(
+            inner.as_mut().poll_body(cx, Some(this.reach))
+        ));
         let absorbed = absorbed(inner.node(), &result);
         inner.exit();
         Poll::Ready(moved_on(result, absorbed))

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::cancelled::Cancelled;
-use crate::checkpoint::CancelWait;
+use crate::checkpoint::{CancelWait, parked};
 use crate::clock::TimerHandle;
 use crate::context;
 use crate::env::Env;
@@ -120,7 +120,13 @@ pub struct Sleep {
 impl Future for Sleep {
     type Output = Result<(), Cancelled>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        parked(self.poll_sleep(cx))
+    }
+}
+
+impl Sleep {
+    fn poll_sleep(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Cancelled>> {
         let this = &mut *self;
         if let Poll::Ready(cancelled) = this.wait.poll(cx, "sleep", None) {
             return Poll::Ready(Err(cancelled));

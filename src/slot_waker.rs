@@ -66,6 +66,9 @@ pub(crate) struct WakerChunk {
 struct SlotFlag {
     /// Whether the slot is in the ready queue (or the batch being polled) already.
     queued: AtomicBool,
+    /// Whether the slot's member returned `Pending` last in a foreign future (S19). Touched only
+    /// by the set that owns the slot, in its polls: atomic only because the chunk is shared.
+    foreign: AtomicBool,
     /// The flag's position in `flags` (invariant 1). Two bytes, so that a flag takes four: the
     /// set's memory per member (BENCHMARKS.md, workload 1).
     position: u16,
@@ -73,6 +76,11 @@ struct SlotFlag {
 
 const _: () = {
     assert!(CHUNK <= 1 << 16, "a position fits in a `u16`");
+    #[cfg(not(wherefore_loom))] // loom's atomics are larger
+    assert!(
+        std::mem::size_of::<SlotFlag>() == 4,
+        "a flag takes four bytes (BENCHMARKS.md)"
+    );
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<WakerChunk>(); // invariant 3
 };
@@ -82,6 +90,7 @@ impl WakerChunk {
         Frozen::new(WakerChunk {
             flags: std::array::from_fn(|position| SlotFlag {
                 queued: AtomicBool::new(false),
+                foreign: AtomicBool::new(false),
                 position: position as u16, // < CHUNK <= 2^16 (asserted above)
             }),
             first,
@@ -92,6 +101,11 @@ impl WakerChunk {
     /// Whether the slot at `position` is queued; cleared by the set just before it polls it.
     pub(crate) fn queued(&self, position: usize) -> &AtomicBool {
         &self.flags[position].queued
+    }
+
+    /// Whether the member at `position` is blocked in a foreign future (the set's own mark).
+    pub(crate) fn foreign(&self, position: usize) -> &AtomicBool {
+        &self.flags[position].foreign
     }
 
     /// Calls `f` with the waker of the slot at `position`, lent for the call: nothing is

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::cancelled::{CancelError, Cancelled};
 use crate::cause::Cause;
-use crate::checkpoint::CancelWait;
+use crate::checkpoint::{CancelWait, parked};
 use crate::context;
 use crate::env::Env;
 use crate::event::Event;
@@ -355,7 +355,7 @@ impl<T> Future for Join<T> {
         }
         match self.member.exit().take_or_wait(Some(cx.waker())) {
             Some(taken) => Poll::Ready(Ok(taken)),
-            None => Poll::Pending,
+            None => parked(Poll::Pending),
         }
     }
 }
@@ -392,8 +392,22 @@ where
     let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
     Poll::Ready(match polled {
         Ok(Poll::Pending) => return Poll::Pending,
-        Ok(Poll::Ready(Ok(value))) => (TaskExit::Completed(value), End::Completed),
-        Ok(Poll::Ready(Err(e))) => match context::with_current(|home| match home {
+        Ok(Poll::Ready(result)) => ended_with(result),
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            (TaskExit::Panicked { message }, End::Panicked(payload))
+        }
+    })
+}
+
+/// How a member ended with `result`, classified against the scope being polled (its home).
+pub(crate) fn ended_with<T, E>(result: Result<T, E>) -> (TaskExit<T>, End<E>)
+where
+    E: CancelError + fmt::Display,
+{
+    match result {
+        Ok(value) => (TaskExit::Completed(value), End::Completed),
+        Err(e) => match context::with_current(|home| match home {
             Some(home) => classify(home, e),
             None => Err(e), // polled outside any scope: nothing to be cancelled by
         }) {
@@ -405,11 +419,16 @@ where
                 End::Failed(e),
             ),
         },
-        Err(payload) => {
-            let message = panic_message(payload.as_ref());
-            (TaskExit::Panicked { message }, End::Panicked(payload))
-        }
-    })
+    }
+}
+
+/// How a member blocked in a foreign future ends when its nursery's cancellation reaches it
+/// (S19): as if its cancellation point had failed with `cancelled`.
+pub(crate) fn ended_reached<T, E>(cancelled: Cancelled) -> (TaskExit<T>, End<E>)
+where
+    E: CancelError + fmt::Display,
+{
+    ended_with(Err(E::from(cancelled)))
 }
 
 /// Reports a new member to a runtime: its register of live tasks and its hook.

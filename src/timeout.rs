@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::cancelled::{CancelError, TimedOut};
 use crate::cause::{Cause, Timeout};
 use crate::planned_scope::PlannedScope;
-use crate::scope::{CancelHandle, absorbed, moved_on};
+use crate::scope::{CancelHandle, absorbed, moved_on, reached};
 use crate::scope_tree::{ScopeNode, TimeoutSlot};
 
 /// Runs `body` with a timeout; on timeout, moves on with `Ok(None)`.
@@ -143,7 +143,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.project().inner;
-        let result = std::task::ready!(inner.as_mut().poll_body(cx));
+        let result = reached(std::task::ready!(inner.as_mut().poll_body(cx)));
         let absorbed = inner
             .as_mut()
             .recorded()
@@ -247,7 +247,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.project().inner;
-        let result = std::task::ready!(inner.as_mut().poll_body(cx));
+        let result = reached(std::task::ready!(inner.as_mut().poll_body(cx)));
         // An unrecorded scope was never cancelled: it absorbs nothing, and did not time out.
         let (absorbed, own_timeout) = match inner.as_mut().recorded() {
             Some(node) => (absorbed(node, &result), own_timeout(node)),

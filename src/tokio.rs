@@ -11,10 +11,13 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::cancelled::CancelError;
 use crate::clock::Clock;
 use crate::context;
 use crate::env::Env;
 use crate::identity::TaskId;
+use crate::reach::Reach;
+use crate::scope::{poll_reached, reached};
 use crate::scope_tree::ScopeNode;
 use crate::sync::{self, Arc};
 
@@ -71,8 +74,11 @@ pin_project_lite::pin_project! {
         scope: ScopeNode,
         env: Option<Arc<Env>>,
         task: TaskId,
+        // Its watch while it is blocked in a foreign future (S19).
+        reach: Reach,
+        // `None` once dropped by `reach`.
         #[pin]
-        future: F,
+        future: Option<F>,
     }
 }
 
@@ -82,12 +88,17 @@ impl<F> Worker<F> {
             scope,
             env,
             task,
-            future,
+            reach: Reach::default(),
+            future: Some(future),
         }
     }
 }
 
-impl<F: Future> Future for Worker<F> {
+impl<F, T, E> Future for Worker<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: CancelError,
+{
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -95,7 +106,9 @@ impl<F: Future> Future for Worker<F> {
         let _env = this.env.as_ref().map(context::enter_env);
         let _scope = context::lend(this.scope);
         let _task = context::enter_task(*this.task);
-        this.future.poll(cx)
+        // Ended where it is blocked in a foreign future once the nursery is cancelled, as an
+        // inline member is (S19).
+        poll_reached(this.future, cx, Some(this.reach)).map(reached)
     }
 }
 

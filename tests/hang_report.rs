@@ -12,8 +12,8 @@ fn a_stuck_shutdown_is_reported_with_the_tree_and_where_each_task_waits() {
         NurseryBuilder::named("service")
             .run(async |n: Nursery<'_, Cancelled>| {
                 n.spawn_named("reader", async {
-                    // Awaits a foreign future without a guard: deaf to cancellation.
-                    std::future::pending::<()>().await;
+                    // A foreign future in a shield: deaf to cancellation.
+                    wherefore::shield(std::future::pending::<()>()).await;
                     Ok(())
                 })
                 .unwrap();
@@ -58,5 +58,9 @@ fn a_stuck_shutdown_is_reported_with_the_tree_and_where_each_task_waits() {
         "    task \"flusher\" blocked at guard(core::future::pending::Pending<()>) in scope \"flush\""
     );
     assert_eq!(lines[6], "    scope \"flush\" (shielded, running)");
-    assert_eq!(lines.len(), 7, "{report}");
+    assert_eq!(
+        lines[7], "    scope#8 (shielded, running)",
+        "the reader's shield"
+    );
+    assert_eq!(lines.len(), 8, "{report}");
 }

@@ -116,7 +116,6 @@ async fn program(threads: &Threads) -> Vec<String> {
                     "stopped",
                     inner.run(async {
                         loop {
-                            yield_now().await;
                             seen_on(threads);
                             if let Err(cancelled) = wherefore::checkpoint().await {
                                 say(format!("stopped sees: {}", cancelled.cause()));

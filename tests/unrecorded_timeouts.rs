@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::channel::oneshot;
-use wherefore::{CancelHandle, Cancelled, Cause, Nursery, Scope};
+use wherefore::{CancelHandle, Cancelled, LocalNursery, Nursery, Scope};
 
 fn millis(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -57,38 +57,45 @@ fn a_timeout_nobody_asks_about_takes_no_place_in_the_tree_until_its_body_asks() 
 }
 
 #[test]
-fn an_unrecorded_timeout_that_fires_cancels_its_body_with_its_own_cause() {
+fn an_unrecorded_timeout_that_fires_drops_a_body_blocked_in_a_foreign_future() {
     block_on(async {
         let start = wherefore::now();
         let (tx, rx) = oneshot::channel::<()>();
-        let mut seen = None;
-        wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
+        let dropped_at = std::cell::Cell::new(None);
+        wherefore::nursery_local(async |s: LocalNursery<'_, Cancelled>| {
             s.start_soon(async {
                 wherefore::sleep(secs(2)).await?;
-                let _ = tx.send(());
+                assert!(
+                    tx.send(()).is_err(),
+                    "the receiver was dropped at the deadline"
+                );
                 Ok(())
             })
             .unwrap();
-            let out = wherefore::move_on_after(secs(1), async {
+            let probe = DropProbe(&dropped_at);
+            let out = wherefore::move_on_after(secs(1), async move {
+                let _probe = probe;
                 let _ = rx.await; // foreign: the timeout stays unrecorded while it waits
-                let err = wherefore::check_cancelled().unwrap_err();
-                seen = Some((wherefore::now() - start, err.cause().clone()));
-                Err::<(), _>(err)
+                unreachable!("dropped at the deadline (S19)") as Result<(), Cancelled>
             })
             .await?;
             assert_eq!(out, None, "its own timeout: absorbed");
+            assert_eq!(dropped_at.get().map(|at| at - start), Some(secs(1)));
             Ok(())
         })
         .await
         .unwrap();
-        let (when, cause) = seen.expect("the body passed its cancellation point");
-        assert_eq!(when, secs(2), "observed when the foreign future let go");
-        let Cause::Timeout(timeout) = cause else {
-            panic!("expected the scope's own timeout, got {cause}")
-        };
-        assert_eq!(timeout.after(), Some(secs(1)));
-        assert_eq!(timeout.deadline() - start, secs(1));
+        assert_eq!(wherefore::now() - start, secs(2));
     });
+}
+
+/// Records when it is dropped, on the virtual clock.
+struct DropProbe<'a>(&'a std::cell::Cell<Option<std::time::Instant>>);
+
+impl Drop for DropProbe<'_> {
+    fn drop(&mut self) {
+        self.0.set(Some(wherefore::now()));
+    }
 }
 
 #[test]
@@ -144,8 +151,8 @@ async fn parent_cancelled_first() -> (String, bool) {
             })
             .unwrap();
             let out = wherefore::move_on_after(secs(1), async {
-                let _ = rx.await;
-                let checked = wherefore::check_cancelled();
+                // A cancellation point that waits: the scope stays unrecorded meanwhile.
+                let checked = wherefore::guard(rx).await.map(drop);
                 seen = observed(checked.clone());
                 checked
             })
@@ -192,8 +199,8 @@ async fn same_instant_deadlines() -> String {
             })
             .unwrap();
             wherefore::move_on_after(secs(1), async {
-                let _ = rx.await;
-                let checked = wherefore::check_cancelled();
+                // A cancellation point that waits: the scope stays unrecorded meanwhile.
+                let checked = wherefore::guard(rx).await.map(drop);
                 seen = observed(checked.clone());
                 checked
             })
@@ -236,8 +243,8 @@ async fn deadline_then_parent() -> String {
         let cancel = s.cancel_handle();
         s.start_soon(async {
             let out = wherefore::move_on_after(secs(1), async {
-                let _ = rx.await;
-                let checked = wherefore::check_cancelled();
+                // A cancellation point that waits: the scope stays unrecorded meanwhile.
+                let checked = wherefore::guard(rx).await.map(drop);
                 seen = observed(checked.clone());
                 checked
             })
