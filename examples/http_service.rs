@@ -285,11 +285,12 @@ async fn connection(
             served = http.as_mut() => served,
             cause = wherefore::cancelled() => {
                 // No new request from here on; the one in flight, if any, sees the cancellation
-                // at its next cancellation point and answers. The connection itself is no
-                // cancellation point, so it keeps running in this cancelled scope (a request it
-                // would still start is cancelled at once), bounded by tokio's timer.
+                // at its next cancellation point and answers (its scope was entered under
+                // `conn-N`, whose cancellation it shares). The connection is a foreign future,
+                // which this cancelled scope would drop (S19): it drains in a shield, bounded by
+                // tokio's timer.
                 http.as_mut().graceful_shutdown();
-                match tokio::time::timeout(grace, http).await {
+                match wherefore::shield(tokio::time::timeout(grace, http)).await {
                     Ok(served) => served,
                     Err(_elapsed) => {
                         // Dropped with the request in flight, which so has no outcome.

@@ -11,8 +11,13 @@ use crate::checkpoint::{CancelWait, parked};
 /// with [`Cancelled`] as soon as the current scope is effectively cancelled, dropping the future
 /// at that moment.
 ///
-/// Use it for futures that know nothing of `wherefore` (a socket read, a channel receive): without
-/// it, a cancelled task waiting on them would not notice until they complete on their own.
+/// A foreign future needs no guard to be stopped: when the scope a task is blocked in is
+/// cancelled, the scope future around it drops what it is blocked in and resolves as if a
+/// cancellation point had failed (S19). Use `guard` where the cancellation should be an error
+/// *at this await*, for the code after it to handle (clean up, answer, return a value) rather
+/// than the whole body being dropped; and in a `join!` or `select!` whose other branches wait at
+/// cancellation points, where the task counts as reachable through them and the foreign branch
+/// would otherwise run on until it completes.
 ///
 /// ```
 /// # wherefore::testing::block_on(async {
