@@ -240,6 +240,41 @@ pub(crate) fn env_address() -> *const Env {
     ENV.with(|c| c.borrow().as_ref().map_or(std::ptr::null(), Arc::as_ptr))
 }
 
+/// The runtime a scope future was entered in (the address of its environment, as
+/// [`env_address`]; 0 outside one), kept to tell that every later poll happens in the same one:
+/// a scope's deadline and wake-ups live in that runtime's clock, which another runtime does not
+/// drive, so a scope finished in another would wait forever.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RuntimeMark(usize);
+
+impl RuntimeMark {
+    /// The runtime polling on this thread now.
+    #[inline]
+    pub(crate) fn here() -> Self {
+        RuntimeMark(env_address() as usize)
+    }
+
+    /// Panics, with a message that names the problem (as tokio's does), if this thread is in a
+    /// runtime other than the one marked; `scope` names the scope.
+    #[inline]
+    pub(crate) fn check(self, scope: impl FnOnce() -> String) {
+        let here = env_address() as usize;
+        if self.0 != 0 && here != 0 && here != self.0 {
+            polled_in_another_runtime(&scope());
+        }
+    }
+}
+
+#[cold]
+#[track_caller]
+fn polled_in_another_runtime(scope: &str) -> ! {
+    panic!(
+        "wherefore: {scope} was entered in one runtime and is now polled in another: its deadline \
+         and wake-ups live in the first runtime's clock, which this one does not drive, so it \
+         would never finish. Finish a scope (a timeout, a nursery) in the runtime that started it"
+    )
+}
+
 /// A fresh identifier: numbered by the current runtime, or process-wide outside one.
 pub(crate) fn next_id() -> u64 {
     ENV.with(|c| match &*c.borrow() {

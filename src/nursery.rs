@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use crate::cancelled::CancelError;
 use crate::cause::{Cause, SiblingFailure};
 use crate::checkpoint::{CancelWait, report_blocked};
-use crate::context;
+use crate::context::{self, RuntimeMark};
 use crate::env::Env;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
@@ -832,6 +832,7 @@ impl<S: Sharing> NurseryBuilder<S> {
                     collect_panics,
                 },
                 body_reach: Reach::default(),
+                runtime: RuntimeMark::default(),
                 members_wait: CancelWait::default(),
                 ambient: None,
             };
@@ -873,6 +874,8 @@ struct Driver<'env, Fut, T, E, S> {
     ends: Ends<E>,
     /// The body's watch while it is blocked in a foreign future (S19).
     body_reach: Reach,
+    /// The runtime it was entered in: every later poll must be in the same one.
+    runtime: RuntimeMark,
     /// Registered with the nursery's scope while members are blocked in foreign futures (S19).
     members_wait: CancelWait,
     /// The nursery's runtime environment, when it was first polled on a thread that had none (a
@@ -1073,12 +1076,15 @@ where
         let this = &mut *self;
         let node = this.node().clone();
         if node.enter_if_new() {
+            this.runtime = RuntimeMark::here();
             sync::lock(&this.shared.running)
                 .members
                 .set_schedule(node.clock());
             if context::env_address().is_null() {
                 this.ambient = node.env();
             }
+        } else {
+            this.runtime.check(|| node.info().to_string());
         }
         let _env = this.ambient.as_ref().map(context::enter_env);
         let _current = context::lend(&node);

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::cancelled::Cancelled;
-use crate::context;
+use crate::context::{self, RuntimeMark};
 use crate::reach::Reach;
 use crate::scope::poll_reached;
 use crate::scope_tree::{Phase, ScopeNode, TimeoutSlot};
@@ -25,6 +25,8 @@ pin_project_lite::pin_project! {
         slot: Mutex<TimeoutSlot>,
         // How far this future took the scope: kept here too, so that polling looks at it once.
         stage: Phase,
+        // The runtime it was entered in: every later poll must be in the same one.
+        runtime: RuntimeMark,
         // Its watch over a body blocked in a foreign future (S19, `reach.rs`).
         reach: Reach,
         // `None` once dropped by `reach`.
@@ -44,6 +46,7 @@ impl<F> PlannedScope<F> {
         PlannedScope {
             slot: Mutex::new(slot),
             stage: Phase::Created,
+            runtime: RuntimeMark::default(),
             reach: Reach::default(),
             body: Some(body),
         }
@@ -90,9 +93,13 @@ impl<F: Future> PlannedScope<F> {
         let slot = slot_mut(this.slot);
         if *this.stage == Phase::Created {
             *this.stage = Phase::Entered;
+            *this.runtime = RuntimeMark::here();
             slot.enter(cx.waker());
-        } else if slot.fired(cx.waker()) {
-            slot.record();
+        } else {
+            this.runtime.check(|| slot.id().to_string());
+            if slot.fired(cx.waker()) {
+                slot.record();
+            }
         }
         let _current = context::lend_slot(slot);
         poll_reached(this.body, cx, Some(this.reach))

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancelled::{CancelError, Cancelled};
 use crate::cause::Cause;
-use crate::context;
+use crate::context::{self, RuntimeMark};
 use crate::identity::ScopeInfo;
 use crate::reach::Reach;
 use crate::scope_tree::{Phase, ScopeNode, WaitRegistration, WaiterKey};
@@ -198,6 +198,8 @@ pin_project_lite::pin_project! {
         node: ScopeNode,
         // How far this future took the node: kept here too, so that polling takes no lock.
         stage: Phase,
+        // The runtime it was entered in: every later poll must be in the same one.
+        runtime: RuntimeMark,
         // `None` once dropped because it was blocked in a foreign future when the scope was
         // cancelled (S19, `reach.rs`).
         #[pin]
@@ -231,6 +233,7 @@ impl<F: Future> InScope<F> {
         InScope {
             node,
             stage: Phase::Created,
+            runtime: RuntimeMark::default(),
             body: Some(body),
         }
     }
@@ -249,7 +252,11 @@ impl<F: Future> InScope<F> {
         let mut this = self.project();
         if *this.stage == Phase::Created {
             *this.stage = Phase::Entered;
+            *this.runtime = RuntimeMark::here();
             this.node.enter(context::current(), None);
+        } else {
+            let node = &*this.node;
+            this.runtime.check(|| node.info().to_string());
         }
         let _current = context::lend(this.node);
         poll_reached(this.body.as_mut(), cx, reach)

@@ -127,3 +127,51 @@ fn timers_fire_while_another_task_keeps_the_runtime_busy() {
     // The body returned the timeout's `None`; the busy member ended cancelled, not failed.
     assert!(matches!(out, Ok(None)), "{out:?}");
 }
+
+/// A timeout first polled in one runtime and then in another would wait forever (its deadline
+/// is in the first runtime's clock): it fails at once, with a message that names the problem.
+#[test]
+#[should_panic(expected = "was entered in one runtime and is now polled in another")]
+fn a_timeout_moved_to_another_runtime_fails_at_once() {
+    let mut timeout = Box::pin(wherefore::move_on_after(
+        Duration::from_secs(1),
+        wherefore::sleep(Duration::from_secs(60)),
+    ));
+    wherefore::testing::block_on(async {
+        assert!(futures::poll!(timeout.as_mut()).is_pending());
+    });
+    let _ = wherefore::testing::block_on(timeout);
+}
+
+/// The same for a scope with a deadline, and for a nursery.
+#[test]
+fn a_scope_or_a_nursery_moved_to_another_runtime_fails_at_once() {
+    let moved = |future: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {
+        let mut future = future;
+        wherefore::testing::block_on(async {
+            assert!(futures::poll!(future.as_mut()).is_pending());
+        });
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wherefore::testing::block_on(future)
+        }))
+        .unwrap_err()
+    };
+    let message = |payload: Box<dyn std::any::Any + Send>| match payload.downcast::<String>() {
+        Ok(text) => *text,
+        Err(_) => "not a String".to_owned(),
+    };
+    let scope = wherefore::Scope::named("request").with_timeout(Duration::from_secs(1));
+    let panic = moved(Box::pin(async move {
+        let _ = scope.run(wherefore::sleep(Duration::from_secs(60))).await;
+    }));
+    assert!(message(panic).starts_with("wherefore: scope \"request\" was entered in one runtime"),);
+    let panic = moved(Box::pin(async {
+        let _ = wherefore::NurseryBuilder::named("crew")
+            .run(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+                n.spawn(wherefore::sleep(Duration::from_secs(60))).unwrap();
+                Ok(())
+            })
+            .await;
+    }));
+    assert!(message(panic).starts_with("wherefore: scope \"crew\" was entered in one runtime"));
+}

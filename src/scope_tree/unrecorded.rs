@@ -160,6 +160,11 @@ impl TimeoutSlot {
     }
 
     /// Whether it is entered without a record.
+    /// The scope's number (`scope#N`), recorded or not.
+    pub(crate) fn id(&self) -> ScopeId {
+        self.id
+    }
+
     pub(crate) fn is_unrecorded(&self) -> bool {
         self.parent.is_some()
     }
