@@ -590,12 +590,38 @@ impl DroppedMember {
 
     /// The innermost scope it was blocked in, when known (as for
     /// [`blocked_at`](Self::blocked_at)): a shield, for a member cut in its shielded cleanup.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     jobs.spawn_named("flush", async {
+    ///         let _ = wherefore::cancelled().await;
+    ///         wherefore::shield(wherefore::sleep(Duration::from_secs(60))).await // too slow
+    ///     })
+    ///     .unwrap();
+    ///     wherefore::checkpoint().await?;
+    ///     let report = jobs.shutdown(Duration::from_secs(5)).await;
+    ///     let cut = &report.dropped()[0];
+    ///     assert_eq!(cut.blocked_at(), Some("sleep"));
+    ///     assert!(cut.was_shielded()); // a cleanup the grace cut short
+    ///     assert!(cut.blocked_in().unwrap().name().is_none()); // the unnamed shield's scope
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
     pub fn blocked_in(&self) -> Option<&ScopeInfo> {
         self.blocked_in.as_ref().map(|(scope, _)| scope)
     }
 
     /// Whether that scope was shielded: the member was in a cleanup the group's grace cut short
     /// (the group's grace wins over shields, see [`PersistentGroup::shutdown`]).
+    ///
+    /// See [`blocked_in`](Self::blocked_in) for an example.
     pub fn was_shielded(&self) -> bool {
         self.blocked_in
             .as_ref()
@@ -604,6 +630,34 @@ impl DroppedMember {
 
     /// The panic message of its drop, if dropping it panicked (the panic was caught, and also
     /// given to the group's failure handler).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// use wherefore::{Cancelled, Nursery};
+    /// struct Fragile;
+    /// impl Drop for Fragile {
+    ///     fn drop(&mut self) {
+    ///         panic!("could not release the lease");
+    ///     }
+    /// }
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group_with::<Cancelled>("jobs", |_failure| {});
+    ///     jobs.spawn_named("lease", async {
+    ///         let _lease = Fragile;
+    ///         wherefore::shield(std::future::pending::<()>()).await;
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    ///     wherefore::checkpoint().await?;
+    ///     let report = jobs.shutdown(Duration::from_secs(1)).await;
+    ///     assert_eq!(report.dropped()[0].drop_panicked(), Some("could not release the lease"));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
     pub fn drop_panicked(&self) -> Option<&str> {
         self.drop_panicked.as_deref()
     }
