@@ -206,15 +206,37 @@ pub(crate) fn park_reachable() {
     PARKED.with(|c| c.set(true));
 }
 
-/// Polls with `poll` and tells whether, if it returned `Pending`, it did so where a cancellation
-/// reaches it ([`park_reachable`]); what `poll` parks is not counted for the caller's own poll,
-/// which is restored around it.
-#[inline]
-pub(crate) fn watch<R>(poll: impl FnOnce() -> R) -> (R, bool) {
-    let outer = PARKED.with(|c| c.replace(false));
-    let out = poll();
-    let reachable = PARKED.with(|c| c.replace(outer));
-    (out, reachable)
+/// Watches a poll: begun before it (the bit cleared), ended after it (the bit read, and the
+/// caller's restored), telling whether a `Pending` it returned is reachable
+/// ([`park_reachable`]); what it parks is not counted for the caller's own poll. A guard rather
+/// than a closure around the poll: nested scope futures recurse through their polls, and every
+/// frame counts in a debug build (issue 24, item 7). Dropped without `end` (a panic in the
+/// poll), it restores the caller's bit too.
+pub(crate) struct Watch {
+    outer: bool,
+}
+
+impl Watch {
+    #[inline]
+    pub(crate) fn begin() -> Watch {
+        Watch {
+            outer: PARKED.with(|c| c.replace(false)),
+        }
+    }
+
+    /// Whether what was polled since [`begin`](Self::begin) parked where it is reachable.
+    #[inline]
+    pub(crate) fn end(self) -> bool {
+        let reachable = PARKED.with(|c| c.replace(self.outer));
+        std::mem::forget(self);
+        reachable
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        PARKED.with(|c| c.set(self.outer));
+    }
 }
 
 /// The task being polled on this thread, if any.

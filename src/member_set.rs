@@ -317,11 +317,11 @@ impl<F: Future + Unpin> MemberSet<F> {
             let Occupant::Occupied(member) = slot else {
                 continue;
             };
-            let (polled, reachable) = context::watch(|| {
-                WakerChunk::lend_waker(&self.wakers[chunk], position, |waker| {
-                    Pin::new(member).poll(&mut Context::from_waker(waker))
-                })
+            let watch = context::Watch::begin();
+            let polled = WakerChunk::lend_waker(&self.wakers[chunk], position, |waker| {
+                Pin::new(member).poll(&mut Context::from_waker(waker))
             });
+            let reachable = watch.end();
             if let Poll::Ready(output) = polled {
                 vacate(slot, index, &mut self.free);
                 self.len -= 1;

@@ -1006,10 +1006,21 @@ where
         let polled = match reach.cancelled(&mut body_cx) {
             Some(cancelled) => Ok(Poll::Ready(Err(cancelled))),
             None => catch_unwind(AssertUnwindSafe(|| {
-                reach.poll(&mut body_cx, |cx| body.as_mut().poll(cx))
+                let watch = context::Watch::begin();
+                let polled = body.as_mut().poll(&mut body_cx);
+                let reachable = watch.end();
+                match polled {
+                    Poll::Ready(output) => Poll::Ready(Ok(output)),
+                    Poll::Pending => match reach.pending(&mut body_cx, reachable) {
+                        None => Poll::Pending,
+                        Some(cancelled) => Poll::Ready(Err(cancelled)),
+                    },
+                }
             })),
         };
-        let polled = polled.map(|polled| polled.map(crate::scope::reached));
+        let polled = polled.map(|polled| {
+            polled.map(|reached| reached.unwrap_or_else(|cancelled| Err(E::from(cancelled))))
+        });
         let end = match polled {
             Ok(Poll::Pending) => return,
             Ok(Poll::Ready(Ok(value))) => {

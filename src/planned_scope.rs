@@ -5,7 +5,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::cancelled::Cancelled;
 use crate::context::{self, RuntimeMark};
 use crate::reach::Reach;
 use crate::scope::poll_reached;
@@ -63,6 +62,12 @@ impl<F> PlannedScope<F> {
         slot_mut(self.project().slot).recorded()
     }
 
+    /// The cancellation that ended the body where it was blocked in a foreign future, after
+    /// [`poll_body`](Self::poll_body) resolved with `None`.
+    pub(crate) fn reach(self: Pin<&mut Self>) -> &mut Reach {
+        self.project().reach
+    }
+
     /// Leaves the scope (once).
     pub(crate) fn exit(self: Pin<&mut Self>) {
         let this = self.project();
@@ -85,10 +90,8 @@ impl<F: Future> PlannedScope<F> {
     /// decide absorption; it must then call [`exit`](Self::exit) (drop does too). A body blocked
     /// in a foreign future when the scope is cancelled is dropped, and the poll resolves with the
     /// cancellation instead (S19).
-    pub(crate) fn poll_body(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<F::Output, Cancelled>> {
+    #[inline(always)] // nested scopes recurse through it (see `scope::poll_reached`)
+    pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
         let this = self.project();
         let slot = slot_mut(this.slot);
         if *this.stage == Phase::Created {

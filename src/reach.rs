@@ -21,80 +21,98 @@ use std::task::{Context, Poll};
 
 use crate::cancelled::Cancelled;
 use crate::checkpoint::CancelWait;
-use crate::context;
+use crate::context::{self, Watch};
 
 /// A scope future's watch over its body: registered with the scope while the body is blocked in
 /// a foreign future, so that the scope's cancellation wakes the task and the body is dropped.
 ///
-/// Sixteen bytes in every scope future: the registration is boxed, made the first time its body
-/// blocks in a foreign future (a body that only ever waits at cancellation points, a timeout
-/// around a `checkpoint`, never pays for it).
+/// Twenty-four bytes in every scope future: the registration is boxed, made the first time its
+/// body blocks in a foreign future (a body that only ever waits at cancellation points, a
+/// timeout around a `checkpoint`, never pays for it), and so is a cancellation found.
 #[derive(Debug, Default)]
 pub(crate) struct Reach {
     /// Registered with the current scope while `foreign`; kept, cleared, when not.
     wait: Option<Box<CancelWait>>,
+    /// The cancellation a check found, until the caller takes it (boxed: it is rare, and every
+    /// scope future carries this struct).
+    cancelled: Option<Box<Cancelled>>,
     /// The body returned `Pending` last without parking where a cancellation reaches it.
     foreign: bool,
 }
 
 impl Reach {
-    /// Before the body is polled, in its scope: the cancellation to end it with, if it is
-    /// blocked in a foreign future and its scope is now effectively cancelled. The caller drops
-    /// the body and resolves with the error.
+    /// Whether the body was blocked in a foreign future when last polled.
     #[inline]
-    pub(crate) fn cancelled(&mut self, cx: &mut Context<'_>) -> Option<Cancelled> {
-        if !self.foreign {
-            return None;
-        }
-        // What the check parks is this future's own business, not its caller's.
-        context::watch(|| self.check(cx)).0
+    pub(crate) fn is_watching(&self) -> bool {
+        self.foreign
     }
 
-    /// Polls the body (with `poll`), in its scope, and watches where it blocks. `Ready(Err)` if it
-    /// returned `Pending` in a foreign future while its scope is cancelled already: the caller
-    /// drops it and resolves with the error.
-    #[inline]
-    pub(crate) fn poll<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
-    ) -> Poll<Result<T, Cancelled>> {
-        let (polled, reachable) = context::watch(|| poll(cx));
-        match polled {
-            Poll::Ready(out) => Poll::Ready(Ok(out)),
-            Poll::Pending if reachable => {
-                if self.foreign {
-                    self.foreign = false;
-                    if let Some(wait) = &mut self.wait {
-                        wait.clear(); // nothing to watch: the body is reachable where it is
-                    }
-                }
-                context::park_reachable();
-                Poll::Pending
-            }
-            Poll::Pending => {
-                self.foreign = true;
-                match self.check(cx) {
-                    Some(cancelled) => Poll::Ready(Err(cancelled)),
-                    None => {
-                        context::park_reachable(); // watched here: out of the caller's concern
-                        Poll::Pending
-                    }
+    /// Before the body is polled again, in its scope, when it was blocked in a foreign future:
+    /// whether its scope is now effectively cancelled (the cancellation is then kept, for
+    /// [`take_cancelled`](Self::take_cancelled): the caller drops the body and resolves with it).
+    pub(crate) fn check_before(&mut self, cx: &mut Context<'_>) -> bool {
+        // What the check parks is this future's own business, not its caller's.
+        let watch = Watch::begin();
+        let cancelled = self.check(cx);
+        watch.end();
+        cancelled
+    }
+
+    /// After the body, polled in its scope under a [`Watch`], returned `Pending` (`reachable` if
+    /// it said so): whether it is blocked in a foreign future while its scope is cancelled
+    /// already (kept, as for [`check_before`](Self::check_before)); else it is watched from now
+    /// on. Either way the caller's own `Pending` is reachable.
+    pub(crate) fn check_pending(&mut self, cx: &mut Context<'_>, reachable: bool) -> bool {
+        if reachable {
+            if self.foreign {
+                self.foreign = false;
+                if let Some(wait) = &mut self.wait {
+                    wait.clear(); // nothing to watch: the body is reachable where it is
                 }
             }
+            context::park_reachable();
+            return false;
         }
+        self.foreign = true;
+        let cancelled = self.check(cx);
+        if !cancelled {
+            context::park_reachable(); // watched here: out of the caller's concern
+        }
+        cancelled
+    }
+
+    /// The cancellation [`check_before`](Self::check_before) or
+    /// [`check_pending`](Self::check_pending) found.
+    pub(crate) fn take_cancelled(&mut self) -> Cancelled {
+        *self
+            .cancelled
+            .take()
+            .expect("taken once, after a check found the scope cancelled")
+    }
+
+    /// For the nursery's body, whose poll is not a scope future's: [`check_pending`] and
+    /// [`take_cancelled`] in one.
+    pub(crate) fn pending(&mut self, cx: &mut Context<'_>, reachable: bool) -> Option<Cancelled> {
+        self.check_pending(cx, reachable)
+            .then(|| self.take_cancelled())
+    }
+
+    /// [`check_before`] and [`take_cancelled`] in one, for the nursery's body.
+    pub(crate) fn cancelled(&mut self, cx: &mut Context<'_>) -> Option<Cancelled> {
+        (self.foreign && self.check_before(cx)).then(|| self.take_cancelled())
     }
 
     /// Registers with the current scope (or learns it is cancelled).
     #[cold]
-    fn check(&mut self, cx: &mut Context<'_>) -> Option<Cancelled> {
+    fn check(&mut self, cx: &mut Context<'_>) -> bool {
         let wait = self.wait.get_or_insert_with(Box::default);
         match wait.poll(cx, "foreign future", None) {
             Poll::Ready(cancelled) => {
                 self.foreign = false;
-                Some(cancelled)
+                self.cancelled = Some(Box::new(cancelled));
+                true
             }
-            Poll::Pending => None,
+            Poll::Pending => false,
         }
     }
 }

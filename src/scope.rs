@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::cancelled::{CancelError, Cancelled};
+use crate::cancelled::CancelError;
 use crate::cause::Cause;
 use crate::context::{self, RuntimeMark};
 use crate::identity::ScopeInfo;
@@ -244,59 +244,124 @@ impl<F: Future> InScope<F> {
     /// With `reach`, a body blocked in a foreign future when the scope is cancelled is dropped,
     /// and the poll resolves with the cancellation instead (S19). Without (a shield's), the body
     /// is out of reach on purpose, which its `Pending` says to the scope futures around it.
+    #[inline]
     pub(crate) fn poll_body(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         reach: Option<&mut Reach>,
-    ) -> Poll<Result<F::Output, Cancelled>> {
+    ) -> Poll<Option<F::Output>> {
         let mut this = self.project();
-        if *this.stage == Phase::Created {
-            *this.stage = Phase::Entered;
-            *this.runtime = RuntimeMark::here();
-            this.node.enter(context::current(), None);
-        } else {
-            let node = &*this.node;
-            this.runtime.check(|| node.info().to_string());
-        }
+        arrive(this.node, this.stage, this.runtime);
         let _current = context::lend(this.node);
         poll_reached(this.body.as_mut(), cx, reach)
     }
 }
 
+/// A scope future's arrival in a poll: the scope entered on the first, and on the later ones
+/// checked to be in the runtime it was entered in. Out of line: nested scopes recurse through
+/// the poll that calls it (see `poll_reached`).
+#[inline(never)]
+fn arrive(node: &ScopeNode, stage: &mut Phase, runtime: &mut RuntimeMark) {
+    if *stage == Phase::Created {
+        *stage = Phase::Entered;
+        *runtime = RuntimeMark::here();
+        node.enter(context::current(), None);
+    } else {
+        runtime.check(|| node.info().to_string());
+    }
+}
+
 /// Polls `body` (in its scope, which the caller made current) watched by `reach`, dropping it
 /// when `reach` says so; without `reach`, its `Pending` is reachable (a shield's).
+///
+/// Nested scopes recurse through this poll, and a debug build gives every call its frame and
+/// every temporary its slot (issue 24, item 7): what surrounds the body's poll here is only the
+/// watch; the rest (the checks before and after, which build cancellations) is in functions of
+/// their own, called around it, not across it.
+#[inline]
 pub(crate) fn poll_reached<F: Future>(
     mut body: Pin<&mut Option<F>>,
     cx: &mut Context<'_>,
     reach: Option<&mut Reach>,
-) -> Poll<Result<F::Output, Cancelled>> {
+) -> Poll<Option<F::Output>> {
     let Some(reach) = reach else {
-        let Some(future) = body.as_mut().as_pin_mut() else {
-            return Poll::Pending;
-        };
-        let polled = future.poll(cx);
-        if polled.is_pending() {
-            context::park_reachable();
-        }
-        return polled.map(Ok);
+        return poll_out_of_reach(body, cx);
     };
-    if let Some(cancelled) = reach.cancelled(cx) {
-        body.set(None); // blocked in a foreign future: dropped now (S19)
-        return Poll::Ready(Err(cancelled));
+    if reach.is_watching() && end_if_reached(body.as_mut(), cx, reach) {
+        return Poll::Ready(None);
     }
     let Some(future) = body.as_mut().as_pin_mut() else {
         return Poll::Pending; // dropped already, and its error returned: never polled again
     };
-    let polled = std::task::ready!(reach.poll(cx, |cx| future.poll(cx)));
-    if polled.is_err() {
-        body.set(None);
+    let watch = context::Watch::begin();
+    let polled = future.poll(cx);
+    let reachable = watch.end();
+    match polled {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending if reachable && !reach.is_watching() => {
+            context::park_reachable();
+            Poll::Pending
+        }
+        Poll::Pending if end_if_pending_reached(body, cx, reach, reachable) => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
     }
-    Poll::Ready(polled)
 }
 
-/// The body's result, or the error of a cancellation that reached it in a foreign future.
-pub(crate) fn reached<T, E: CancelError>(polled: Result<Result<T, E>, Cancelled>) -> Result<T, E> {
-    polled.unwrap_or_else(|cancelled| Err(E::from(cancelled)))
+/// A body no cancellation from outside may drop (a shield's): polled, and its `Pending` said to
+/// be reachable.
+fn poll_out_of_reach<F: Future>(
+    mut body: Pin<&mut Option<F>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<F::Output>> {
+    let Some(future) = body.as_mut().as_pin_mut() else {
+        return Poll::Pending;
+    };
+    let polled = future.poll(cx);
+    if polled.is_pending() {
+        context::park_reachable();
+    }
+    polled.map(Some)
+}
+
+/// Before the poll of a body that was blocked in a foreign future: whether its scope is now
+/// cancelled, in which case the body is dropped and `reach` holds the cancellation.
+#[inline(never)]
+fn end_if_reached<F>(
+    mut body: Pin<&mut Option<F>>,
+    cx: &mut Context<'_>,
+    reach: &mut Reach,
+) -> bool {
+    if !reach.check_before(cx) {
+        return false;
+    }
+    body.set(None); // blocked in a foreign future: dropped now (S19)
+    true
+}
+
+/// After a poll that returned `Pending`: whether the body, blocked in a foreign future, is to
+/// end at once (its scope cancelled already), in which case it is dropped and `reach` holds the
+/// cancellation; else `reach` watches it, or stops watching if it is reachable now.
+#[inline(never)]
+fn end_if_pending_reached<F>(
+    mut body: Pin<&mut Option<F>>,
+    cx: &mut Context<'_>,
+    reach: &mut Reach,
+    reachable: bool,
+) -> bool {
+    if !reach.check_pending(cx, reachable) {
+        return false;
+    }
+    body.set(None);
+    true
+}
+
+/// The body's result, or (`None`: it was dropped, blocked in a foreign future) the error of the
+/// cancellation that reached it, which `reach` holds.
+pub(crate) fn reached<T, E: CancelError>(
+    polled: Option<Result<T, E>>,
+    reach: &mut Reach,
+) -> Result<T, E> {
+    polled.unwrap_or_else(|| Err(E::from(reach.take_cancelled())))
 }
 
 /// What a scope that moves on (rather than fails) resolves to: the body's value, `None` for a
@@ -346,13 +411,23 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut inner = this.inner;
-        let result = reached(std::task::ready!(
-            inner.as_mut().poll_body(cx, Some(this.reach))
-        ));
-        let absorbed = absorbed(inner.node(), &result);
-        inner.exit();
-        Poll::Ready(moved_on(result, absorbed))
+        let polled = std::task::ready!(inner.as_mut().poll_body(cx, Some(&mut *this.reach)));
+        Poll::Ready(finish(inner, polled, this.reach))
     }
+}
+
+/// How a scope future resolves once its body ended: out of its poll's frame, which nested scopes
+/// recurse through (see `poll_reached`).
+#[inline(never)]
+fn finish<F, T, E: CancelError>(
+    inner: Pin<&mut InScope<F>>,
+    polled: Option<Result<T, E>>,
+    reach: &mut Reach,
+) -> Result<Option<T>, E> {
+    let result = reached(polled, reach);
+    let absorbed = absorbed(inner.node(), &result);
+    inner.exit();
+    moved_on(result, absorbed)
 }
 
 impl<F> ScopeFuture<F> {

@@ -98,8 +98,8 @@ impl<F: Future> Future for Shielded<F> {
         let output = std::task::ready!(inner.as_mut().poll_body(cx, None));
         inner.exit();
         match output {
-            Ok(output) => Poll::Ready(output),
-            Err(_) => unreachable!("a body polled without reach is never dropped"),
+            Some(output) => Poll::Ready(output),
+            None => unreachable!("a body polled without reach is never dropped"),
         }
     }
 }

@@ -143,7 +143,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.project().inner;
-        let result = reached(std::task::ready!(inner.as_mut().poll_body(cx)));
+        let polled = std::task::ready!(inner.as_mut().poll_body(cx));
+        let result = reached(polled, inner.as_mut().reach());
         let absorbed = inner
             .as_mut()
             .recorded()
@@ -247,7 +248,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.project().inner;
-        let result = reached(std::task::ready!(inner.as_mut().poll_body(cx)));
+        let polled = std::task::ready!(inner.as_mut().poll_body(cx));
+        let result = reached(polled, inner.as_mut().reach());
         // An unrecorded scope was never cancelled: it absorbs nothing, and did not time out.
         let (absorbed, own_timeout) = match inner.as_mut().recorded() {
             Some(node) => (absorbed(node, &result), own_timeout(node)),

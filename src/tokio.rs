@@ -108,7 +108,8 @@ where
         let _task = context::enter_task(*this.task);
         // Ended where it is blocked in a foreign future once the nursery is cancelled, as an
         // inline member is (S19).
-        poll_reached(this.future, cx, Some(this.reach)).map(reached)
+        let polled = std::task::ready!(poll_reached(this.future, cx, Some(&mut *this.reach)));
+        Poll::Ready(reached(polled, this.reach))
     }
 }
 
