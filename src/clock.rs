@@ -220,6 +220,15 @@ impl Clock {
         matches!(self.source, Source::Virtual { .. })
     }
 
+    /// Whether tokio drives this clock (its timers fire on tokio's timer, in any runtime task).
+    pub(crate) fn is_tokio(&self) -> bool {
+        #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+        if let Source::Tokio = self.source {
+            return true;
+        }
+        false
+    }
+
     pub(crate) fn now(&self) -> Instant {
         self.source.now()
     }

@@ -270,18 +270,27 @@ pub(crate) fn env_address() -> *const Env {
 pub(crate) struct RuntimeMark(usize);
 
 impl RuntimeMark {
-    /// The runtime polling on this thread now.
+    /// The runtime polling on this thread now, if a `wherefore` executor drives its clock
+    /// (`run`, `testing`): a tokio-clock environment is driven by tokio's timer wherever it is
+    /// polled, so two of them (two nurseries' on bare tokio) are not two runtimes.
     #[inline]
     pub(crate) fn here() -> Self {
-        RuntimeMark(env_address() as usize)
+        RuntimeMark(
+            with_env(|env| (!env.clock().is_tokio()).then_some(Arc::as_ptr(env) as usize))
+                .flatten()
+                .unwrap_or(0),
+        )
     }
 
     /// Panics, with a message that names the problem (as tokio's does), if this thread is in a
     /// runtime other than the one marked; `scope` names the scope.
     #[inline]
     pub(crate) fn check(self, scope: impl FnOnce() -> String) {
+        if self.0 == 0 {
+            return;
+        }
         let here = env_address() as usize;
-        if self.0 != 0 && here != 0 && here != self.0 {
+        if here != 0 && here != self.0 && Self::here().0 != 0 {
             polled_in_another_runtime(&scope());
         }
     }

@@ -271,8 +271,12 @@ where
 
     fn reach(self: Pin<&Self>, cancelled: Cancelled) -> Ended<E> {
         let this = self.project_ref();
-        this.future.drop_future();
-        let (exit, end) = ended_reached(cancelled);
+        let (exit, end) = ended_reached(
+            || {
+                this.future.drop_future();
+            },
+            cancelled,
+        );
         this.exit.finish(exit);
         Ended {
             task: this.exit.task.clone(),
@@ -313,8 +317,13 @@ where
     }
 
     fn reach(self: Pin<&Self>, cancelled: Cancelled) -> Ended<E> {
-        self.project_ref().future.drop_future();
-        let (exit, end) = ended_reached::<(), E>(cancelled);
+        let future = self.project_ref().future;
+        let (exit, end) = ended_reached::<(), E>(
+            || {
+                future.drop_future();
+            },
+            cancelled,
+        );
         let task = self.task();
         report_exit(&task, &exit);
         Ended { task, end }

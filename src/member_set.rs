@@ -57,7 +57,8 @@ pub(crate) struct MemberSet<F> {
 }
 
 /// A member that can be ended where it is blocked in a foreign future, when its scope is
-/// cancelled (S19): it is dropped, and ends as if its cancellation point had failed.
+/// cancelled (S19): it is dropped, and ends as if its cancellation point had failed (or as a
+/// panic, if its drop panicked), in the scope of its set.
 pub(crate) trait Reached: Future {
     fn reached(self, cancelled: Cancelled) -> Self::Output;
 }
@@ -116,7 +117,7 @@ impl<F> MemberSet<F> {
     }
 
     /// Whether a member is blocked in a foreign future: the owner then registers with its scope,
-    /// to end them when it is cancelled ([`reach_foreign`](Self::reach_foreign)).
+    /// to end them when it is cancelled ([`take_foreign`](Self::take_foreign)).
     pub(crate) fn has_foreign(&self) -> bool {
         self.foreign > 0
     }
@@ -242,22 +243,21 @@ impl<F> MemberSet<F> {
     }
 }
 
-impl<F: Reached + Unpin> MemberSet<F> {
-    /// Ends every member blocked in a foreign future, now that the set's scope is cancelled with
-    /// `cancelled` (S19), handing each one's output to `ended`. Called in the set's scope.
-    pub(crate) fn reach_foreign(
-        &mut self,
-        cancelled: &Cancelled,
-        mut ended: impl FnMut(F::Output),
-    ) {
+impl<F> MemberSet<F> {
+    /// Takes out every member blocked in a foreign future, now that the set's scope is
+    /// cancelled (S19), for the owner to end where they are ([`Reached::reached`]) once it has
+    /// let go of the set: ending one drops its future, whose drop may spawn into the nursery.
+    pub(crate) fn take_foreign(&mut self) -> Vec<F> {
+        let mut taken = Vec::with_capacity(self.foreign);
         for index in 0..self.slot_count() {
             let marked = self.wakers[index / CHUNK].foreign(index % CHUNK);
             if marked.load(Ordering::Relaxed)
                 && let Some(member) = self.take(index)
             {
-                ended(member.reached(cancelled.clone()));
+                taken.push(member);
             }
         }
+        taken
     }
 }
 

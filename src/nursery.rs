@@ -24,7 +24,7 @@ use crate::env::Env;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::member::{Member, MemberName, member, sendable_member, unjoined};
-use crate::member_set::{MemberSet, remember};
+use crate::member_set::{MemberSet, Reached, remember};
 use crate::persistent_group::PersistentGroup;
 use crate::reach::Reach;
 use crate::scope::CancelHandle;
@@ -969,9 +969,14 @@ where
             return batch.is_pending();
         }
         if let Poll::Ready(cancelled) = members_wait.poll(cx, "foreign future", None) {
-            let members = &mut running.members;
-            members.reach_foreign(&cancelled, |ended| ends.record(&shared.node, ended));
-            return !members.is_empty();
+            let reached = running.members.take_foreign();
+            let left = !running.members.is_empty();
+            // Ended with the set let go of: a member's drop may spawn into this nursery.
+            drop(running);
+            for member in reached {
+                ends.record(&shared.node, member.reached(cancelled.clone()));
+            }
+            return left;
         }
         batch.is_pending()
     }

@@ -762,8 +762,8 @@ impl<E: CancelError + fmt::Display> Future for RunningFuture<E> {
 
 impl<E: CancelError + fmt::Display> Reached for RunningFuture<E> {
     fn reached(self, cancelled: Cancelled) -> Self::Output {
-        let task = self.member.task; // the future goes with `self`
-        let (exit, end) = ended_reached::<(), E>(cancelled);
+        let Running { task, future, .. } = self.member;
+        let (exit, end) = ended_reached::<(), E>(|| drop(future), cancelled);
         report_exit(&task, &exit);
         (task, end)
     }
@@ -975,8 +975,10 @@ impl<E: CancelError + fmt::Display> Future for Runner<E> {
         if !this.running.has_foreign() {
             this.members_wait.clear();
         } else if let Poll::Ready(cancelled) = this.members_wait.poll(cx, "foreign future", None) {
-            let (running, tally, group) = (&mut this.running, &mut this.tally, &this.group);
-            running.reach_foreign(&cancelled, |(task, end)| ended(tally, group, task, end));
+            for member in this.running.take_foreign() {
+                let (task, end) = member.reached(cancelled.clone());
+                ended(&mut this.tally, &this.group, task, end);
+            }
         }
         // A cancellation of the enclosing scope closes the group as a drain would.
         let closing = !phase.is_open() || this.scope_cancelled(cx);

@@ -723,7 +723,10 @@ impl CancelHandle {
     /// never cancelled.
     ///
     /// This is how a library that shuts down on a future of its own learns of a cancellation:
-    /// axum's `serve(..).with_graceful_shutdown(service.cancelled())`, for one.
+    /// axum's `serve(..).with_graceful_shutdown(service.cancelled())`, for one. Such a library's
+    /// future is a foreign future (S19): awaited *inside* the scope it watches, it is dropped
+    /// when that scope is cancelled, before it can drain; await it in a
+    /// [`shield`](crate::shield), bounded by a timeout of its own, or outside that scope.
     ///
     /// ```
     /// # #[tokio::main]

@@ -565,11 +565,14 @@ impl ScopeNode {
             let env = st.env.clone();
             // A cause that took effect turns the flag on in the same critical section that records
             // it (invariant 7): whoever sees the cause, or loses to it, sees the flag too.
-            let visited =
-                matches!(outcome, RequestOutcome::TookEffect).then(|| visit_locked(self, st));
+            // A request that lost to a parent's cancellation not yet propagated here brings the
+            // flag up to date too: its caller must see the scope cancelled, as it was told.
+            let took_effect = matches!(outcome, RequestOutcome::TookEffect);
+            let stale = matches!(outcome, RequestOutcome::LostTo(_)) && !self.is_cancelled();
+            let visited = (took_effect || stale).then(|| visit_locked(self, st));
             (outcome, env, visited)
         };
-        let took_effect = visited.is_some();
+        let took_effect = matches!(outcome, RequestOutcome::TookEffect);
         if let Some(visited) = visited {
             propagate(self.clone(), visited);
         }
@@ -996,8 +999,9 @@ fn visit_locked<'a>(
     let parent_cancelled = st.parent_cancelled();
     if parent_cancelled && !st.shielded && !st.inherited {
         st.inherited = true;
-        if st.own.is_some() {
-            // The parent's cancellation lost to the scope's own cause (S17: kept visible).
+        if st.own.is_some() && st.first == Some(Origin::Own) {
+            // The parent's cancellation lost to the scope's own cause (S17: kept visible). Not
+            // when the own cause was recorded after the parent's (`record_own` counted it then).
             st.ignored_requests = st.ignored_requests.saturating_add(1);
         }
         st.first.get_or_insert(Origin::Inherited);

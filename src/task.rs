@@ -423,12 +423,22 @@ where
 }
 
 /// How a member blocked in a foreign future ends when its nursery's cancellation reaches it
-/// (S19): as if its cancellation point had failed with `cancelled`.
-pub(crate) fn ended_reached<T, E>(cancelled: Cancelled) -> (TaskExit<T>, End<E>)
+/// (S19): its future dropped by `drop_future`, as if its cancellation point had failed with
+/// `cancelled`; or, if that drop panicked, as that panic (caught: the nursery goes on).
+pub(crate) fn ended_reached<T, E>(
+    drop_future: impl FnOnce(),
+    cancelled: Cancelled,
+) -> (TaskExit<T>, End<E>)
 where
     E: CancelError + fmt::Display,
 {
-    ended_with(Err(E::from(cancelled)))
+    match catch_unwind(AssertUnwindSafe(drop_future)) {
+        Ok(()) => ended_with(Err(E::from(cancelled))),
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            (TaskExit::Panicked { message }, End::Panicked(payload))
+        }
+    }
 }
 
 /// Reports a new member to a runtime: its register of live tasks and its hook.

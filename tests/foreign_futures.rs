@@ -261,3 +261,73 @@ fn a_group_shutdown_ends_a_member_blocked_in_a_foreign_future() {
         );
     });
 }
+
+/// A member ended where it is blocked in a foreign future is dropped after the nursery has let
+/// go of its set: a drop that spawns into the same nursery is handed its future back (the
+/// nursery is cancelled but open), instead of deadlocking.
+#[test]
+fn a_reached_member_whose_drop_spawns_into_its_nursery_does_not_hang() {
+    struct SpawnsOnDrop<'a>(Nursery<'a, Cancelled>, &'a std::sync::atomic::AtomicBool);
+    impl Drop for SpawnsOnDrop<'_> {
+        fn drop(&mut self) {
+            let spawned = self.0.spawn(async { Ok(()) });
+            self.1
+                .store(spawned.is_ok(), std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let accepted = std::sync::atomic::AtomicBool::new(false);
+    block_on(async {
+        let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            let guard = SpawnsOnDrop(n.clone(), &accepted);
+            n.spawn(async move {
+                let _guard = guard;
+                futures::future::pending::<()>().await;
+                Ok(())
+            })
+            .unwrap();
+            wherefore::checkpoint().await?;
+            n.cancel_handle().cancel_with("stop");
+            Ok(())
+        })
+        .await;
+        assert!(out.is_ok(), "{out:?}");
+    });
+    assert!(
+        accepted.into_inner(),
+        "the spawn from the drop was accepted (S4) and ran"
+    );
+}
+
+/// A member ended where it is blocked, whose drop panics: the panic is the member's, reported as
+/// its failure (here collected), and the nursery returns.
+#[test]
+fn a_reached_member_whose_drop_panics_is_a_failure() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("drop panicked");
+        }
+    }
+    block_on(async {
+        let out = wherefore::NurseryBuilder::named("crew")
+            .collect_panics()
+            .run(async |n: Nursery<'_, Cancelled>| {
+                n.spawn_named("fragile", async {
+                    let _bomb = PanicsOnDrop;
+                    futures::future::pending::<()>().await;
+                    Ok(())
+                })
+                .unwrap();
+                wherefore::checkpoint().await?;
+                n.cancel_handle().cancel_with("stop");
+                Ok(())
+            })
+            .await;
+        let failures = out.unwrap_err().into_failures();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].task().name(), Some("fragile"));
+        assert!(
+            matches!(failures[0].kind(), wherefore::FailureKind::Panic(m) if m == "drop panicked")
+        );
+    });
+}

@@ -205,3 +205,23 @@ mod workers {
         });
     }
 }
+
+/// Two nurseries on bare tokio each take an environment of their own, both on tokio's clock: a
+/// timeout first polled in one and finished in the other is in the same runtime, and finishes.
+#[tokio::test(start_paused = true)]
+async fn a_timeout_moved_between_two_nurseries_on_tokio_finishes() {
+    let mut timeout = Box::pin(wherefore::move_on_after(
+        Duration::from_millis(50),
+        wherefore::sleep(Duration::from_millis(10)),
+    ));
+    wherefore::nursery(async |_: Nursery<'_, Cancelled>| {
+        assert!(futures::poll!(timeout.as_mut()).is_pending());
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let out = wherefore::nursery(async |_: Nursery<'_, Cancelled>| Ok(timeout.as_mut().await))
+        .await
+        .unwrap();
+    assert!(matches!(out, Ok(Some(()))), "{out:?}");
+}
