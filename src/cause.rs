@@ -120,6 +120,18 @@ impl Cause {
     }
 }
 
+/// A cause is an error too, to hand to code that wants one (`anyhow`, a log's `error` field): it
+/// displays as its whole chain, one line, and has no further source (the chain is in the text:
+/// the parents' causes are read when asked, not held).
+///
+/// ```
+/// let handle = wherefore::Scope::named("job").handle();
+/// handle.cancel_with("operator");
+/// let as_error: Box<dyn std::error::Error + Send + Sync> = Box::new(handle.cause().unwrap());
+/// assert!(as_error.to_string().starts_with("explicit (\"operator\") at "));
+/// ```
+impl std::error::Error for Cause {}
+
 impl fmt::Display for Cause {
     /// The whole chain on one line, each link separated by `": "`. Iterative: a chain thousands
     /// of scopes long does not grow the stack.

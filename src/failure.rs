@@ -255,3 +255,30 @@ impl<F> fmt::Display for SpawnError<F> {
 }
 
 impl<F> Error for SpawnError<F> {}
+
+/// A member's failure is an error of its own when the member's error type is one (not
+/// `Box<dyn Error>`, which std does not make an `Error`): its source is the member's error (none
+/// for a panic), so error reporters walk from the member to what it returned.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::error::Error;
+/// use std::io;
+/// let err = wherefore::nursery(async |n: wherefore::Nursery<'_, io::Error>| {
+///     n.spawn_named("db", async { Err::<(), _>(io::Error::other("disk full")) }).unwrap();
+///     Ok(())
+/// })
+/// .await
+/// .unwrap_err();
+/// let failure: &dyn Error = &err.failures()[0];
+/// assert_eq!(failure.source().unwrap().to_string(), "disk full");
+/// # });
+/// ```
+impl<E: Error + 'static> Error for Failure<E> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match &self.kind {
+            FailureKind::Error(e) => Some(e),
+            FailureKind::Panic(_) => None,
+        }
+    }
+}

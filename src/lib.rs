@@ -53,6 +53,9 @@
 
 // Under loom the embedded runtime is left out, so some of its helpers go unused.
 #![cfg_attr(wherefore_loom, allow(dead_code))]
+// docs.rs builds with every feature and `--cfg docsrs` (Cargo.toml), and labels what a feature
+// gates.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cancelled;
 mod cause;
@@ -91,6 +94,7 @@ pub mod testing;
 mod timeout;
 mod timer_queue;
 #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
 pub use cancelled::{CancelError, Cancelled, TimedOut};

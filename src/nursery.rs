@@ -347,6 +347,7 @@ fn task_info(name: Option<Frozen<str>>, spawned_at: &'static Location<'static>) 
 }
 
 #[cfg(all(feature = "tokio", not(wherefore_loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<'env, E, S> Nursery<'env, E, S>
 where
     E: CancelError + fmt::Display + Send + 'env,

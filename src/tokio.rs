@@ -128,6 +128,15 @@ pub enum Forced {
     GraceExpired(std::time::Duration),
 }
 
+/// A forced shutdown is an error, for a `main` that returns one.
+///
+/// ```
+/// let forced: Box<dyn std::error::Error> =
+///     Box::new(wherefore::tokio::Forced::GraceExpired(std::time::Duration::from_secs(5)));
+/// assert_eq!(forced.to_string(), "the graceful shutdown did not finish within 5s");
+/// ```
+impl std::error::Error for Forced {}
+
 impl std::fmt::Display for Forced {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
