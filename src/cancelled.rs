@@ -111,7 +111,15 @@ pub struct TimedOut {
 impl TimedOut {
     /// The deadline that fired, in which scope, set where.
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// let slow = wherefore::sleep(Duration::from_secs(9));
+    /// let err = wherefore::fail_after(Duration::from_secs(3), slow).await.unwrap_err();
+    /// assert_eq!(err.timeout().after(), Some(Duration::from_secs(3)));
+    /// assert_eq!(err.timeout().set_at().file(), file!()); // where `fail_after` was called
+    /// # });
+    /// ```
     pub fn timeout(&self) -> &Timeout {
         &self.timeout
     }

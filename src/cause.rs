@@ -476,14 +476,50 @@ impl SiblingFailure {
 
     /// The member that failed: id, name and spawn location.
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cause, Nursery};
+    /// # type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    /// let result = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+    ///     n.spawn(async {
+    ///         let Cause::SiblingError(failed) = wherefore::cancelled().await else { panic!() };
+    ///         assert_eq!(failed.task().name(), Some("fetch")); // who made me stop
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    ///     n.spawn_named("fetch", async { Err::<(), _>("refused".into()) }).unwrap();
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(result.unwrap_err().failures().len(), 1);
+    /// # });
+    /// ```
     pub fn task(&self) -> &TaskInfo {
         &self.inner.task
     }
 
     /// The failure as text: the error's `Display`, or the panic message.
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cause, Nursery, NurseryBuilder};
+    /// let result = NurseryBuilder::new()
+    ///     .collect_panics()
+    ///     .run(async |n: Nursery<'_, wherefore::Cancelled>| {
+    ///         n.spawn(async {
+    ///             let cause = wherefore::cancelled().await;
+    ///             let Cause::SiblingPanic(failed) = cause else { panic!() };
+    ///             assert_eq!(failed.message(), "boom"); // the sibling's panic message
+    ///             Ok(())
+    ///         })
+    ///         .unwrap();
+    ///         n.spawn(async { panic!("boom") as Result<(), _> }).unwrap();
+    ///         Ok(())
+    ///     })
+    ///     .await;
+    /// assert_eq!(result.unwrap_err().failures().len(), 1); // only the panic failed
+    /// # });
+    /// ```
     pub fn message(&self) -> &str {
         &self.inner.message
     }

@@ -49,14 +49,36 @@ pub enum FailureKind<E> {
 impl<E> Failure<E> {
     /// The member that failed.
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    /// let err = wherefore::nursery(async |n: wherefore::Nursery<'_, BoxError>| {
+    ///     n.spawn_named("db", async { Err::<(), _>("disk full".into()) }).unwrap();
+    ///     Ok(())
+    /// }).await.unwrap_err();
+    /// let failure = &err.failures()[0];
+    /// assert_eq!(failure.task().name(), Some("db"));
+    /// assert_eq!(failure.task().spawned_at().file(), file!());
+    /// # });
+    /// ```
     pub fn task(&self) -> &TaskInfo {
         &self.task
     }
 
     /// How it failed.
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::FailureKind;
+    /// # type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    /// let err = wherefore::nursery(async |n: wherefore::Nursery<'_, BoxError>| {
+    ///     n.spawn(async { Err::<(), _>("disk full".into()) }).unwrap();
+    ///     Ok(())
+    /// }).await.unwrap_err();
+    /// let FailureKind::Error(e) = err.failures()[0].kind() else { unreachable!() };
+    /// assert_eq!(e.to_string(), "disk full"); // the member's own error
+    /// # });
+    /// ```
     pub fn kind(&self) -> &FailureKind<E> {
         &self.kind
     }
@@ -133,7 +155,25 @@ pub enum NurseryError<E> {
 impl<E> NurseryError<E> {
     /// The failures, in order; empty for a cancellation.
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    /// let failed = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+    ///     n.spawn_named("a", async { Err::<(), _>("first".into()) }).unwrap();
+    ///     n.spawn_named("b", async { Err::<(), _>("second".into()) }).unwrap();
+    ///     Ok(())
+    /// }).await.unwrap_err();
+    /// let names: Vec<_> = failed.failures().iter().map(|f| f.task().name()).collect();
+    /// assert_eq!(names, [Some("a"), Some("b")]);
+    ///
+    /// let cancelled = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     n.cancel_handle().cancel();
+    ///     wherefore::checkpoint().await
+    /// }).await.unwrap_err();
+    /// assert!(cancelled.failures().is_empty());
+    /// # });
+    /// ```
     pub fn failures(&self) -> &[Failure<E>] {
         match self {
             NurseryError::Failed(failures) => failures,
@@ -143,7 +183,19 @@ impl<E> NurseryError<E> {
 
     /// The failures by value; empty for a cancellation.
     ///
-    /// See [`Failure::into_parts`].
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::io;
+    /// use wherefore::FailureKind;
+    /// let err = wherefore::nursery(async |n: wherefore::Nursery<'_, io::Error>| {
+    ///     n.spawn(async { Err::<(), _>(io::Error::from(io::ErrorKind::TimedOut)) }).unwrap();
+    ///     Ok(())
+    /// }).await.unwrap_err();
+    /// let (_task, kind) = err.into_failures().remove(0).into_parts();
+    /// let FailureKind::Error(owned) = kind else { unreachable!() }; // the `io::Error` itself
+    /// assert_eq!(owned.kind(), io::ErrorKind::TimedOut);
+    /// # });
+    /// ```
     pub fn into_failures(self) -> Vec<Failure<E>> {
         match self {
             NurseryError::Failed(failures) => failures,
@@ -224,7 +276,17 @@ pub enum SpawnError<F> {
 impl<F> SpawnError<F> {
     /// The future that was not spawned.
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # let kept = wherefore::nursery(async |n: Nursery<'_, Cancelled>| Ok(n.clone()))
+    /// #     .await
+    /// #     .unwrap();
+    /// // `kept` is the handle of a nursery that has finished:
+    /// let refused = kept.spawn(async { Ok("not lost") }).unwrap_err();
+    /// assert_eq!(refused.into_future().await.unwrap(), "not lost"); // run it here instead
+    /// # });
+    /// ```
     pub fn into_future(self) -> F {
         match self {
             SpawnError::Closed(f) | SpawnError::ShuttingDown(f) | SpawnError::NoRuntime(f) => f,

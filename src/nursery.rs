@@ -514,7 +514,21 @@ where
     /// before the nursery can return; a cancellation of the nursery closes the group too. Opened
     /// on a nursery that has finished, the group is born done: it refuses every spawn.
     ///
-    /// See [`PersistentGroup`] for an example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     assert_eq!(jobs.cancel_handle().scope().name(), Some("jobs"));
+    ///     jobs.spawn(async { Ok(()) }).unwrap();
+    ///     let report = jobs.drain().await; // or the nursery would wait for the group forever
+    ///     assert_eq!(report.finished(), 1);
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
     #[track_caller]
     pub fn persistent_group<G>(&self, name: impl Into<Frozen<str>>) -> PersistentGroup<G>
     where
@@ -754,7 +768,22 @@ impl NurseryBuilder {
 impl<S: Sharing> NurseryBuilder<S> {
     /// Report panics as [`FailureKind::Panic`] failures instead of resuming them.
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{FailureKind, Nursery, NurseryBuilder};
+    /// let err = NurseryBuilder::new()
+    ///     .collect_panics()
+    ///     .run(async |n: Nursery<'_, wherefore::Cancelled>| {
+    ///         n.spawn_named("parser", async { panic!("bad input") as Result<(), _> }).unwrap();
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap_err(); // the panic did not resume: it is a failure
+    /// let failure = &err.failures()[0];
+    /// assert_eq!(failure.task().name(), Some("parser"));
+    /// assert!(matches!(failure.kind(), FailureKind::Panic(m) if m == "bad input"));
+    /// # });
+    /// ```
     pub fn collect_panics(mut self) -> Self {
         self.collect_panics = true;
         self
@@ -787,7 +816,19 @@ impl<S: Sharing> NurseryBuilder<S> {
 
     /// Runs the nursery; see [`nursery`].
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery, NurseryBuilder};
+    /// let sum = NurseryBuilder::named("adders")
+    ///     .run(async |n: Nursery<'_, Cancelled>| {
+    ///         let a = n.spawn(async { Ok(1) }).unwrap();
+    ///         let b = n.spawn(async { Ok(2) }).unwrap();
+    ///         Ok(a.join().await?.completed().unwrap() + b.join().await?.completed().unwrap())
+    ///     })
+    ///     .await;
+    /// assert_eq!(sum.unwrap(), 3);
+    /// # });
+    /// ```
     #[track_caller]
     pub fn run<'env, B, Fut, T, E>(
         self,

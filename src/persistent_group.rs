@@ -38,6 +38,22 @@ use crate::task::{
 };
 
 /// The error type of group members unless chosen otherwise.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// # use wherefore::{Cancelled, Nursery, PersistentGroup};
+/// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+/// let jobs: PersistentGroup = n.persistent_group("jobs"); // `PersistentGroup<BoxError>`
+/// jobs.spawn(async {
+///     let _n: u32 = "not a number".parse()?; // any error converts with `?`
+///     Ok(())
+/// })
+/// .unwrap();
+/// assert_eq!(jobs.drain().await.failed(), 1);
+/// # Ok(())
+/// # }).await.unwrap();
+/// # });
+/// ```
 pub type BoxError = Box<dyn Error + Send + Sync>;
 
 type Member<E> = Pin<Box<dyn Future<Output = Result<(), E>> + Send>>;
@@ -506,6 +522,21 @@ impl<E> fmt::Display for PersistentGroup<E> {
 
 /// Future returned by [`PersistentGroup::shutdown`] and [`PersistentGroup::drain`]: resolves to
 /// the group's [`ShutdownReport`] once it is done.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// # use std::time::Duration;
+/// # use wherefore::{Cancelled, Nursery, Shutdown};
+/// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+/// # let jobs = n.persistent_group::<Cancelled>("jobs");
+/// jobs.spawn(wherefore::sleep(Duration::from_secs(1))).unwrap();
+/// let done: Shutdown<Cancelled> = jobs.drain(); // closes the group at once
+/// assert!(!jobs.is_open());
+/// assert_eq!(done.await.finished(), 1); // resolves when the last member has ended
+/// # Ok(())
+/// # }).await.unwrap();
+/// # });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Shutdown<E> {
     group: Arc<Group<E>>,
@@ -541,7 +572,23 @@ impl<E> Future for Shutdown<E> {
 
 /// How a group ended: who finished, who failed, who was cancelled, who was cut, and why.
 ///
-/// See [`PersistentGroup::shutdown`] for an example.
+/// `Display` gives one summary line, then one line per dropped member.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// # use wherefore::{Cancelled, Nursery};
+/// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+/// # let jobs = n.persistent_group::<Cancelled>("jobs");
+/// jobs.spawn(async { Ok(()) }).unwrap();
+/// let report = jobs.drain().await;
+/// assert_eq!(
+///     report.to_string(),
+///     "group jobs ended: 1 finished, 0 failed, 0 cancelled, 0 dropped"
+/// );
+/// # Ok(())
+/// # }).await.unwrap();
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct ShutdownReport {
     group: ScopeInfo,
@@ -559,7 +606,26 @@ struct Tally {
 
 /// A member that was still running when its group's grace period ended, and was dropped.
 ///
-/// See [`PersistentGroup::shutdown`] for an example.
+/// ```
+/// # wherefore::testing::block_on(async {
+/// # use std::time::Duration;
+/// # use wherefore::{Cancelled, DroppedMember, Nursery};
+/// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+/// # let jobs = n.persistent_group::<Cancelled>("jobs");
+/// jobs.spawn_named("upload", async {
+///     wherefore::shield(std::future::pending::<()>()).await; // deaf to cancellation
+///     Ok(())
+/// })
+/// .unwrap();
+/// wherefore::checkpoint().await?; // let it start
+/// let report = jobs.shutdown(Duration::from_secs(2)).await;
+/// let cut: &DroppedMember = &report.dropped()[0];
+/// assert_eq!(cut.task().name(), Some("upload"));
+/// assert!(report.to_string().contains("dropped task \"upload\" (spawned at "));
+/// # Ok(())
+/// # }).await.unwrap();
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 pub struct DroppedMember {
     task: TaskInfo,
@@ -573,17 +639,66 @@ pub struct DroppedMember {
 
 impl DroppedMember {
     /// Who it was.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    /// # let jobs = n.persistent_group::<Cancelled>("jobs");
+    /// # let stubborn = || async { wherefore::shield(std::future::pending::<()>()).await; Ok(()) };
+    /// let task = jobs.spawn_named("upload", stubborn()).unwrap();
+    /// wherefore::checkpoint().await?;
+    /// let report = jobs.shutdown(Duration::from_secs(1)).await;
+    /// assert_eq!(report.dropped()[0].task(), &task); // the `TaskInfo` spawning returned
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn task(&self) -> &TaskInfo {
         &self.task
     }
 
     /// How long it had run when it was dropped.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    /// # let jobs = n.persistent_group::<Cancelled>("jobs");
+    /// # let stubborn = || async { wherefore::shield(std::future::pending::<()>()).await; Ok(()) };
+    /// jobs.spawn(stubborn()).unwrap();
+    /// wherefore::sleep(Duration::from_secs(5)).await?;
+    /// let report = jobs.shutdown(Duration::from_secs(2)).await;
+    /// assert_eq!(report.dropped()[0].ran_for(), Duration::from_secs(7)); // 5 s, then the grace
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn ran_for(&self) -> Duration {
         self.ran_for
     }
 
     /// The cancellation point or guarded foreign future it was blocked on, when known (the
     /// runtime of [`testing`](crate::testing) keeps track; the production runtime does not).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    /// # let jobs = n.persistent_group::<Cancelled>("jobs");
+    /// // Waits on a foreign future, shielded from the shutdown:
+    /// jobs.spawn(wherefore::shield(wherefore::guard(std::future::pending::<()>()))).unwrap();
+    /// wherefore::checkpoint().await?;
+    /// let report = jobs.shutdown(Duration::from_secs(1)).await;
+    /// let point = report.dropped()[0].blocked_at().unwrap();
+    /// assert_eq!(point, "guard(core::future::pending::Pending<()>)");
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn blocked_at(&self) -> Option<&str> {
         self.blocked_at.as_deref()
     }
@@ -621,7 +736,24 @@ impl DroppedMember {
     /// Whether that scope was shielded: the member was in a cleanup the group's grace cut short
     /// (the group's grace wins over shields, see [`PersistentGroup::shutdown`]).
     ///
-    /// See [`blocked_in`](Self::blocked_in) for an example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    /// # let jobs = n.persistent_group::<Cancelled>("jobs");
+    /// jobs.spawn(async {
+    ///     let _ = wherefore::cancelled().await; // the shutdown...
+    ///     wherefore::shield(wherefore::sleep(Duration::from_secs(60))).await // ...a slow cleanup
+    /// })
+    /// .unwrap();
+    /// wherefore::checkpoint().await?;
+    /// let report = jobs.shutdown(Duration::from_secs(5)).await;
+    /// assert!(report.dropped()[0].was_shielded()); // cut short in its cleanup
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn was_shielded(&self) -> bool {
         self.blocked_in
             .as_ref()
@@ -665,31 +797,123 @@ impl DroppedMember {
 
 impl ShutdownReport {
     /// The group.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    /// # let jobs = n.persistent_group::<Cancelled>("jobs");
+    /// let report = jobs.drain().await;
+    /// assert_eq!(report.group().name(), Some("jobs"));
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn group(&self) -> &ScopeInfo {
         &self.group
     }
 
     /// Why it was shut down; `None` when it was drained or ended with its enclosing scope.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    /// # let jobs = n.persistent_group::<Cancelled>("jobs");
+    /// let report = jobs.shutdown(Duration::ZERO).await;
+    /// assert!(report.cause().unwrap().to_string().starts_with("explicit (\"shutdown\") at "));
+    ///
+    /// let other = n.persistent_group::<Cancelled>("other");
+    /// assert!(other.drain().await.cause().is_none());
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn cause(&self) -> Option<&Cause> {
         self.cause.as_ref()
     }
 
     /// Members that completed successfully, over the group's life.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    /// # let jobs = n.persistent_group::<Cancelled>("jobs");
+    /// jobs.spawn(async { Ok(()) }).unwrap();
+    /// jobs.spawn(wherefore::sleep(Duration::from_secs(1))).unwrap();
+    /// assert_eq!(jobs.drain().await.finished(), 2);
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn finished(&self) -> usize {
         self.tally.finished
     }
 
     /// Members that failed (returned an error or panicked), over the group's life.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{BoxError, Cancelled, Nursery};
+    /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    /// # let jobs = n.persistent_group_with::<BoxError>("jobs", |_failure| {});
+    /// jobs.spawn(async { Err("smtp down".into()) }).unwrap();
+    /// jobs.spawn(async { panic!("bug") as Result<(), _> }).unwrap();
+    /// jobs.spawn(async { Ok(()) }).unwrap();
+    /// assert_eq!(jobs.drain().await.failed(), 2); // errors and panics alike
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn failed(&self) -> usize {
         self.tally.failed
     }
 
     /// Members that ended because they were cancelled.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    /// # let jobs = n.persistent_group::<Cancelled>("jobs");
+    /// jobs.spawn(wherefore::sleep(Duration::from_secs(3600))).unwrap();
+    /// wherefore::checkpoint().await?;
+    /// let report = jobs.shutdown(Duration::from_secs(1)).await;
+    /// assert_eq!((report.cancelled(), report.finished()), (1, 0));
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn cancelled(&self) -> usize {
         self.tally.cancelled
     }
 
     /// Members dropped at the end of the grace period, in spawn order.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery};
+    /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    /// # let jobs = n.persistent_group::<Cancelled>("jobs");
+    /// # let stubborn = || async { wherefore::shield(std::future::pending::<()>()).await; Ok(()) };
+    /// jobs.spawn_named("a", stubborn()).unwrap();
+    /// jobs.spawn_named("b", stubborn()).unwrap();
+    /// jobs.spawn_named("c", async { Ok(()) }).unwrap();
+    /// wherefore::checkpoint().await?;
+    /// let report = jobs.shutdown(Duration::from_secs(1)).await;
+    /// let names: Vec<_> = report.dropped().iter().map(|m| m.task().name()).collect();
+    /// assert_eq!(names, [Some("a"), Some("b")]);
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn dropped(&self) -> &[DroppedMember] {
         &self.dropped
     }

@@ -56,14 +56,36 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime with no hook.
     ///
-    /// See the type-level example.
+    /// ```
+    /// let runtime = wherefore::Runtime::new();
+    /// let slept = runtime.block_on(wherefore::sleep(std::time::Duration::from_millis(1)));
+    /// assert!(slept.is_ok()); // a real millisecond
+    /// ```
     pub fn new() -> Self {
         Runtime::default()
     }
 
     /// Reports every [`Event`] of this runtime to `hook`: spawns, exits, cancel requests with
     /// their cause and outcome, cancellations observed at cancellation points, shields and
-    /// deadlines. See [`Hook`] for an example.
+    /// deadlines. See [`Hook`] for more.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    /// # use wherefore::event::{Event, Hook};
+    /// # #[derive(Default)]
+    /// # struct CountSpawns(AtomicUsize);
+    /// # impl Hook for CountSpawns {
+    /// #     fn on_event(&self, _at: std::time::Duration, event: &Event) {
+    /// #         if let Event::TaskSpawned { .. } = event {
+    /// #             self.0.fetch_add(1, Ordering::Relaxed);
+    /// #         }
+    /// #     }
+    /// # }
+    /// // `CountSpawns` counts the `Event::TaskSpawned` it is given.
+    /// let hook = Arc::new(CountSpawns::default());
+    /// wherefore::Runtime::new().with_hook(hook.clone()).block_on(async {});
+    /// assert_eq!(hook.0.load(Ordering::Relaxed), 1); // the runtime's `main` task
+    /// ```
     pub fn with_hook(mut self, hook: std::sync::Arc<dyn Hook>) -> Self {
         self.hook = Some(hook);
         self
@@ -71,7 +93,14 @@ impl Runtime {
 
     /// Runs `future` to completion on the current thread and returns its output.
     ///
-    /// See the type-level example.
+    /// ```
+    /// use std::time::Duration;
+    /// let out = wherefore::Runtime::new().block_on(wherefore::move_on_after(
+    ///     Duration::from_millis(10),
+    ///     wherefore::sleep(Duration::from_secs(3600)),
+    /// ));
+    /// assert!(matches!(out, Ok(None))); // the timeout fired 10 ms in, on the real clock
+    /// ```
     #[track_caller]
     pub fn block_on<F: Future>(self, future: F) -> F::Output {
         let env = Env::new(Clock::real(), self.hook, false);

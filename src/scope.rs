@@ -691,7 +691,23 @@ impl CancelHandle {
     /// runs as if in the scope around it until it is recorded (see DESIGN.md, "Unrecorded
     /// timeout scopes"). A runtime with a hook (the journal's) records every scope.
     ///
-    /// See [`TreeSnapshot`](crate::TreeSnapshot) for an example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Cancelled, Nursery, NurseryBuilder};
+    /// NurseryBuilder::named("workers")
+    ///     .run(async |n: Nursery<'_, Cancelled>| {
+    ///         n.spawn_named("idle", wherefore::sleep(Duration::from_secs(1))).unwrap();
+    ///         wherefore::checkpoint().await?; // let it start
+    ///         let picture = n.cancel_handle().tree().to_string();
+    ///         assert!(picture.starts_with("scope \"workers\" (running)\n"));
+    ///         assert!(picture.contains("\n  task \"idle\" blocked at sleep\n"));
+    ///         Ok(())
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// # });
+    /// ```
     pub fn tree(&self) -> crate::TreeSnapshot {
         let tasks = self
             .node

@@ -238,7 +238,16 @@ impl<T> JoinHandle<T> {
 
     /// Who the task is.
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+    /// let child = n.spawn_named("resize", async { Ok(()) }).unwrap();
+    /// assert_eq!(child.task().name(), Some("resize"));
+    /// assert_eq!(child.task().spawned_at().file(), file!()); // the `spawn_named` call
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn task(&self) -> &TaskInfo {
         &self.member.exit().task
     }
@@ -289,7 +298,21 @@ impl<T> JoinHandle<T> {
     /// own cancellation (S8: it wins even if the child has already finished; `?` propagates it),
     /// the inner [`TaskExit`] is how the *child* ended, [`TaskExit::Cancelled`] included.
     ///
-    /// See the type-level example.
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use std::time::Duration;
+    /// # use wherefore::{Nursery, TaskExit};
+    /// # wherefore::nursery(async |n: Nursery<'_, wherefore::Cancelled>| {
+    /// let quick = n.spawn(async { Ok("done") }).unwrap();
+    /// assert!(matches!(quick.join().await?, TaskExit::Completed("done")));
+    ///
+    /// let slow = n.spawn(wherefore::sleep(Duration::from_secs(60))).unwrap();
+    /// let waited = wherefore::move_on_after(Duration::from_secs(1), slow.join()).await;
+    /// assert!(matches!(waited, Ok(None))); // *my* timeout ended the wait; the child runs on
+    /// # Ok(())
+    /// # }).await.unwrap();
+    /// # });
+    /// ```
     pub fn join(self) -> Join<T> {
         Join {
             member: self.member,

@@ -26,14 +26,31 @@ pub struct Entry {
 impl Entry {
     /// Virtual time since the run started.
     ///
-    /// See the type-level example.
+    /// ```
+    /// use std::time::Duration;
+    /// let report = wherefore::testing::run(wherefore::sleep(Duration::from_secs(3)));
+    /// let last = report.journal().entries().last().unwrap();
+    /// assert_eq!(last.at(), Duration::from_secs(3)); // virtual: the run took no real time
+    /// ```
     pub fn at(&self) -> Duration {
         self.at
     }
 
     /// What happened.
     ///
-    /// See the type-level example.
+    /// ```
+    /// use wherefore::event::Event;
+    /// let report = wherefore::testing::run(async {
+    ///     let scope = wherefore::Scope::named("job");
+    ///     scope.handle().cancel();
+    ///     let _ = scope.run(wherefore::checkpoint()).await;
+    /// });
+    /// let cancelled = report.journal().entries().iter().find_map(|entry| match entry.event() {
+    ///     Event::CancelRequested { scope, .. } => scope.name(),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(cancelled, Some("job"));
+    /// ```
     pub fn event(&self) -> &Event {
         &self.event
     }
@@ -67,14 +84,30 @@ pub struct Journal {
 impl Journal {
     /// The entries, in order.
     ///
-    /// See [`Entry`].
+    /// ```
+    /// use wherefore::event::Event;
+    /// let report = wherefore::testing::run(async {});
+    /// let entries = report.journal().entries();
+    /// assert!(matches!(entries[0].event(), Event::ScopeEntered { .. })); // the root scope, first
+    /// assert_eq!(entries.len(), report.journal().to_string().lines().count()); // a line each
+    /// ```
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
     /// The causes the task named `name` observed at cancellation points, in order.
     ///
-    /// See the type-level example.
+    /// ```
+    /// use std::time::Duration;
+    /// let report = wherefore::testing::run(async {
+    ///     let nap = wherefore::sleep(Duration::from_secs(9));
+    ///     let _ = wherefore::move_on_after(Duration::from_secs(1), nap).await;
+    /// });
+    /// let causes = report.journal().observed_by("main");
+    /// assert_eq!(causes.len(), 1);
+    /// assert_eq!(causes[0].kind(), "timeout");
+    /// assert!(report.journal().observed_by("nobody").is_empty());
+    /// ```
     pub fn observed_by(&self, name: &str) -> Vec<Cause> {
         self.entries
             .iter()

@@ -199,7 +199,21 @@ impl Runtime {
     /// their timers were registered, and tasks woken by a cancellation in the order they started
     /// waiting.
     ///
-    /// See the type-level example.
+    /// ```
+    /// use std::sync::Mutex;
+    /// use wherefore::{Cancelled, Nursery};
+    /// let order = Mutex::new(Vec::new());
+    /// let runtime = wherefore::testing::Runtime::new();
+    /// runtime.block_on(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     for name in ["a", "b", "c"] {
+    ///         let order = &order;
+    ///         n.spawn(async move { Ok(order.lock().unwrap().push(name)) }).unwrap();
+    ///     }
+    ///     Ok(())
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(order.into_inner().unwrap(), ["a", "b", "c"]); // spawn order, every run
+    /// ```
     pub fn new() -> Self {
         Runtime::default()
     }
@@ -265,7 +279,13 @@ impl Runtime {
 
     /// Runs `future` and returns its output and the journal.
     ///
-    /// See the type-level example.
+    /// ```
+    /// let report = wherefore::testing::Runtime::new().run(async {
+    ///     wherefore::sleep(std::time::Duration::from_secs(2)).await
+    /// });
+    /// assert!(report.output().unwrap().is_ok());
+    /// assert!(report.journal().to_string().contains("t=2.000 clock    t=2.000\n"));
+    /// ```
     #[track_caller]
     pub fn run<F: Future>(self, future: F) -> Report<F::Output> {
         let journal = Frozen::new(journal::Recorder::default());
@@ -380,21 +400,32 @@ pub struct Report<T> {
 impl<T> Report<T> {
     /// The journal of the run.
     ///
-    /// See the module-level example.
+    /// ```
+    /// let report = wherefore::testing::run(std::future::pending::<()>());
+    /// assert!(report.stuck().is_some());
+    /// assert!(!report.journal().entries().is_empty()); // kept even when the run got stuck
+    /// ```
     pub fn journal(&self) -> &Journal {
         &self.journal
     }
 
     /// The output, if the run finished.
     ///
-    /// See the type-level example.
+    /// ```
+    /// let report = wherefore::testing::run(async { "done" });
+    /// assert_eq!(report.output(), Some(&"done"));
+    /// ```
     pub fn output(&self) -> Option<&T> {
         self.outcome.as_ref().ok()
     }
 
     /// Why the run did not finish, if it did not.
     ///
-    /// See the type-level example.
+    /// ```
+    /// let report = wherefore::testing::run(wherefore::guard(std::future::pending::<()>()));
+    /// let stuck = report.stuck().unwrap();
+    /// assert!(stuck.to_string().contains("task \"main\" blocked at guard("));
+    /// ```
     pub fn stuck(&self) -> Option<&Stuck> {
         self.outcome.as_ref().err()
     }
