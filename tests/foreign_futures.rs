@@ -262,6 +262,24 @@ fn a_group_shutdown_ends_a_member_blocked_in_a_foreign_future() {
     });
 }
 
+/// Starts a member named `name` that holds `held` while it is blocked in a foreign future, lets
+/// it block, and cancels the nursery: the member is ended there, and `held` dropped.
+async fn cancel_while_blocked_holding<'env, H: Send + 'env>(
+    n: &Nursery<'env, Cancelled>,
+    name: &str,
+    held: H,
+) -> Result<(), Cancelled> {
+    n.spawn_named(name.to_owned(), async move {
+        let _held = held;
+        futures::future::pending::<()>().await;
+        Ok(())
+    })
+    .unwrap();
+    wherefore::checkpoint().await?;
+    n.cancel_handle().cancel_with("stop");
+    Ok(())
+}
+
 /// A member ended where it is blocked in a foreign future is dropped after the nursery has let
 /// go of its set: a drop that spawns into the same nursery is handed its future back (the
 /// nursery is cancelled but open), instead of deadlocking.
@@ -279,15 +297,7 @@ fn a_reached_member_whose_drop_spawns_into_its_nursery_does_not_hang() {
     block_on(async {
         let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             let guard = SpawnsOnDrop(n.clone(), &accepted);
-            n.spawn(async move {
-                let _guard = guard;
-                futures::future::pending::<()>().await;
-                Ok(())
-            })
-            .unwrap();
-            wherefore::checkpoint().await?;
-            n.cancel_handle().cancel_with("stop");
-            Ok(())
+            cancel_while_blocked_holding(&n, "holder", guard).await
         })
         .await;
         assert!(out.is_ok(), "{out:?}");
@@ -312,15 +322,7 @@ fn a_reached_member_whose_drop_panics_is_a_failure() {
         let out = wherefore::NurseryBuilder::named("crew")
             .collect_panics()
             .run(async |n: Nursery<'_, Cancelled>| {
-                n.spawn_named("fragile", async {
-                    let _bomb = PanicsOnDrop;
-                    futures::future::pending::<()>().await;
-                    Ok(())
-                })
-                .unwrap();
-                wherefore::checkpoint().await?;
-                n.cancel_handle().cancel_with("stop");
-                Ok(())
+                cancel_while_blocked_holding(&n, "fragile", PanicsOnDrop).await
             })
             .await;
         let failures = out.unwrap_err().into_failures();
