@@ -225,6 +225,18 @@ impl CancelWait {
             node = context::current().expect("a scope is current");
             via_parent = false;
         }
+        match self.poll_scope(node, cx) {
+            // The parent was cancelled meanwhile: the current scope is recorded on the next try.
+            Poll::Ready(_) if via_parent => self.poll_registration(cx),
+            polled => polled,
+        }
+    }
+
+    /// Waits for `node` itself to be effectively cancelled, whatever scope is current: registers
+    /// the task's waker with it (or keeps the registration it has there), or is ready with the
+    /// cancellation. Reports nothing: the cancellation points report, `CancelHandle::cancelled`
+    /// is none.
+    pub(crate) fn poll_scope(&mut self, node: ScopeNode, cx: &mut Context<'_>) -> Poll<Cancelled> {
         let key = match &self.registered {
             Some((registered, key, waker)) if registered.ptr_eq(&node) => {
                 if waker.will_wake(cx.waker())
@@ -242,11 +254,6 @@ impl CancelWait {
             }
         };
         match node.register_waiter(key, cx.waker()) {
-            // The parent was cancelled meanwhile: the current scope is recorded on the next try.
-            WaitRegistration::Cancelled(_) if via_parent => {
-                self.registered = None;
-                self.poll_registration(cx)
-            }
             WaitRegistration::Cancelled(c) => {
                 self.registered = None;
                 Poll::Ready(c)

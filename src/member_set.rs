@@ -69,12 +69,6 @@ enum Occupant<F> {
     Vacant { next_free: u32 },
 }
 
-/// Makes the slot at `index` vacant, at the head of the free list `free`.
-fn vacate<F>(slot: &mut Occupant<F>, index: usize, free: &mut u32) {
-    *slot = Occupant::Vacant { next_free: *free };
-    *free = index_u32(index);
-}
-
 /// Moves the slots in `added` to the ready queue, with room there for all `slots` of the set
 /// (see `MemberSet::push`).
 fn queue_added(added: &mut SmallVec<[u32; ADDED]>, slots: usize, ready: &mut Ready) {
@@ -136,7 +130,8 @@ impl<F> MemberSet<F> {
         }
     }
 
-    /// Takes the member at `index` out, if there is one, leaving its slot vacant.
+    /// Takes the member at `index` out, if there is one, leaving its slot vacant at the head of
+    /// the free list (and unmarked): the one way a slot is emptied.
     fn take(&mut self, index: usize) -> Option<F> {
         let slot = &mut self.slots[index / CHUNK][index % CHUNK];
         if let Occupant::Vacant { .. } = slot {
@@ -323,9 +318,7 @@ impl<F: Future + Unpin> MemberSet<F> {
             });
             let reachable = watch.end();
             if let Poll::Ready(output) = polled {
-                vacate(slot, index, &mut self.free);
-                self.len -= 1;
-                self.mark_foreign(index, false);
+                drop(self.take(index)); // the member's future is gone already
                 ended(output);
             } else {
                 self.mark_foreign(index, !reachable);

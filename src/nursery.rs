@@ -28,6 +28,7 @@ use crate::member_set::{MemberSet, Reached, remember};
 use crate::persistent_group::PersistentGroup;
 use crate::reach::Reach;
 use crate::scope::CancelHandle;
+use crate::scope::{poll_reached, reached};
 use crate::scope_tree::{ExitOnDrop, Phase, ScopeNode};
 use crate::sharing::{Holds, Local, Sendable, Sharing};
 use crate::sync::{self, Arc, AtomicBool, Frozen, Mutex, Ordering};
@@ -1037,9 +1038,9 @@ where
     }
 
     fn poll_body(&mut self, cx: &mut Context<'_>) {
-        let Some(body) = self.body.as_mut() else {
+        if self.body.is_none() {
             return;
-        };
+        }
         // Registered before the flag is read: a wake-up after the read finds the waker.
         remember(&mut sync::lock(&self.body_wake.nursery), cx.waker());
         if !self.body_wake.woken.swap(false, Ordering::AcqRel) {
@@ -1048,26 +1049,13 @@ where
         let waker = Waker::from(self.body_wake.clone());
         let mut body_cx = Context::from_waker(&waker);
         // A body blocked in a foreign future is ended there when the nursery is cancelled, as if
-        // its cancellation point had failed (S19); the body's waker is the one registered.
-        let reach = &mut self.body_reach;
-        let polled = match reach.cancelled(&mut body_cx) {
-            Some(cancelled) => Ok(Poll::Ready(Err(cancelled))),
-            None => catch_unwind(AssertUnwindSafe(|| {
-                let watch = context::Watch::begin();
-                let polled = body.as_mut().poll(&mut body_cx);
-                let reachable = watch.end();
-                match polled {
-                    Poll::Ready(output) => Poll::Ready(Ok(output)),
-                    Poll::Pending => match reach.pending(&mut body_cx, reachable) {
-                        None => Poll::Pending,
-                        Some(cancelled) => Poll::Ready(Err(cancelled)),
-                    },
-                }
-            })),
-        };
-        let polled = polled.map(|polled| {
-            polled.map(|reached| reached.unwrap_or_else(|cancelled| Err(E::from(cancelled))))
-        });
+        // its cancellation point had failed (S19), as a scope future's is; the body's waker is the
+        // one registered.
+        let (body, reach) = (&mut self.body, &mut self.body_reach);
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            poll_reached(Pin::new(&mut *body), &mut body_cx, Some(&mut *reach))
+        }))
+        .map(|polled| polled.map(|polled| reached(polled, reach)));
         let end = match polled {
             Ok(Poll::Pending) => return,
             Ok(Poll::Ready(Ok(value))) => {

@@ -90,18 +90,6 @@ impl Reach {
             .expect("taken once, after a check found the scope cancelled")
     }
 
-    /// For the nursery's body, whose poll is not a scope future's: [`check_pending`] and
-    /// [`take_cancelled`] in one.
-    pub(crate) fn pending(&mut self, cx: &mut Context<'_>, reachable: bool) -> Option<Cancelled> {
-        self.check_pending(cx, reachable)
-            .then(|| self.take_cancelled())
-    }
-
-    /// [`check_before`] and [`take_cancelled`] in one, for the nursery's body.
-    pub(crate) fn cancelled(&mut self, cx: &mut Context<'_>) -> Option<Cancelled> {
-        (self.foreign && self.check_before(cx)).then(|| self.take_cancelled())
-    }
-
     /// Registers with the current scope (or learns it is cancelled).
     #[cold]
     fn check(&mut self, cx: &mut Context<'_>) -> bool {

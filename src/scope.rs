@@ -5,15 +5,16 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::cancelled::CancelError;
 use crate::cause::Cause;
+use crate::checkpoint::CancelWait;
 use crate::context::{self, RuntimeMark};
 use crate::identity::ScopeInfo;
 use crate::reach::Reach;
-use crate::scope_tree::{Phase, ScopeNode, WaitRegistration, WaiterKey};
+use crate::scope_tree::{Phase, ScopeNode};
 use crate::sync::Frozen;
 
 /// A cancel scope, ready to run a body: the general form of [`move_on_after`](crate::move_on_after)
@@ -757,7 +758,7 @@ impl CancelHandle {
     pub fn cancelled(&self) -> ScopeCancelled {
         ScopeCancelled {
             node: self.node.clone(),
-            registered: None,
+            wait: CancelWait::default(),
         }
     }
 }
@@ -775,8 +776,8 @@ impl CancelHandle {
 #[must_use = "futures do nothing unless awaited"]
 pub struct ScopeCancelled {
     node: ScopeNode,
-    /// The waker registered with the scope, and where.
-    registered: Option<(WaiterKey, Waker)>,
+    /// The task's waker, registered with `node` (taken out when this is dropped).
+    wait: CancelWait,
 }
 
 impl Future for ScopeCancelled {
@@ -784,31 +785,9 @@ impl Future for ScopeCancelled {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Cause> {
         let this = &mut *self;
-        if let Some((key, waker)) = &this.registered {
-            let still = this.node.drains() == key.drains && !this.node.is_cancelled();
-            if still && waker.will_wake(cx.waker()) {
-                return Poll::Pending; // the scope will wake it (invariant 4 of the tree)
-            }
-        }
-        let key = this.registered.as_ref().map(|(key, _)| *key);
-        match this.node.register_waiter(key, cx.waker()) {
-            WaitRegistration::Cancelled(cancelled) => {
-                this.registered = None;
-                Poll::Ready(cancelled.cause)
-            }
-            WaitRegistration::Waiting(key) => {
-                this.registered = Some((key, cx.waker().clone()));
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl Drop for ScopeCancelled {
-    fn drop(&mut self) {
-        if let Some((key, _)) = self.registered.take() {
-            self.node.remove_waiter(key);
-        }
+        this.wait
+            .poll_scope(this.node.clone(), cx)
+            .map(|cancelled| cancelled.cause)
     }
 }
 
