@@ -450,7 +450,7 @@ async fn fan_out(id: u64, plan: Plan, service: &Service) -> Outcome {
                 let open = "the nursery is open while its body runs";
                 let a = n.spawn_named("backend-a", backend(id, "backend-a", plan.a, service));
                 let b = n.spawn_named("backend-b", backend(id, "backend-b", plan.b, service));
-                let (a, b) = (a.expect(open), b.expect(open));
+                let (mut a, mut b) = (a.expect(open), b.expect(open));
                 // `?`: this body's own cancellation (the deadline, a failed sibling, the shutdown).
                 match (a.join().await?, b.join().await?) {
                     (TaskExit::Completed(a), TaskExit::Completed(b)) => Ok(format!("{a}, {b}")),

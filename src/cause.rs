@@ -572,7 +572,7 @@ impl Parent {
     /// # });
     /// ```
     pub fn scope(&self) -> ScopeInfo {
-        self.node.info().clone()
+        self.node.visible().info().clone()
     }
 
     /// That ancestor's own cause: the next link of the chain.
@@ -598,7 +598,7 @@ impl Parent {
 impl fmt::Debug for Parent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Parent")
-            .field("scope", self.node.info())
+            .field("scope", self.node.visible().info())
             .finish_non_exhaustive()
     }
 }

@@ -54,7 +54,7 @@ fn check_cancelled_at(point: &'static str) -> Result<(), Cancelled> {
 
 #[cold]
 fn cold_cancelled_error(point: &'static str) -> Result<(), Cancelled> {
-    match context::current().and_then(|node| node.cancelled_error()) {
+    match context::raising().and_then(|node| node.cancelled_error()) {
         Some(c) => {
             report_observed(&c, point);
             Err(c)
@@ -222,7 +222,7 @@ impl CancelWait {
             return Poll::Pending;
         };
         if via_parent && node.is_cancelled() {
-            node = context::current().expect("a scope is current");
+            node = context::raising().expect("a scope is current");
             via_parent = false;
         }
         match self.poll_scope(node, cx) {

@@ -14,6 +14,7 @@ use std::marker::PhantomData;
 
 use crate::env::Env;
 use crate::identity::TaskId;
+use crate::member_scope::MemberScope;
 use crate::scope_tree::{self, ScopeNode, TimeoutSlot};
 use crate::sync::{self, Arc, AtomicU64, thread_local};
 
@@ -46,6 +47,9 @@ enum Lent {
     Node(*const ScopeNode),
     /// A timeout scope's slot, lent by `&mut`: it may be recorded in place.
     Slot(*mut TimeoutSlot),
+    /// A nursery member's own scope, lent by shared reference: recorded on demand, under its own
+    /// lock (`member_scope.rs`), from this thread or its handle's.
+    Member(*const MemberScope),
 }
 
 /// Makes `node` the current scope until the guard is dropped (also on unwind), without cloning
@@ -58,8 +62,11 @@ enum Lent {
 /// meanwhile. Guards are only ever bound to a local for the length of the poll they cover
 /// (never leaked or moved off the stack), so they end in the reverse order they began, each
 /// restoring what it replaced. `SCOPE_FLAGS` is null when `SCOPE` names nothing, and otherwise
-/// the flags word of what it names ([`TimeoutSlot::flags`] for a slot), whose reference there
-/// keeps that record alive; recording a slot here ([`record_current`]) sets it again.
+/// the flags word of what it names ([`TimeoutSlot::flags`] for a slot; for a member's own scope,
+/// its home's until it is recorded here), whose reference there keeps that record alive;
+/// recording a slot or a member's scope here ([`record_current`]) sets it again. A member's
+/// scope recorded by its handle on another thread keeps its home's flags until the member's next
+/// poll (`member_scope.rs`, invariant 3).
 pub(crate) fn lend(node: &ScopeNode) -> LendGuard<'_> {
     install(Lent::Node(node), node.flags())
 }
@@ -69,6 +76,13 @@ pub(crate) fn lend(node: &ScopeNode) -> LendGuard<'_> {
 pub(crate) fn lend_slot(slot: &mut TimeoutSlot) -> LendGuard<'_> {
     let flags = slot.flags();
     install(Lent::Slot(slot), flags)
+}
+
+/// Makes the member's own scope the current scope until the guard is dropped, as [`lend`] does
+/// a node. While it is unrecorded, cancellation points read its home's flags (its cancellation
+/// is its home's) and wait there; asking for the current scope records it.
+pub(crate) fn lend_member(scope: &MemberScope) -> LendGuard<'_> {
+    install(Lent::Member(scope), scope.home().flags())
 }
 
 fn install<'a>(lent: Lent, flags: *const AtomicU64) -> LendGuard<'a> {
@@ -112,6 +126,11 @@ fn with_scope<R>(f: impl FnOnce(bool, Option<&ScopeNode>) -> R) -> R {
             let slot = unsafe { &*slot };
             f(slot.is_unrecorded(), slot.recorded())
         }
+        // SAFETY: by `lend`'s invariant the member's scope is borrowed for longer than this call.
+        Lent::Member(scope) => match unsafe { &*scope }.record() {
+            Some(record) => f(false, Some(&record)),
+            None => f(true, None),
+        },
     }
 }
 
@@ -123,6 +142,20 @@ pub(crate) fn current() -> Option<ScopeNode> {
     }
 }
 
+/// The scope a cancellation point that fails now raises its `Cancelled` in: the current scope
+/// (recorded first, if it was not), except a member's own scope that is unrecorded, whose
+/// cancellation is its home's: raised there, it needs no record (`member_scope.rs`).
+pub(crate) fn raising() -> Option<ScopeNode> {
+    if let Lent::Member(scope) = SCOPE.with(Cell::get) {
+        // SAFETY: as in `with_scope`.
+        let scope = unsafe { &*scope };
+        if !scope.is_recorded() {
+            return Some(scope.home().clone());
+        }
+    }
+    current()
+}
+
 /// Records the unrecorded scope being polled, in its slot. The thread has no current scope
 /// while it does (recording takes locks and may wake tasks): nothing can reach the slot
 /// meanwhile but this call.
@@ -130,15 +163,25 @@ pub(crate) fn current() -> Option<ScopeNode> {
 fn record_current() -> ScopeNode {
     let lent = SCOPE.with(|c| c.replace(Lent::Nothing));
     let flags = SCOPE_FLAGS.with(|c| c.replace(std::ptr::null()));
-    let Lent::Slot(slot) = lent else {
-        unreachable!("called only while an unrecorded scope is current, in its slot")
+    let node = match lent {
+        Lent::Slot(slot) => {
+            // SAFETY: the slot is lent to this thread (`lend`'s invariant) and unrecorded, so no
+            // reader holds a reference into it (`with_scope`), and none can take one until it is
+            // put back.
+            let slot = unsafe { &mut *slot };
+            slot.record()
+        }
+        // SAFETY: by `lend`'s invariant the member's scope is borrowed for longer than this call;
+        // it is only shared, and records under its own lock.
+        Lent::Member(scope) => unsafe { &*scope }.record_for_member(),
+        Lent::Nothing | Lent::Node(_) => {
+            unreachable!("called only while an unrecorded scope is current")
+        }
     };
-    // SAFETY: the slot is lent to this thread (`lend`'s invariant) and unrecorded, so no reader
-    // holds a reference into it (`with_scope`), and none can take one until it is put back.
-    let slot = unsafe { &mut *slot };
-    let node = slot.record();
-    debug_assert_ne!(slot.flags(), flags, "the record has flags of its own");
-    SCOPE_FLAGS.with(|c| c.set(slot.flags()));
+    // The record's flags, which its reference in the slot or the member's scope keeps alive
+    // (neither lets go of it while lent).
+    debug_assert_ne!(node.flags(), flags, "the record has flags of its own");
+    SCOPE_FLAGS.with(|c| c.set(node.flags()));
     SCOPE.with(|c| c.set(lent));
     node
 }
@@ -153,6 +196,14 @@ pub(crate) fn waiting_scope() -> Option<(ScopeNode, bool)> {
             let slot = unsafe { &*slot };
             slot.waiting_node()
                 .map(|node| (node.clone(), slot.is_unrecorded()))
+        }
+        Lent::Member(scope) => {
+            // SAFETY: as in `with_scope`.
+            let scope = unsafe { &*scope };
+            Some(match scope.record() {
+                Some(record) => (record, false),
+                None => (scope.home().clone(), true),
+            })
         }
         _ => with_scope(|_, node| node.map(|node| (node.clone(), false))),
     }

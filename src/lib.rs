@@ -71,6 +71,7 @@ mod identity;
 #[doc(hidden)]
 pub mod loom_support;
 mod member;
+mod member_scope;
 mod member_set;
 mod nursery;
 mod persistent_group;

@@ -37,17 +37,23 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::Location;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::cancelled::{CancelError, Cancelled};
+use crate::context;
 use crate::identity::{TaskId, TaskInfo};
+use crate::member_scope::MemberScope;
 use crate::member_set::Reached;
+use crate::reach::Reach;
+use crate::scope::{poll_reached, reached};
+use crate::scope_tree::ScopeNode;
 use crate::sharing::{Holds, Sendable, Sharing};
 use crate::sync::{DynArc, Frozen, UnsafeCell};
 use crate::task::{
-    End, Ended, Exit, ExitRef, HasExit, JoinHandle, TaskExit, ended_reached, poll_member,
-    report_exit,
+    End, Ended, Exit, ExitRef, HasExit, JoinHandle, TaskExit, ended_in, ended_reached, panicked,
+    poll_member, report_exit,
 };
 
 /// A running member, as the nursery's member set owns it, in a nursery of sharing `S`. Dropping
@@ -75,14 +81,31 @@ trait Run<E> {
 }
 
 /// A member's future inside its shared cell: polled in place through a shared reference, and
-/// dropped in place (invariants 2 and 3). `None` once it ended or was dropped.
-struct InPlace<F>(UnsafeCell<Option<F>>);
+/// dropped in place (invariants 2 and 3). `None` once it ended or was dropped. Beside it, `X`:
+/// what only the member's own polls touch (for a member with a handle, how it runs in its own
+/// scope), reached the same way.
+struct InPlace<F, X = ()>(UnsafeCell<(Option<F>, X)>);
 
-impl<F> InPlace<F> {
-    fn new(future: F) -> Self {
-        InPlace(UnsafeCell::new(Some(future)))
+impl<F, X> InPlace<F, X> {
+    fn new(future: F, beside: X) -> Self {
+        InPlace(UnsafeCell::new((Some(future), beside)))
     }
 
+    /// Runs `f` with the future (pinned) and what lies beside it.
+    fn with<R>(self: Pin<&Self>, f: impl FnOnce(Pin<&mut Option<F>>, &mut X) -> R) -> R {
+        self.get_ref().0.with_mut(|slot| {
+            // SAFETY: only the one `Member` calls this, through `&mut` of itself, and never from
+            // inside the future's poll (invariant 3): no other reference to the slot exists.
+            let (future, beside) = unsafe { &mut *slot };
+            // SAFETY: `self` is pinned (invariant 1), so the `Option<F>` inside the cell never
+            // moves, and the `F` in it is never moved out, only dropped in place (invariant 2:
+            // `f` gets it pinned, which lets it poll it or write `None` over it, nothing else).
+            f(unsafe { Pin::new_unchecked(future) }, beside)
+        })
+    }
+}
+
+impl<F> InPlace<F> {
     /// Polls the future as task `task`'s; once it ends, drops it in place and returns how it
     /// ended. Pending for good once it has ended (the member set does not poll it again).
     fn poll<T, E>(
@@ -94,42 +117,116 @@ impl<F> InPlace<F> {
         F: Future<Output = Result<T, E>>,
         E: CancelError + fmt::Display,
     {
-        self.get_ref().0.with_mut(|slot| {
-            // SAFETY: only the one `Member` calls this, through `&mut` of itself, and never from
-            // inside the future's poll (invariant 3): no other reference to the slot exists.
-            let slot = unsafe { &mut *slot };
-            let Some(future) = slot.as_mut() else {
+        self.with(|mut future, ()| {
+            let Some(running) = future.as_mut().as_pin_mut() else {
                 return Poll::Pending;
             };
-            // SAFETY: `self` is pinned (invariant 1), so the `Option<F>` inside the cell never
-            // moves, and the `F` in it is never moved out, only dropped in place (invariant 2: no
-            // method of `InPlace` moves it). Those are the guarantees `Pin<&mut F>` asks for.
-            let future = unsafe { Pin::new_unchecked(future) };
-            let ended = std::task::ready!(poll_member(task, future, cx));
-            *slot = None; // dropped in place
+            let ended = std::task::ready!(poll_member(task, running, cx));
+            future.set(None); // dropped in place
             Poll::Ready(ended)
         })
     }
+}
 
+impl<F, X> InPlace<F, X> {
     /// Drops the future in place, if it is still there; returns whether it was. Dropped even if
     /// its drop panics: the assignment writes `None` on unwinding too.
     fn drop_future(self: Pin<&Self>) -> bool {
-        self.get_ref().0.with_mut(|slot| {
-            // SAFETY: as in `poll`: the one `Member` calls this, from its drop (invariant 3).
-            let slot = unsafe { &mut *slot };
-            let running = slot.is_some();
-            *slot = None;
+        self.with(|mut future, _| {
+            let running = future.is_some();
+            future.set(None);
             running
         })
     }
 }
 
+/// How a member with a handle runs in its own scope (`member_scope.rs`), as only its own polls
+/// see it.
+#[derive(Default)]
+struct InOwnScope {
+    /// Once its scope is recorded: the record it runs in, and its watch over the member's future
+    /// there (S19: the record is the innermost scope around it). Boxed: most members never have
+    /// one.
+    recorded: Option<Box<(ScopeNode, Reach)>>,
+    /// Whether it kept its waker in its scope (`member_scope.rs`, invariant 3).
+    waker_kept: bool,
+}
+
+impl<F> InPlace<F, InOwnScope> {
+    /// Polls the future as task `task`'s, in its own `scope`: recorded, or lent unrecorded; once
+    /// it ends, drops it in place and returns how it ended, classified against that scope.
+    fn poll_in<T, E>(
+        self: Pin<&Self>,
+        scope: &MemberScope,
+        cx: &mut Context<'_>,
+    ) -> Poll<(TaskExit<T>, End<E>)>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: CancelError + fmt::Display,
+    {
+        self.with(|mut future, own| {
+            if future.is_none() {
+                return Poll::Pending;
+            }
+            if own.recorded.is_none() && scope.is_recorded() {
+                let record = scope.record().expect("recorded: invariant 1");
+                own.recorded = Some(Box::new((record, Reach::default())));
+            }
+            let _task = context::enter_task(scope.task.id);
+            let ended = match &mut own.recorded {
+                Some(recorded) => {
+                    let (record, reach) = &mut **recorded;
+                    let polled = catch_unwind(AssertUnwindSafe(|| {
+                        let _lent = context::lend(record);
+                        poll_reached(future.as_mut(), cx, Some(&mut *reach))
+                    }));
+                    match polled {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(polled)) => {
+                            ended_in([&*record, scope.home()], reached(polled, reach))
+                        }
+                        Err(payload) => panicked(payload),
+                    }
+                }
+                None => {
+                    let polled = catch_unwind(AssertUnwindSafe(|| {
+                        let _lent = context::lend_member(scope);
+                        let running = future.as_mut().as_pin_mut().expect("checked above");
+                        running.poll(cx)
+                    }));
+                    match polled {
+                        Ok(Poll::Pending) => {
+                            // Invariant 3 of `member_scope.rs`.
+                            if scope.is_recorded() {
+                                cx.waker().wake_by_ref();
+                            } else if !own.waker_kept {
+                                own.waker_kept = true;
+                                if scope.keep_waker(cx.waker()) {
+                                    cx.waker().wake_by_ref();
+                                }
+                            }
+                            return Poll::Pending;
+                        }
+                        Ok(Poll::Ready(result)) => {
+                            let record = scope.is_recorded().then(|| scope.record()).flatten();
+                            ended_in(record.iter().chain([scope.home()]), result)
+                        }
+                        Err(payload) => panicked(payload),
+                    }
+                }
+            };
+            future.set(None); // dropped in place
+            Poll::Ready(ended)
+        })
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// A member with a handle: its exit, and its future.
+    /// A member with a handle: its exit and own scope, and its future.
     struct MemberCell<F, T> {
         exit: Exit<T>,
         #[pin]
-        future: InPlace<F>,
+        future: InPlace<F, InOwnScope>,
     }
 }
 
@@ -161,9 +258,10 @@ impl MemberName for Frozen<str> {
     }
 }
 
-/// Wraps a spawned future as a member of a nursery of sharing `S`; returns it and its handle.
+/// Wraps a spawned future as a member of a nursery of sharing `S`, running in its own `scope`;
+/// returns it and its handle.
 pub(crate) fn member<'env, S, F, T, E>(
-    task: TaskInfo,
+    scope: MemberScope,
     future: F,
 ) -> (Member<'env, E, S>, JoinHandle<T>)
 where
@@ -172,13 +270,13 @@ where
     T: 'env,
     E: CancelError + fmt::Display + 'env,
 {
-    build(task, future)
+    build(scope, future)
 }
 
 /// [`member`] for a future the crate makes itself (a worker's proxy, a group's runner): `Send`,
 /// so every sharing holds it.
 pub(crate) fn sendable_member<'env, S, F, T, E>(
-    task: TaskInfo,
+    scope: MemberScope,
     future: F,
 ) -> (Member<'env, E, S>, JoinHandle<T>)
 where
@@ -187,20 +285,20 @@ where
     T: Send + 'env,
     E: CancelError + fmt::Display + 'env,
 {
-    build(task, future)
+    build(scope, future)
 }
 
 /// Builds a member and its handle. Called only by [`member`] and [`sendable_member`], whose
 /// bounds keep invariant 5.
-fn build<'env, S, F, T, E>(task: TaskInfo, future: F) -> (Member<'env, E, S>, JoinHandle<T>)
+fn build<'env, S, F, T, E>(scope: MemberScope, future: F) -> (Member<'env, E, S>, JoinHandle<T>)
 where
     F: Future<Output = Result<T, E>> + 'env,
     T: 'env,
     E: CancelError + fmt::Display + 'env,
 {
     let cell = DynArc::pin(MemberCell {
-        exit: Exit::new(task),
-        future: InPlace::new(future),
+        exit: Exit::new(scope),
+        future: InPlace::new(future, InOwnScope::default()),
     });
     let for_handle: Pin<DynArc<dyn HasExit<T> + 'env>> = cell.clone();
     // SAFETY: this only forgets the bound `'env` on the cell's type, which the handle may outlive.
@@ -240,7 +338,7 @@ where
         id,
         started_at,
         name,
-        future: InPlace::new(future),
+        future: InPlace::new(future, ()),
     });
     Member {
         cell,
@@ -261,10 +359,10 @@ where
 {
     fn poll_run(self: Pin<&Self>, cx: &mut Context<'_>) -> Poll<Ended<E>> {
         let this = self.project_ref();
-        let (exit, end) = std::task::ready!(this.future.poll(this.exit.task.id, cx));
+        let (exit, end) = std::task::ready!(this.future.poll_in(&this.exit.scope, cx));
         this.exit.finish(exit);
         Poll::Ready(Ended {
-            task: this.exit.task.clone(),
+            task: this.exit.task().clone(),
             end,
         })
     }
@@ -279,7 +377,7 @@ where
         );
         this.exit.finish(exit);
         Ended {
-            task: this.exit.task.clone(),
+            task: this.exit.task().clone(),
             end,
         }
     }

@@ -24,6 +24,7 @@ use crate::env::Env;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::member::{Member, MemberName, member, sendable_member, unjoined};
+use crate::member_scope::MemberScope;
 use crate::member_set::{MemberSet, Reached, remember};
 use crate::persistent_group::PersistentGroup;
 use crate::reach::Reach;
@@ -167,7 +168,11 @@ where
         T: 'env,
         S: Holds<F> + Holds<T>,
     {
-        self.admit(task_info(None, Location::caller()), future, member)
+        self.admit(
+            task_info(None, Location::caller()),
+            future,
+            |task, future| member(self.own_scope(task), future),
+        )
     }
 
     /// Spawns a named member; the name appears in causes, failures and reports.
@@ -195,7 +200,9 @@ where
         S: Holds<F> + Holds<T>,
     {
         let task = task_info(Some(name.into()), Location::caller());
-        self.admit(task, future, member)
+        self.admit(task, future, |task, future| {
+            member(self.own_scope(task), future)
+        })
     }
 
     /// Starts an unnamed member without a [`JoinHandle`], as Trio's `start_soon` does: the
@@ -288,6 +295,11 @@ where
         })
     }
 
+    /// The own scope of a new member `task`: unrecorded, under the nursery's.
+    fn own_scope(&self, task: TaskInfo) -> MemberScope {
+        MemberScope::new(task, self.shared.node.clone())
+    }
+
     /// Admits `future` as the member `task`, made into a member (and what the caller returns)
     /// by `make`, or hands it back if the nursery has finished.
     fn admit<F, R>(
@@ -370,7 +382,7 @@ where
     /// # async fn main() {
     /// use wherefore::{Cancelled, Nursery};
     /// let sum = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-    ///     let work = n.spawn_worker(async { Ok((1..=100u64).sum::<u64>()) }).unwrap();
+    ///     let mut work = n.spawn_worker(async { Ok((1..=100u64).sum::<u64>()) }).unwrap();
     ///     Ok(work.join().await?.completed())
     /// })
     /// .await
@@ -431,10 +443,13 @@ where
         let Ok(runtime) = ::tokio::runtime::Handle::try_current() else {
             return Err(SpawnError::NoRuntime(future));
         };
-        let scope = self.shared.node.clone();
+        let home = &self.shared.node;
         self.admit(task_info(name, spawned_at), future, |task, future| {
-            // Started only once admitted: a refused future is handed back, never detached.
-            let worker = crate::tokio::Worker::new(scope.clone(), scope.env(), task.id, future);
+            // Started only once admitted: a refused future is handed back, never detached. Its
+            // own scope is recorded from the start: the worker runs in it on another thread.
+            let scope = ScopeNode::for_member(task.name.clone());
+            scope.enter(Some(home.clone()), None);
+            let worker = crate::tokio::Worker::new(scope.clone(), home.env(), task.id, future);
             let handle = runtime.spawn(worker);
             // Waits on tokio's handle, a foreign future, but a reachable one: the worker sees
             // the nursery's cancellation on its own thread (S19).
@@ -455,7 +470,7 @@ where
                     },
                 }
             };
-            sendable_member(task, proxy)
+            sendable_member(MemberScope::recorded(task, home.clone(), scope), proxy)
         })
     }
 }
@@ -580,7 +595,10 @@ where
             Ok(())
         };
         let task = task_info(Some(name), Location::caller());
-        if let Err(refused) = self.admit(task, runner, sendable_member::<S, _, (), E>) {
+        let admitted = self.admit(task, runner, |task, runner| {
+            sendable_member::<S, _, (), E>(self.own_scope(task), runner)
+        });
+        if let Err(refused) = admitted {
             drop(refused); // dropping the runner publishes an empty report and closes the group
         }
         group
@@ -665,8 +683,8 @@ impl<E, S: Sharing> fmt::Display for Nursery<'_, E, S> {
 /// # async fn main() {
 /// use wherefore::{Cancelled, Nursery};
 /// let request = tokio::spawn(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-///     let a = n.spawn(async { Ok(1) }).unwrap();
-///     let b = n.spawn(async { Ok(2) }).unwrap();
+///     let mut a = n.spawn(async { Ok(1) }).unwrap();
+///     let mut b = n.spawn(async { Ok(2) }).unwrap();
 ///     Ok(a.join().await?.completed().unwrap() + b.join().await?.completed().unwrap())
 /// }));
 /// assert_eq!(request.await.unwrap().unwrap(), 3);
@@ -696,7 +714,7 @@ where
 /// use wherefore::LocalNursery;
 /// let out = wherefore::nursery_local(async |n: LocalNursery<'_, wherefore::Cancelled>| {
 ///     let config = Rc::new("eu-west");
-///     let child = n.spawn(async move { Ok(config.len()) }).unwrap();
+///     let mut child = n.spawn(async move { Ok(config.len()) }).unwrap();
 ///     Ok(child.join().await?.completed())
 /// })
 /// .await;
@@ -822,8 +840,8 @@ impl<S: Sharing> NurseryBuilder<S> {
     /// # use wherefore::{Cancelled, Nursery, NurseryBuilder};
     /// let sum = NurseryBuilder::named("adders")
     ///     .run(async |n: Nursery<'_, Cancelled>| {
-    ///         let a = n.spawn(async { Ok(1) }).unwrap();
-    ///         let b = n.spawn(async { Ok(2) }).unwrap();
+    ///         let mut a = n.spawn(async { Ok(1) }).unwrap();
+    ///         let mut b = n.spawn(async { Ok(2) }).unwrap();
     ///         Ok(a.join().await?.completed().unwrap() + b.join().await?.completed().unwrap())
     ///     })
     ///     .await;

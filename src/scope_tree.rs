@@ -145,6 +145,10 @@ struct NodeState {
     own: Option<Cause>,
     /// Whether the parent's cancellation has reached this node at some point.
     inherited: bool,
+    /// A nursery member's own scope (`member_scope.rs`): while its cancellation is its parent's,
+    /// it gives its parent's cause rather than a `Parent` link to itself, so a member cancelled
+    /// with its nursery reads the nursery's cause, as it would without a scope of its own.
+    transparent: bool,
     first: Option<Origin>,
     /// Which cause was effective last (invariant 5): the own one, or the parent's (a `Parent` link).
     last: Option<Origin>,
@@ -248,6 +252,13 @@ impl ScopeNode {
         Self::with_state(name, None)
     }
 
+    /// A new record for a nursery member's own scope: transparent (see `NodeState`).
+    pub(crate) fn for_member(name: Option<Frozen<str>>) -> ScopeNode {
+        let node = Self::new(name);
+        sync::lock(&node.inner.state).transparent = true;
+        node
+    }
+
     fn with_state(name: Option<Frozen<str>>, deadline: Option<Deadline>) -> ScopeNode {
         let (id, env) = context::next_id_and_env();
         Self::with_parts(ScopeId(id), env, name, deadline)
@@ -275,6 +286,7 @@ impl ScopeNode {
                 env,
                 own: None,
                 inherited: false,
+                transparent: false,
                 first: None,
                 last: None,
                 ignored_requests: 0,
@@ -334,8 +346,16 @@ impl ScopeNode {
     }
 
     /// The effective cause now, or the last one if the scope is no longer effectively cancelled.
+    /// A transparent scope whose cause is its parent's gives the parent's.
     pub(crate) fn cause(&self) -> Option<Cause> {
-        sync::lock(&self.inner.state).cause()
+        let parent = {
+            let st = sync::lock(&self.inner.state);
+            match st.through_transparent() {
+                Some(parent) => parent.clone(),
+                None => return st.cause(),
+            }
+        };
+        Some(parent.cause_for_children())
     }
 
     /// The scope's own first cause, regardless of shields.
@@ -343,12 +363,34 @@ impl ScopeNode {
         sync::lock(&self.inner.state).own.clone()
     }
 
-    /// What a child sees as this scope's cause through a `Parent` link.
+    /// The scope a `Parent` link to this one names: this one, or, for a transparent scope whose
+    /// cause is its parent's, the scope that parent names.
+    pub(crate) fn visible(&self) -> ScopeNode {
+        let mut node = self.clone();
+        loop {
+            let next = sync::lock(&node.inner.state).through_transparent().cloned();
+            match next {
+                Some(parent) => node = parent,
+                None => return node,
+            }
+        }
+    }
+
+    /// What a child sees as this scope's cause through a `Parent` link (for a transparent scope
+    /// whose cause is its parent's, the parent's).
     pub(crate) fn cause_for_children(&self) -> Cause {
-        let st = sync::lock(&self.inner.state);
-        st.cause()
-            .or_else(|| st.own.clone())
-            .expect("a Parent link is only made to a scope that was effectively cancelled")
+        let parent = {
+            let st = sync::lock(&self.inner.state);
+            match st.through_transparent() {
+                Some(parent) => parent.clone(),
+                None => {
+                    return st.cause().or_else(|| st.own.clone()).expect(
+                        "a Parent link is only made to a scope that was effectively cancelled",
+                    );
+                }
+            }
+        };
+        parent.cause_for_children()
     }
 
     /// The `Cancelled` error a cancellation point in this scope returns, if it is cancelled.
@@ -870,6 +912,15 @@ impl NodeState {
     /// flag, nor the flag before the cause (invariant 7).
     fn cause(&self) -> Option<Cause> {
         self.cause_from(self.last?)
+    }
+
+    /// The parent whose cause a transparent scope gives as its own: while its last effective
+    /// cause was its parent's.
+    fn through_transparent(&self) -> Option<&ScopeNode> {
+        match (self.transparent, self.last) {
+            (true, Some(Origin::Inherited)) => self.parent.as_ref(),
+            _ => None,
+        }
     }
 
     /// The own cause, or a `Parent` link to the parent.

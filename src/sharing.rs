@@ -76,7 +76,7 @@ pub trait Holds<T: ?Sized>: Sharing {
 /// # async fn main() {
 /// use wherefore::{Cancelled, Nursery};
 /// let task = tokio::spawn(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-///     let child = n.spawn(async { Ok(6 * 7) }).unwrap();
+///     let mut child = n.spawn(async { Ok(6 * 7) }).unwrap();
 ///     Ok(child.join().await?.completed())
 /// }));
 /// assert_eq!(task.await.unwrap().unwrap(), Some(42));
@@ -96,7 +96,7 @@ pub struct Sendable;
 /// let shared = Rc::new(5);
 /// let out = wherefore::nursery_local(async |n: LocalNursery<'_, wherefore::Cancelled>| {
 ///     let shared = shared.clone();
-///     let child = n.spawn(async move { Ok(*shared + 1) }).unwrap();
+///     let mut child = n.spawn(async move { Ok(*shared + 1) }).unwrap();
 ///     Ok(child.join().await?.completed())
 /// })
 /// .await;

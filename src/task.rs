@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -16,6 +16,8 @@ use crate::context;
 use crate::env::Env;
 use crate::event::Event;
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
+use crate::member_scope::MemberScope;
+use crate::scope::CancelHandle;
 use crate::scope_tree::ScopeNode;
 use crate::sync::{self, DynArc, Mutex};
 
@@ -28,7 +30,7 @@ use crate::sync::{self, DynArc, Mutex};
 /// # wherefore::testing::block_on(async {
 /// use wherefore::{Nursery, TaskExit};
 /// wherefore::nursery(async |n: Nursery<'_, wherefore::Cancelled>| {
-///     let child = n.spawn(async { Ok(6 * 7) }).unwrap();
+///     let mut child = n.spawn(async { Ok(6 * 7) }).unwrap();
 ///     let exit = child.join().await?; // `?`: *my* cancellation
 ///     assert!(matches!(exit, TaskExit::Completed(42))); // the child's exit
 ///     Ok(())
@@ -56,6 +58,10 @@ pub enum TaskExit<T> {
     },
     /// It never finished: its nursery's future was dropped before it did, and dropped it.
     Dropped,
+    /// It ended, and an earlier [`join`](JoinHandle::join) or
+    /// [`try_join`](JoinHandle::try_join) on its handle took this exit (and its value);
+    /// [`JoinHandle::exit`] still tells how it ended.
+    Joined,
 }
 
 impl<T> TaskExit<T> {
@@ -85,6 +91,7 @@ impl<T> TaskExit<T> {
                 message: message.clone(),
             },
             TaskExit::Dropped => TaskExit::Dropped,
+            TaskExit::Joined => TaskExit::Joined,
         }
     }
 }
@@ -97,43 +104,52 @@ impl<T> fmt::Display for TaskExit<T> {
             TaskExit::Cancelled(cause) => write!(f, "cancelled: {cause}"),
             TaskExit::Panicked { message } => write!(f, "panicked: {message}"),
             TaskExit::Dropped => f.write_str("dropped with its nursery before it finished"),
+            TaskExit::Joined => f.write_str("ended; its exit was taken by an earlier join"),
         }
     }
 }
 
-/// Where a member's exit is left for its handle: the part of a member its handle reads.
+/// Where a member's exit is left for its handle, and the member's own scope: the part of a
+/// member its handle reads and controls.
 pub(crate) struct Exit<T> {
-    pub(crate) task: TaskInfo,
+    /// Who the member is, and the scope its handle cancels (`member_scope.rs`).
+    pub(crate) scope: MemberScope,
     /// Locked by the member's nursery when it ends and by the handle, on whichever threads they
     /// are.
     state: Mutex<ExitState<T>>,
 }
 
-/// One enum, as small as the exit itself: it keeps a member's allocation small enough for the
-/// allocator's fastest size classes.
+/// One enum, as small as the exit itself: it keeps a member's allocation small.
 enum ExitState<T> {
     /// Still running; the waker of a task joining it.
     Running(Option<Waker>),
     Ended(TaskExit<T>),
-    /// Ended, and the handle took the exit.
-    Taken,
+    /// Ended, and the handle took the exit: how it ended, without the value.
+    Taken(TaskExit<()>),
 }
 
 impl<T> Exit<T> {
-    pub(crate) fn new(task: TaskInfo) -> Self {
+    /// The exit of the member that runs in `scope`.
+    pub(crate) fn new(scope: MemberScope) -> Self {
         Exit {
-            task,
+            scope,
             state: Mutex::new(ExitState::Running(None)),
         }
+    }
+
+    pub(crate) fn task(&self) -> &TaskInfo {
+        &self.scope.task
     }
 
     pub(crate) fn is_finished(&self) -> bool {
         !matches!(*sync::lock(&self.state), ExitState::Running(_))
     }
 
-    /// Leaves the exit for the handle, and reports it to the runtime.
+    /// Leaves the exit for the handle, and reports it to the runtime. The member's own scope
+    /// ends first: a cancel request from now on has no effect (S15).
     pub(crate) fn finish(&self, exit: TaskExit<T>) {
-        report_exit(&self.task, &exit);
+        self.scope.end();
+        report_exit(self.task(), &exit);
         // The deliberately broken build wakes the joiner before it stores the exit, in two critical
         // sections (wake-before-store): a joiner that registers again in between is never woken.
         #[cfg(wherefore_loom_broken_exit)]
@@ -144,7 +160,7 @@ impl<T> Exit<T> {
                 }
             }
             *sync::lock(&self.state) = ExitState::Ended(exit); // drops a waker kept meanwhile
-            ExitState::<T>::Taken
+            ExitState::<T>::Taken(TaskExit::Joined)
         };
         #[cfg(not(wherefore_loom_broken_exit))]
         let before = std::mem::replace(&mut *sync::lock(&self.state), ExitState::Ended(exit));
@@ -153,27 +169,40 @@ impl<T> Exit<T> {
         }
     }
 
-    /// The exit, if the member has ended and it was not taken yet.
+    /// The exit, if the member has ended ([`TaskExit::Joined`] if it was taken already).
     fn take(&self) -> Option<TaskExit<T>> {
         self.take_or_wait(None)
     }
 
-    /// The exit, if the member has ended and it was not taken yet; otherwise keeps `joiner` (if
-    /// any) to be woken when it ends. Under one lock, so that an end in between is not missed.
+    /// The exit, if the member has ended ([`TaskExit::Joined`] if it was taken already);
+    /// otherwise keeps `joiner` (if any) to be woken when it ends. Under one lock, so that an end
+    /// in between is not missed.
     fn take_or_wait(&self, joiner: Option<&Waker>) -> Option<TaskExit<T>> {
         let mut st = sync::lock(&self.state);
-        match std::mem::replace(&mut *st, ExitState::Taken) {
-            ExitState::Ended(exit) => Some(exit),
-            ExitState::Running(mut kept) => {
+        match &mut *st {
+            ExitState::Running(kept) => {
                 if let Some(joiner) = joiner {
-                    crate::member_set::remember(&mut kept, joiner);
+                    crate::member_set::remember(kept, joiner);
                 }
-                *st = ExitState::Running(kept);
                 None
             }
-            // Taken by `try_join` on a handle that no longer exists: impossible, since both
-            // consume the only handle. Keep waiting rather than panic.
-            ExitState::Taken => None,
+            ExitState::Taken(_) => Some(TaskExit::Joined),
+            ExitState::Ended(exit) => {
+                let summary = exit.summary();
+                match std::mem::replace(&mut *st, ExitState::Taken(summary)) {
+                    ExitState::Ended(exit) => Some(exit),
+                    _ => unreachable!("matched as ended under the same lock"),
+                }
+            }
+        }
+    }
+
+    /// How the member ended, without its value; `None` while it runs.
+    fn summary(&self) -> Option<TaskExit<()>> {
+        match &*sync::lock(&self.state) {
+            ExitState::Running(_) => None,
+            ExitState::Ended(exit) => Some(exit.summary()),
+            ExitState::Taken(summary) => Some(summary.summary()),
         }
     }
 }
@@ -218,7 +247,7 @@ unsafe impl<T: Send> Sync for ExitRef<T> {}
 /// ```
 /// # wherefore::testing::block_on(async {
 /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
-///     let child = n.spawn_named("worker", async { Ok("done") }).unwrap();
+///     let mut child = n.spawn_named("worker", async { Ok("done") }).unwrap();
 ///     assert_eq!(child.task().name(), Some("worker"));
 ///     assert_eq!(child.join().await?.completed(), Some("done"));
 ///     Ok(())
@@ -249,7 +278,7 @@ impl<T> JoinHandle<T> {
     /// # });
     /// ```
     pub fn task(&self) -> &TaskInfo {
-        &self.member.exit().task
+        self.member.exit().task()
     }
 
     /// Whether the task has ended.
@@ -272,59 +301,214 @@ impl<T> JoinHandle<T> {
     }
 
     /// The exit if the task has ended, without waiting (and without being a cancellation point);
-    /// the handle back otherwise.
+    /// `None` while it runs.
+    ///
+    /// Taking the exit moves its value out: a later `try_join` or [`join`](Self::join) gives
+    /// [`TaskExit::Joined`], and [`exit`](Self::exit) still tells how the task ended.
     ///
     /// ```
     /// # wherefore::testing::block_on(async {
+    /// use wherefore::TaskExit;
     /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
-    ///     let child = n.spawn(async { Ok(1) }).unwrap();
-    ///     let child = child.try_join().unwrap_err(); // still running
+    ///     let mut child = n.spawn(async { Ok(1) }).unwrap();
+    ///     assert!(child.try_join().is_none()); // still running
     ///     wherefore::checkpoint().await?;
-    ///     assert_eq!(child.try_join().ok().and_then(|e| e.completed()), Some(1));
+    ///     assert!(matches!(child.try_join(), Some(TaskExit::Completed(1))));
+    ///     assert!(matches!(child.try_join(), Some(TaskExit::Joined))); // taken already
     ///     Ok(())
     /// })
     /// .await
     /// .unwrap();
     /// # });
     /// ```
-    pub fn try_join(self) -> Result<TaskExit<T>, JoinHandle<T>> {
-        let exit = self.member.exit().take();
-        exit.ok_or(self)
+    pub fn try_join(&mut self) -> Option<TaskExit<T>> {
+        self.member.exit().take()
     }
 
-    /// Waits for the task to end; a cancellation point.
+    /// Waits for the task to end and takes its exit; a cancellation point.
     ///
     /// The two kinds of cancellation are apart in the type: the outer `Result` is the *caller's*
     /// own cancellation (S8: it wins even if the child has already finished; `?` propagates it),
-    /// the inner [`TaskExit`] is how the *child* ended, [`TaskExit::Cancelled`] included.
+    /// the inner [`TaskExit`] is how the *child* ended, [`TaskExit::Cancelled`] included. The
+    /// handle is borrowed, not consumed: after the caller's own cancellation the child's exit
+    /// can still be read ([`try_join`](Self::try_join), [`exit`](Self::exit), or `join` again in
+    /// a shield).
     ///
     /// ```
     /// # wherefore::testing::block_on(async {
     /// # use std::time::Duration;
     /// # use wherefore::{Nursery, TaskExit};
     /// # wherefore::nursery(async |n: Nursery<'_, wherefore::Cancelled>| {
-    /// let quick = n.spawn(async { Ok("done") }).unwrap();
+    /// let mut quick = n.spawn(async { Ok("done") }).unwrap();
     /// assert!(matches!(quick.join().await?, TaskExit::Completed("done")));
     ///
-    /// let slow = n.spawn(wherefore::sleep(Duration::from_secs(60))).unwrap();
+    /// let mut slow = n.spawn(wherefore::sleep(Duration::from_secs(60))).unwrap();
     /// let waited = wherefore::move_on_after(Duration::from_secs(1), slow.join()).await;
     /// assert!(matches!(waited, Ok(None))); // *my* timeout ended the wait; the child runs on
+    /// assert!(slow.cancel()); // and now it is cancelled, on its own
+    /// assert!(matches!(slow.join().await?, TaskExit::Cancelled(_)));
     /// # Ok(())
     /// # }).await.unwrap();
     /// # });
     /// ```
-    pub fn join(self) -> Join<T> {
+    pub fn join(&mut self) -> Join<'_, T> {
         Join {
-            member: self.member,
+            member: &self.member,
             wait: CancelWait::default(),
         }
+    }
+
+    /// How the task ended, without its value, as often as asked (also after its exit was taken);
+    /// `None` while it runs.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use wherefore::TaskExit;
+    /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+    ///     let mut child = n.spawn(async { Ok(String::from("report")) }).unwrap();
+    ///     assert!(child.exit().is_none()); // running
+    ///     let report = child.join().await?.completed();
+    ///     assert_eq!(report.as_deref(), Some("report"));
+    ///     assert!(matches!(child.exit(), Some(TaskExit::Completed(()))));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn exit(&self) -> Option<TaskExit<()>> {
+        self.member.exit().summary()
+    }
+
+    /// Cancels this task alone, with an [`Explicit`](crate::Explicit) cause and no tag: its own
+    /// scope (a child of its nursery's) is cancelled, so the task fails at its next cancellation
+    /// point (or, blocked in a foreign future, is dropped there, S19) and ends
+    /// [`TaskExit::Cancelled`], which is not a failure: its siblings and its nursery carry on.
+    ///
+    /// Returns whether this call made the task effectively cancelled: `false` if it already was
+    /// (cancelled through its handle before, or its nursery is cancelled) or if it has ended
+    /// (S15: no effect). As [`CancelHandle::cancel`], and it is one, on the task's scope.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// use wherefore::{Nursery, TaskExit};
+    /// wherefore::nursery(async |n: Nursery<'_, wherefore::Cancelled>| {
+    ///     let mut stuck = n.spawn(wherefore::sleep(Duration::from_secs(3600))).unwrap();
+    ///     let mut sibling = n.spawn(wherefore::sleep(Duration::from_secs(1))).unwrap();
+    ///     assert!(stuck.cancel());
+    ///     assert!(!stuck.cancel()); // the first request won
+    ///     let exit = stuck.join().await?;
+    ///     assert!(matches!(&exit, TaskExit::Cancelled(cause) if cause.kind() == "explicit"));
+    ///     assert!(matches!(sibling.join().await?, TaskExit::Completed(()))); // untouched
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap(); // a task cancelled alone is not a failure of the nursery
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn cancel(&self) -> bool {
+        self.member
+            .exit()
+            .scope
+            .cancel(None::<()>, Location::caller())
+    }
+
+    /// Cancels this task alone with an [`Explicit`](crate::Explicit) cause carrying `tag`; see
+    /// [`cancel`](Self::cancel).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// use wherefore::{Nursery, TaskExit};
+    /// wherefore::nursery(async |n: Nursery<'_, wherefore::Cancelled>| {
+    ///     let mut upload = n.spawn_named("upload", wherefore::sleep(Duration::from_secs(60))).unwrap();
+    ///     upload.cancel_with("user pressed stop");
+    ///     let exit = upload.join().await?;
+    ///     assert!(exit.to_string().starts_with("cancelled: explicit (\"user pressed stop\")"));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn cancel_with<Tag>(&self, tag: Tag) -> bool
+    where
+        Tag: fmt::Debug + Send + Sync + 'static,
+    {
+        self.member
+            .exit()
+            .scope
+            .cancel(Some(tag), Location::caller())
+    }
+
+    /// Why the task is, or was, cancelled: the cause of its own scope (its own cancel request,
+    /// or its nursery's cancellation reaching it), or, once it ended cancelled, the cause it
+    /// ended with. `None` if it never was.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
+    ///     let child = n.spawn(wherefore::sleep(std::time::Duration::from_secs(60))).unwrap();
+    ///     assert!(child.cause().is_none());
+    ///     child.cancel_with("enough");
+    ///     assert!(child.cause().unwrap().to_string().starts_with("explicit (\"enough\") at "));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn cause(&self) -> Option<Cause> {
+        let exit = self.member.exit();
+        exit.scope.cause().or_else(|| match exit.summary() {
+            Some(TaskExit::Cancelled(cause)) => Some(cause),
+            _ => None,
+        })
+    }
+
+    /// A handle to the task's own scope, a child of its nursery's: cancel the task from
+    /// anywhere (it is `Send + Sync + Clone` and `'static`), give it a deadline, read its cause.
+    ///
+    /// Asking for it records the task's scope if it was not yet (see DESIGN.md, "Members and
+    /// their handles"). For a task that has ended without ever needing its scope, the handle is
+    /// that of a scope that has exited uncancelled: requests through it have no effect (S15),
+    /// and [`cause`](Self::cause) tells how the task ended.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// use wherefore::{Nursery, TaskExit};
+    /// wherefore::nursery(async |n: Nursery<'_, wherefore::Cancelled>| {
+    ///     let mut poll = n.spawn_named("poll", wherefore::sleep(Duration::from_secs(60))).unwrap();
+    ///     let scope = poll.cancel_handle();
+    ///     assert_eq!(scope.scope().name(), Some("poll")); // named as the task
+    ///     scope.set_timeout(Duration::from_secs(5));
+    ///     let exit = poll.join().await?;
+    ///     assert!(matches!(exit, TaskExit::Cancelled(cause) if cause.kind() == "timeout"));
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn cancel_handle(&self) -> CancelHandle {
+        let scope = &self.member.exit().scope;
+        let node = scope.record_from_outside().unwrap_or_else(|| {
+            let node = ScopeNode::for_member(scope.task.name.clone());
+            node.exit();
+            node
+        });
+        CancelHandle::from_node(node)
     }
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("task", &self.member.exit().task)
+            .field("task", self.member.exit().task())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -338,7 +522,7 @@ impl<T> fmt::Display for JoinHandle<T> {
         } else {
             "running"
         };
-        write!(f, "{} ({state})", self.member.exit().task)
+        write!(f, "{} ({state})", self.member.exit().task())
     }
 }
 
@@ -347,7 +531,8 @@ impl<T> fmt::Display for JoinHandle<T> {
 /// ```
 /// # wherefore::testing::block_on(async {
 /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
-///     let join: wherefore::Join<u8> = n.spawn(async { Ok(1) }).unwrap().join();
+///     let mut child = n.spawn(async { Ok(1) }).unwrap();
+///     let join: wherefore::Join<'_, u8> = child.join();
 ///     assert!(join.await?.completed().is_some());
 ///     Ok(())
 /// })
@@ -356,20 +541,20 @@ impl<T> fmt::Display for JoinHandle<T> {
 /// # });
 /// ```
 #[must_use = "futures do nothing unless awaited"]
-pub struct Join<T> {
-    member: ExitRef<T>,
+pub struct Join<'a, T> {
+    member: &'a ExitRef<T>,
     wait: CancelWait,
 }
 
-impl<T> fmt::Debug for Join<T> {
+impl<T> fmt::Debug for Join<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Join")
-            .field("task", &self.member.exit().task)
+            .field("task", self.member.exit().task())
             .finish_non_exhaustive()
     }
 }
 
-impl<T> Future for Join<T> {
+impl<T> Future for Join<'_, T> {
     type Output = Result<TaskExit<T>, Cancelled>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -416,11 +601,14 @@ where
     Poll::Ready(match polled {
         Ok(Poll::Pending) => return Poll::Pending,
         Ok(Poll::Ready(result)) => ended_with(result),
-        Err(payload) => {
-            let message = panic_message(payload.as_ref());
-            (TaskExit::Panicked { message }, End::Panicked(payload))
-        }
+        Err(payload) => panicked(payload),
     })
+}
+
+/// How a member ended that panicked with `payload`.
+pub(crate) fn panicked<T, E>(payload: Box<dyn Any + Send>) -> (TaskExit<T>, End<E>) {
+    let message = panic_message(payload.as_ref());
+    (TaskExit::Panicked { message }, End::Panicked(payload))
 }
 
 /// How a member ended with `result`, classified against the scope being polled (its home).
@@ -430,18 +618,38 @@ where
 {
     match result {
         Ok(value) => (TaskExit::Completed(value), End::Completed),
-        Err(e) => match context::with_current(|home| match home {
-            Some(home) => classify(home, e),
-            None => Err(e), // polled outside any scope: nothing to be cancelled by
-        }) {
-            Ok(cancelled) => (TaskExit::Cancelled(cancelled.cause), End::Cancelled),
-            Err(e) => (
-                TaskExit::Failed {
-                    message: e.to_string(),
-                },
-                End::Failed(e),
-            ),
-        },
+        Err(e) => context::with_current(|home| ended_in(home, Err(e))),
+    }
+}
+
+/// How a member ended with `result`, classified against the scopes it ran in, innermost first:
+/// a cancellation of any of them is the member's (none: nothing to be cancelled by). A member
+/// with its own scope ran in it once recorded, and in its home before (`member_scope.rs`).
+pub(crate) fn ended_in<'a, T, E>(
+    scopes: impl IntoIterator<Item = &'a ScopeNode>,
+    result: Result<T, E>,
+) -> (TaskExit<T>, End<E>)
+where
+    E: CancelError + fmt::Display,
+{
+    let mut classified = match result {
+        Ok(value) => return (TaskExit::Completed(value), End::Completed),
+        Err(e) => Err(e),
+    };
+    for scope in scopes {
+        classified = match classified {
+            Err(e) => classify(scope, e),
+            cancelled => cancelled,
+        };
+    }
+    match classified {
+        Ok(cancelled) => (TaskExit::Cancelled(cancelled.cause), End::Cancelled),
+        Err(e) => (
+            TaskExit::Failed {
+                message: e.to_string(),
+            },
+            End::Failed(e),
+        ),
     }
 }
 
@@ -457,10 +665,7 @@ where
 {
     match catch_unwind(AssertUnwindSafe(drop_future)) {
         Ok(()) => ended_with(Err(E::from(cancelled))),
-        Err(payload) => {
-            let message = panic_message(payload.as_ref());
-            (TaskExit::Panicked { message }, End::Panicked(payload))
-        }
+        Err(payload) => panicked(payload),
     }
 }
 

@@ -120,7 +120,7 @@ mod on_tokio {
     async fn a_member_blocked_in_a_foreign_future_is_cancelled_when_a_sibling_fails() {
         let start = tokio::time::Instant::now();
         let out = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-            let reader = n
+            let mut reader = n
                 .spawn_named("reader", async {
                     tokio::time::sleep(Duration::from_secs(3600)).await; // foreign I/O
                     Ok(())

@@ -24,7 +24,7 @@ fn a_cancelled_task_blocked_on_a_guarded_foreign_future_stops_when_it_is_dropped
         let handle = scope.handle();
         let flag = dropped.clone();
         let out = wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
-            let reader = n
+            let mut reader = n
                 .spawn(scope.run(async move {
                     let never = async move {
                         let _flag = DropFlag(flag);

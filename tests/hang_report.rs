@@ -57,10 +57,25 @@ fn a_stuck_shutdown_is_reported_with_the_tree_and_where_each_task_waits() {
         lines[5],
         "    task \"flusher\" blocked at guard(core::future::pending::Pending<()>) in scope \"flush\""
     );
-    assert_eq!(lines[6], "    scope \"flush\" (shielded, running)");
+    // Each member entered a scope, so its own scope (named as the task) is recorded, under the
+    // nursery's: cancelled with it, for its cause, and above the shield it waits in.
+    let through_service = "cancelled: explicit (\"shutdown\")";
+    assert!(
+        lines[6].starts_with(&format!(
+            "    scope \"reader\" ({through_service} at tests/hang_report.rs:"
+        )),
+        "{report}"
+    );
     assert_eq!(
-        lines[7], "    scope#8 (shielded, running)",
+        lines[7], "      scope#8 (shielded, running)",
         "the reader's shield"
     );
-    assert_eq!(lines.len(), 8, "{report}");
+    assert!(
+        lines[8].starts_with(&format!(
+            "    scope \"flusher\" ({through_service} at tests/hang_report.rs:"
+        )),
+        "{report}"
+    );
+    assert_eq!(lines[9], "      scope \"flush\" (shielded, running)");
+    assert_eq!(lines.len(), 10, "{report}");
 }

@@ -302,7 +302,7 @@ fn a_member_spawned_into_a_cancelled_nursery_runs_to_its_first_cancellation_poin
         let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             n.cancel_handle().cancel_with("closing");
             let steps = &steps;
-            let late = n
+            let mut late = n
                 .spawn(async move {
                     steps.lock().unwrap().push("ran");
                     wherefore::checkpoint().await?;
@@ -373,7 +373,7 @@ fn joining_a_child_that_was_cancelled_gives_its_exit_not_my_cancellation() {
             )))
             .unwrap();
             wherefore::checkpoint().await?; // let the inner nursery start its child
-            let child = handle_cell.lock().unwrap().take().unwrap();
+            let mut child = handle_cell.lock().unwrap().take().unwrap();
             inner_handle.cancel_with("stop the child");
             let exit = child.join().await?; // Ok: *I* am not cancelled
             let TaskExit::Cancelled(cause) = exit else {
@@ -398,7 +398,7 @@ fn being_cancelled_while_joining_gives_my_cancellation_not_the_childs_exit() {
         let start = wherefore::now();
         wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             let finished = &child_finished_at;
-            let child = n
+            let mut child = n
                 .spawn_named("child", async move {
                     wherefore::sleep(secs(10)).await?;
                     finished.set(Some(wherefore::now() - start));
@@ -498,8 +498,8 @@ fn dropping_an_unfinished_nursery_drops_its_members_and_refuses_spawns() {
         let _ = futures::poll!(out.as_mut());
         drop(out);
         assert!(dropped.get(), "the member was dropped with the nursery");
-        let member = member_handle.borrow_mut().take().unwrap();
-        assert!(matches!(member.try_join(), Ok(TaskExit::Dropped)));
+        let mut member = member_handle.borrow_mut().take().unwrap();
+        assert!(matches!(member.try_join(), Some(TaskExit::Dropped)));
         let late = handle.borrow_mut().take().unwrap().spawn(async { Ok(()) });
         assert!(matches!(late, Err(SpawnError::Closed(_))));
     });
@@ -511,7 +511,7 @@ fn dropping_an_unfinished_nursery_drops_its_members_and_refuses_spawns() {
 fn joining_a_failed_member_does_not_consume_its_failure() {
     block_on(async {
         let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-            let failing = n
+            let mut failing = n
                 .spawn_named("db", async { Err::<(), BoxError>("disk full".into()) })
                 .unwrap();
             let exit = wherefore::shield(failing.join()).await?;

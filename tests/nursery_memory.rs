@@ -21,7 +21,7 @@ fn run_members(count: usize) -> (usize, isize) {
         let sum = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             let mut sum = 0;
             for i in 0..count {
-                let child = n
+                let mut child = n
                     .spawn(async move {
                         wherefore::checkpoint().await?;
                         Ok(i)

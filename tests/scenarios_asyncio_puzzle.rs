@@ -43,7 +43,7 @@ fn scenario(cancel_the_child: bool) -> wherefore::testing::Report<String> {
                 })
                 .unwrap();
                 wherefore::checkpoint().await?;
-                let child = handle.lock().unwrap().take().unwrap();
+                let mut child = handle.lock().unwrap().take().unwrap();
                 let joined = waiter
                     .run(async { Ok::<_, Cancelled>(child.join().await) })
                     .await?;
@@ -109,7 +109,8 @@ t=0.000 spawn    task "main" in scope "run"
 t=0.000 enter    scope "top" in scope "run"
 t=0.000 spawn    task "children" in scope "top"
 t=0.000 spawn    task "canceller" in scope "top"
-t=0.000 enter    scope "children-scope" in scope "top"
+t=0.000 enter    scope "children" in scope "top"
+t=0.000 enter    scope "children-scope" in scope "children"
 t=0.000 enter    scope "children" in scope "children-scope"
 t=0.000 spawn    task "child" in scope "children"
 t=0.000 enter    scope "waiter" in scope "top"
@@ -120,6 +121,7 @@ t=1.000 observe  task "child" at sleep in scope "children": parent scope "childr
 t=1.000 exit     task "child": cancelled: parent scope "children-scope" was cancelled: explicit ("child no longer needed") at tests/scenarios_asyncio_puzzle.rs:38:34
 t=1.000 leave    scope "children"
 t=1.000 leave    scope "children-scope"
+t=1.000 leave    scope "children"
 t=1.000 exit     task "children": completed
 t=1.000 leave    scope "waiter"
 t=1.000 leave    scope "top"
@@ -131,7 +133,8 @@ t=0.000 spawn    task "main" in scope "run"
 t=0.000 enter    scope "top" in scope "run"
 t=0.000 spawn    task "children" in scope "top"
 t=0.000 spawn    task "canceller" in scope "top"
-t=0.000 enter    scope "children-scope" in scope "top"
+t=0.000 enter    scope "children" in scope "top"
+t=0.000 enter    scope "children-scope" in scope "children"
 t=0.000 enter    scope "children" in scope "children-scope"
 t=0.000 spawn    task "child" in scope "children"
 t=0.000 enter    scope "waiter" in scope "top"
@@ -144,6 +147,7 @@ t=10.000 clock    t=10.000
 t=10.000 exit     task "child": completed
 t=10.000 leave    scope "children"
 t=10.000 leave    scope "children-scope"
+t=10.000 leave    scope "children"
 t=10.000 exit     task "children": completed
 t=10.000 leave    scope "top"
 t=10.000 leave    scope "run"

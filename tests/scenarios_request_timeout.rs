@@ -54,7 +54,7 @@ fn a_write_spawned_into_a_longer_lived_nursery_survives_the_request_timeout() {
     let report = wherefore::testing::run(async {
         wherefore::NurseryBuilder::named("service")
             .run(async |jobs: Nursery<'_, Cancelled>| {
-                let write = Scope::named("request")
+                let mut write = Scope::named("request")
                     .with_timeout(secs(5))
                     .run(async {
                         let write = jobs.spawn_named("store-result", wherefore::sleep(secs(8)));

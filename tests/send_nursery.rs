@@ -49,7 +49,7 @@ async fn program(threads: &Threads) -> Vec<String> {
     //    it was cancelled; the nursery's error names the failure.
     let failed = NurseryBuilder::named("failure")
         .run(async |n: Nursery<'_, BoxError>| {
-            let survivor = n
+            let mut survivor = n
                 .spawn_named("survivor", async {
                     seen_on(threads);
                     let cause = wherefore::cancelled().await;
@@ -86,7 +86,7 @@ async fn program(threads: &Threads) -> Vec<String> {
         .with_timeout(Duration::from_millis(20))
         .run(
             NurseryBuilder::named("timed").run(async |n: Nursery<'_, Cancelled>| {
-                let waiter = n
+                let mut waiter = n
                     .spawn_named("waiter", async {
                         seen_on(threads);
                         wherefore::sleep(Duration::from_secs(3600)).await
@@ -111,7 +111,7 @@ async fn program(threads: &Threads) -> Vec<String> {
         .run(async |n: Nursery<'_, Cancelled>| {
             let inner = Scope::named("inner");
             let stop = inner.handle();
-            let stopped = n
+            let mut stopped = n
                 .spawn_named(
                     "stopped",
                     inner.run(async {
@@ -298,11 +298,11 @@ fn a_nursery_polled_on_a_new_thread_every_time_says_the_same() {
 async fn a_nursery_grows_below_a_worker_member() {
     let out = NurseryBuilder::named("outer")
         .run(async |n: Nursery<'_, BoxError>| {
-            let worker = n
+            let mut worker = n
                 .spawn_worker_named("worker", async {
                     NurseryBuilder::named("inner")
                         .run(async |inner: Nursery<'_, Cancelled>| {
-                            let leaf = inner
+                            let mut leaf = inner
                                 .spawn_named("leaf", wherefore::sleep(Duration::from_secs(3600)))
                                 .unwrap();
                             Ok(wherefore::shield(leaf.join()).await.unwrap())
@@ -332,7 +332,7 @@ async fn a_nursery_inside_tokio_spawn_reports_its_timeout() {
         let out = wherefore::fail_after(
             Duration::from_millis(10),
             wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-                let backend = n
+                let mut backend = n
                     .spawn_named("backend", wherefore::sleep(Duration::from_secs(3600)))
                     .unwrap();
                 backend.join().await?;

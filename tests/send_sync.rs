@@ -66,7 +66,7 @@ fn a_nursery_future_is_send_when_its_members_are() {
     let borrowed = std::sync::atomic::AtomicU32::new(0);
     let nursery = wherefore::nursery(async |n: Nursery<'_, NurseryError<Cancelled>>| {
         let borrowed = &borrowed; // members may borrow what is `Sync`
-        let child = n
+        let mut child = n
             .spawn(async move {
                 borrowed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(String::from("done"))

@@ -94,7 +94,7 @@ fn a_task_blocked_in_a_shield_is_woken_when_the_shield_is_lowered() {
         let shield_handle = shield.handle();
         let start = wherefore::now();
         let out = wherefore::nursery(async |n: wherefore::Nursery<'_, Cancelled>| {
-            let blocked = n
+            let mut blocked = n
                 .spawn(outer.run(shield.run(async {
                     outer_handle.cancel();
                     let err = wherefore::sleep(secs(3600)).await.unwrap_err();

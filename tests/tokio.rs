@@ -128,7 +128,7 @@ mod workers {
                 Err::<(), BoxError>("bad input".into())
             })
             .unwrap();
-            let sibling = n
+            let mut sibling = n
                 .spawn_named("sibling", async { Ok(wherefore::cancelled().await) })
                 .unwrap();
             let cause = wherefore::shield(sibling.join()).await?;
