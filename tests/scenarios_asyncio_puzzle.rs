@@ -1,9 +1,11 @@
 //! Scenario 6 (seed 004): the asyncio puzzle. A task awaiting a child that gets cancelled,
 //! versus a task that is itself cancelled while awaiting a child: the two journals differ
-//! exactly where they should.
+//! exactly where they should. Then the seed's own code, transliterated line by line: start a
+//! task, cancel it through its handle, await it, and tell "the task was cancelled" from "I am
+//! cancelled"; and the inverse, the awaiting task cancelled while the child runs on.
 mod common;
 
-use std::{cell::RefCell, sync::Mutex};
+use std::{cell::RefCell, sync::Mutex, time::Duration};
 
 use common::*;
 use wherefore::{Cancelled, Nursery, NurseryBuilder, Scope, TaskExit};
@@ -152,3 +154,110 @@ t=10.000 exit     task "children": completed
 t=10.000 leave    scope "top"
 t=10.000 leave    scope "run"
 "#;
+
+// Seed 004's code, line by line: `task = create_task(cancel_me())`, `task.cancel()`, `await task`,
+// and the question at `except CancelledError`: was `task` cancelled, or am I? Here the answer is
+// in the type: `join`'s `Err` is *my* cancellation, `TaskExit::Cancelled` is the task's.
+
+/// The seed's log: what was printed, and when (virtual milliseconds since the start).
+type Log = Mutex<Vec<(u128, &'static str)>>;
+
+fn print(log: &Log, start: std::time::Instant, line: &'static str) {
+    let at = (wherefore::now() - start).as_millis();
+    log.lock().unwrap().push((at, line));
+}
+
+/// `finally:` — runs however the block it guards ends.
+struct Finally<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Finally<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+/// `async def cancel_me()`.
+async fn cancel_me(log: &Log, start: std::time::Instant) -> Result<(), Cancelled> {
+    print(log, start, "cancel_me");
+    let _finally = Finally(|| print(log, start, "cancel_me(): after sleep"));
+    wherefore::sleep(secs(3600)).await?; // `except CancelledError: raise` is the `?`
+    Ok(())
+}
+
+/// `async def parent(task)`: awaits the task and tells the two cancellations apart.
+async fn parent(
+    mut task: wherefore::JoinHandle<()>,
+    log: &Log,
+    start: std::time::Instant,
+) -> Result<(), Cancelled> {
+    wherefore::sleep(std::time::Duration::from_millis(1)).await?;
+    match task.join().await {
+        Ok(TaskExit::Cancelled(_)) => print(log, start, "parent(): child is cancelled now"),
+        Err(me) => {
+            print(log, start, "parent(): I am cancelled");
+            return Err(me);
+        }
+        Ok(_) => print(log, start, "parent(): child ended"),
+    }
+    Ok(())
+}
+
+/// `async def main()`, with `sys.argv[1]` as `cancel` ("parent" or "child"). Returns the log,
+/// and how `parent` ended.
+fn seed_004(cancel: &str) -> (Vec<(u128, &'static str)>, String) {
+    let log = Log::default();
+    let parent_exit = wherefore::testing::block_on(async {
+        let start = wherefore::now();
+        let log = &log;
+        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            let child_task = n.spawn_named("cancel_me", cancel_me(log, start)).unwrap();
+            let child_scope = child_task.cancel_handle(); // `child_task` moves into `parent`
+            let mut parent_task = n
+                .spawn_named("parent", parent(child_task, log, start))
+                .unwrap();
+            wherefore::sleep(Duration::from_millis(100)).await?; // let the child start
+            if cancel == "parent" {
+                parent_task.cancel();
+            } else {
+                child_scope.cancel();
+            }
+            wherefore::sleep(Duration::from_millis(500)).await?;
+            Ok(parent_task.join().await?.to_string())
+        })
+        .await
+        .unwrap()
+    });
+    (log.into_inner().unwrap(), parent_exit)
+}
+
+#[test]
+fn seed_004_the_task_i_awaited_was_cancelled() {
+    let (log, parent_exit) = seed_004("child");
+    assert_eq!(
+        log,
+        [
+            (0, "cancel_me"),
+            (100, "cancel_me(): after sleep"),
+            (100, "parent(): child is cancelled now"),
+        ]
+    );
+    assert_eq!(parent_exit, "completed");
+}
+
+#[test]
+fn seed_004_i_am_cancelled_while_the_task_runs_on() {
+    let (log, parent_exit) = seed_004("parent");
+    assert_eq!(
+        log,
+        [
+            (0, "cancel_me"),
+            (100, "parent(): I am cancelled"),
+            // Nobody cancelled the child: it sleeps its hour, and the nursery waits for it.
+            (3_600_000, "cancel_me(): after sleep"),
+        ]
+    );
+    assert!(
+        parent_exit.starts_with("cancelled: explicit cancel at tests/scenarios_asyncio_puzzle.rs:"),
+        "{parent_exit}"
+    );
+}

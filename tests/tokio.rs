@@ -149,6 +149,37 @@ mod workers {
         assert_eq!(err.failures()[0].task().name(), Some("parser"));
     }
 
+    /// A worker member is cancelled alone through its handle, on its own thread, where it is
+    /// blocked in tokio's sleep; its sibling runs on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_is_cancelled_alone_through_its_handle() {
+        wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+            let mut slow = n
+                .spawn_worker_named("slow", async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok(())
+                })
+                .unwrap();
+            let mut sibling = n
+                .spawn_named("sibling", async {
+                    wherefore::sleep(Duration::from_millis(5)).await?;
+                    Ok(())
+                })
+                .unwrap();
+            assert!(slow.cancel_with("enough"));
+            let exit = slow.join().await?;
+            assert!(
+                exit.to_string()
+                    .starts_with("cancelled: explicit (\"enough\") at "),
+                "{exit}"
+            );
+            assert!(matches!(sibling.join().await?, TaskExit::Completed(())));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_worker_is_reported_as_a_panic() {
         let err = wherefore::NurseryBuilder::new()
