@@ -384,9 +384,20 @@ where
 
     fn abandon(self: Pin<&Self>) {
         let this = self.project_ref();
+        // Finished even if the future's drop panics: its own scope must leave the tree before
+        // the cell can go (`member_scope.rs`, invariant 2).
+        let _finish = FinishDropped(this.exit);
         this.future.drop_future();
-        if !this.exit.is_finished() {
-            this.exit.finish(TaskExit::Dropped);
+    }
+}
+
+/// Leaves [`TaskExit::Dropped`] for a member's handle when dropped, unless it ended already.
+struct FinishDropped<'a, T>(&'a Exit<T>);
+
+impl<T> Drop for FinishDropped<'_, T> {
+    fn drop(&mut self) {
+        if !self.0.is_finished() {
+            self.0.finish(TaskExit::Dropped);
         }
     }
 }

@@ -29,13 +29,14 @@ use crate::env::Env;
 use crate::event::Event;
 use crate::failure::{Failure, FailureKind, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
+use crate::member::sendable_member;
+use crate::member_scope::MemberScope;
 use crate::member_set::{MemberSet, Reached, remember};
 use crate::scope::CancelHandle;
 use crate::scope_tree::{ExitOnDrop, ScopeNode, WaitRegistration, WaiterKey};
+use crate::sharing::Sendable;
 use crate::sync::{self, Arc, AtomicUsize, Frozen, Mutex, Ordering};
-use crate::task::{
-    End, TaskExit, ended_reached, panic_message, poll_member, report_exit, report_spawn,
-};
+use crate::task::{End, JoinHandle, panic_message, report_spawn};
 
 /// The error type of group members unless chosen otherwise.
 ///
@@ -56,7 +57,7 @@ use crate::task::{
 /// ```
 pub type BoxError = Box<dyn Error + Send + Sync>;
 
-type Member<E> = Pin<Box<dyn Future<Output = Result<(), E>> + Send>>;
+type Member<E> = crate::member::Member<'static, E, Sendable>;
 
 /// The handle of a persistent task group: spawn background work into it from any task or thread,
 /// and shut it down gracefully. `Clone + Send + Sync`.
@@ -177,15 +178,11 @@ struct Running<E> {
     future: Member<E>,
 }
 
-impl<E: CancelError + fmt::Display> Running<E> {
+impl<E> Running<E> {
+    /// Polls the member (in its own scope, under the group's); its exit is reported and left
+    /// for its handle when it ends.
     fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<End<E>> {
-        let (exit, end) = std::task::ready!(poll_member::<_, (), E>(
-            self.task.id,
-            self.future.as_mut(),
-            cx
-        ));
-        report_exit(&self.task, &exit);
-        Poll::Ready(end)
+        Pin::new(&mut self.future).poll(cx).map(|ended| ended.end)
     }
 }
 
@@ -224,17 +221,21 @@ where
 
     /// Spawns an unnamed member. Works from any clone, on any thread, while the group is open.
     ///
-    /// Returns who the member is, or hands the future back in [`SpawnError::ShuttingDown`] once
-    /// the group is closing (S10): after `shutdown` or `drain`, or once its enclosing scope was
-    /// cancelled.
+    /// Returns the member's [`JoinHandle`] (join it, cancel it alone, read how it ended), or
+    /// hands the future back in [`SpawnError::ShuttingDown`] once the group is closing (S10):
+    /// after `shutdown` or `drain`, or once its enclosing scope was cancelled. Dropping the
+    /// handle neither cancels nor detaches the member: the group still runs it.
     ///
     /// ```
     /// # wherefore::testing::block_on(async {
-    /// # use wherefore::{Cancelled, Nursery, SpawnError};
+    /// # use wherefore::{Cancelled, Nursery, SpawnError, TaskExit};
     /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     ///     let jobs = n.persistent_group::<Cancelled>("jobs");
     ///     let remote = jobs.clone();
     ///     std::thread::spawn(move || remote.spawn(async { Ok(()) }).unwrap()).join().unwrap();
+    ///     let mut stuck = jobs.spawn(wherefore::sleep(std::time::Duration::from_secs(3600))).unwrap();
+    ///     stuck.cancel(); // this member alone
+    ///     assert!(matches!(stuck.join().await?, TaskExit::Cancelled(_)));
     ///     jobs.drain().await;
     ///     let late = jobs.spawn(async { Ok(()) });
     ///     assert!(matches!(late, Err(SpawnError::ShuttingDown(_))));
@@ -245,7 +246,7 @@ where
     /// # });
     /// ```
     #[track_caller]
-    pub fn spawn<F>(&self, future: F) -> Result<TaskInfo, SpawnError<F>>
+    pub fn spawn<F>(&self, future: F) -> Result<JoinHandle<()>, SpawnError<F>>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
@@ -259,8 +260,8 @@ where
     /// # use wherefore::{Cancelled, Nursery};
     /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     ///     let jobs = n.persistent_group::<Cancelled>("jobs");
-    ///     let task = jobs.spawn_named("audit", async { Ok(()) }).unwrap();
-    ///     assert_eq!(task.name(), Some("audit"));
+    ///     let audit = jobs.spawn_named("audit", async { Ok(()) }).unwrap();
+    ///     assert_eq!(audit.task().name(), Some("audit"));
     ///     jobs.drain().await;
     ///     Ok(())
     /// })
@@ -273,7 +274,7 @@ where
         &self,
         name: impl Into<Frozen<str>>,
         future: F,
-    ) -> Result<TaskInfo, SpawnError<F>>
+    ) -> Result<JoinHandle<()>, SpawnError<F>>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
@@ -285,7 +286,7 @@ where
         name: Option<Frozen<str>>,
         spawned_at: &'static Location<'static>,
         future: F,
-    ) -> Result<TaskInfo, SpawnError<F>>
+    ) -> Result<JoinHandle<()>, SpawnError<F>>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
@@ -301,18 +302,21 @@ where
             spawned_at,
         };
         let started = now(env.as_ref());
-        let runner = {
+        let (runner, handle) = {
             let mut st = sync::lock(&self.group.state);
             // A group whose scope was cancelled from outside is closing too.
             if !st.phase.is_open() || node.is_cancelled() {
                 return Err(SpawnError::ShuttingDown(future));
             }
+            // Its own scope, under the group's, as a nursery member has.
+            let scope = MemberScope::new(task.clone(), node.clone());
+            let (member, handle) = sendable_member::<Sendable, _, (), E>(scope, future);
             st.incoming.push(Running {
                 task: task.clone(),
                 started,
-                future: Box::pin(future),
+                future: member,
             });
-            st.runner.clone()
+            (st.runner.clone(), handle)
         };
         if let Some(env) = &env {
             report_spawn(env, &task, node.info());
@@ -320,7 +324,7 @@ where
         if let Some(runner) = runner {
             runner.wake();
         }
-        Ok(task)
+        Ok(handle)
     }
 }
 
@@ -647,10 +651,10 @@ impl DroppedMember {
     /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     /// # let jobs = n.persistent_group::<Cancelled>("jobs");
     /// # let stubborn = || async { wherefore::shield(std::future::pending::<()>()).await; Ok(()) };
-    /// let task = jobs.spawn_named("upload", stubborn()).unwrap();
+    /// let upload = jobs.spawn_named("upload", stubborn()).unwrap();
     /// wherefore::checkpoint().await?;
     /// let report = jobs.shutdown(Duration::from_secs(1)).await;
-    /// assert_eq!(report.dropped()[0].task(), &task); // the `TaskInfo` spawning returned
+    /// assert_eq!(report.dropped()[0].task(), upload.task()); // the member spawning returned
     /// # Ok(())
     /// # }).await.unwrap();
     /// # });
@@ -987,9 +991,7 @@ impl<E: CancelError + fmt::Display> Future for RunningFuture<E> {
 impl<E: CancelError + fmt::Display> Reached for RunningFuture<E> {
     fn reached(self, cancelled: Cancelled) -> Self::Output {
         let Running { task, future, .. } = self.member;
-        let (exit, end) = ended_reached::<(), E>(|| drop(future), cancelled);
-        report_exit(&task, &exit);
-        (task, end)
+        (task, future.reached(cancelled).end)
     }
 }
 
@@ -1084,8 +1086,8 @@ impl<E> Runner<E> {
             });
         });
         dropped.sort_by_key(|member| member.task.id);
+        // Each member's drop reported it dropped, and left `TaskExit::Dropped` for its handle.
         for member in &dropped {
-            report_exit::<()>(&member.task, &TaskExit::Dropped);
             if let Some(panic) = &member.drop_panicked {
                 let kind = FailureKind::Panic(format!("in its drop: {panic}"));
                 to_handler(group, member.task.clone(), kind);

@@ -102,6 +102,25 @@ fn a_nursery_whose_member_panics_while_dropped_still_leaves_its_parent() {
     });
 }
 
+/// The same for a member whose own scope is recorded (it entered a scope inside it): that scope
+/// leaves the nursery's too, though the member's drop panics.
+#[test]
+fn a_member_with_its_own_scope_that_panics_while_dropped_still_leaves_its_nursery() {
+    dropped_while_a_member_panics_leaves_the_parent("    scope \"fragile\"", true, || {
+        NurseryBuilder::named("crew").run(async |n: Nursery<'_, Cancelled>| {
+            n.spawn_named(
+                "fragile",
+                Scope::named("step").run(async {
+                    let _bomb = PanicsWhenDropped;
+                    wherefore::sleep(secs(60)).await
+                }),
+            )
+            .unwrap();
+            wherefore::sleep(secs(60)).await
+        })
+    });
+}
+
 /// The same for a persistent group: its runner is dropped with the nursery, drops the group's
 /// members, one of which panics, and the group's scope still leaves the nursery's. The group
 /// catches that panic (it is the member's, reported to the group's failure handler), so the

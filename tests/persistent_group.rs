@@ -480,3 +480,44 @@ fn dropping_the_nursery_still_answers_a_waiting_shutdown() {
         ));
     });
 }
+
+/// A group member's handle (issue 26): cancel that member alone, join it, read its exit; the
+/// group and its other members carry on, and the report counts it cancelled, not failed.
+#[test]
+fn a_member_is_cancelled_alone_through_its_handle_and_joined() {
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let seen = failures.clone();
+    let report = wherefore::testing::block_on(async {
+        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            let jobs = n.persistent_group_with::<Cancelled>("jobs", move |failure| {
+                seen.lock().unwrap().push(failure.to_string());
+            });
+            let mut upload = jobs
+                .spawn_named("upload", wherefore::sleep(secs(3600)))
+                .unwrap();
+            let mut mail = jobs.spawn_named("mail", wherefore::sleep(secs(2))).unwrap();
+            wherefore::sleep(secs(1)).await?;
+            assert!(upload.cancel_with("user cancelled the upload"));
+            let exit = upload.join().await?;
+            assert!(
+                exit.to_string()
+                    .starts_with("cancelled: explicit (\"user cancelled the upload\") at "),
+                "{exit}"
+            );
+            assert!(jobs.is_open(), "the group carries on");
+            assert!(matches!(
+                mail.join().await?,
+                wherefore::TaskExit::Completed(())
+            ));
+            Ok(jobs.drain().await)
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        (report.finished(), report.cancelled(), report.failed()),
+        (1, 1, 0),
+        "{report}"
+    );
+    assert!(failures.lock().unwrap().is_empty());
+}
