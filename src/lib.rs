@@ -109,7 +109,7 @@ pub use persistent_group::{BoxError, DroppedMember, PersistentGroup, Shutdown, S
 pub use runtime::{Runtime, run};
 pub use scope::{CancelHandle, Scope, ScopeCancelled, ScopeFuture};
 pub use sharing::{Holds, Local, Sendable, Sharing};
-pub use shield::{Shielded, shield, shield_with_grace};
+pub use shield::{ShieldWithGrace, Shielded, shield, shield_with_grace};
 pub use sleep::{Sleep, now, sleep, sleep_until};
 pub use snapshot::TreeSnapshot;
 pub use task::{Join, JoinHandle, TaskExit};
