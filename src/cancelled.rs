@@ -71,6 +71,31 @@ impl Cancelled {
     }
 }
 
+/// The same cancellation: the same cause (the same request, see [`Cause`]), raised in the same
+/// scope.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// let scope = wherefore::Scope::new();
+/// scope.handle().cancel();
+/// let _ = scope
+///     .run(async {
+///         let first = wherefore::checkpoint().await.unwrap_err();
+///         let again = wherefore::checkpoint().await.unwrap_err(); // level-triggered
+///         assert_eq!(first, again);
+///         Err::<(), _>(first)
+///     })
+///     .await;
+/// # });
+/// ```
+impl PartialEq for Cancelled {
+    fn eq(&self, other: &Self) -> bool {
+        self.cause == other.cause && self.raised_in.ptr_eq(&other.raised_in)
+    }
+}
+
+impl Eq for Cancelled {}
+
 impl fmt::Display for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "cancelled: {}", self.cause)
@@ -89,7 +114,10 @@ impl fmt::Debug for Cancelled {
 impl Error for Cancelled {}
 
 /// The error of [`fail_after`](crate::fail_after) and [`fail_at`](crate::fail_at) when their own
-/// deadline fired. Carries the [`Timeout`] cause.
+/// deadline fired. Carries the [`Timeout`] cause; displays as it does, naming the scope (the
+/// timeout's name, if it was [given one](crate::FailAfter::named)).
+///
+/// Two `TimedOut` are equal when they carry the same deadline passing (see [`Timeout`]).
 ///
 /// ```
 /// # wherefore::testing::block_on(async {
@@ -103,7 +131,7 @@ impl Error for Cancelled {}
 /// assert_eq!(timed_out.timeout().after(), Some(Duration::from_secs(1)));
 /// # });
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimedOut {
     pub(crate) timeout: Timeout,
 }

@@ -5,6 +5,7 @@
 //! scope and reads the parent's cause when asked, so cancelling a tree of any size allocates at
 //! most once (for an explicit tag or a failure message), never once per descendant.
 
+use std::any::Any;
 use std::fmt;
 use std::panic::Location;
 use std::time::{Duration, Instant};
@@ -30,8 +31,23 @@ use crate::sync::Frozen;
 /// assert!(cause.to_string().starts_with("explicit (\"shutdown\") at "));
 /// ```
 ///
-/// Cloning is cheap: every variant holds shared references only.
-#[derive(Clone)]
+/// Cloning is cheap: every variant holds one shared reference only, so a cause is two words wide.
+///
+/// Two causes are equal when they are the same request: the same explicit cancel, the same
+/// deadline passing, the same member failing, or a link to the same ancestor scope. Two
+/// requests that print alike (two `cancel_with("stop")` on one line, run twice) are not equal:
+///
+/// ```
+/// let handle = wherefore::Scope::new().handle();
+/// handle.cancel_with("stop");
+/// let seen = handle.cause().unwrap();
+/// assert_eq!(seen, handle.own_cause().unwrap()); // the same request, read twice
+///
+/// let other = wherefore::Scope::new().handle();
+/// other.cancel_with("stop");
+/// assert_ne!(seen, other.cause().unwrap()); // another request with the same tag
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Cause {
     /// Someone called [`CancelHandle::cancel`](crate::CancelHandle::cancel) or
@@ -103,6 +119,99 @@ impl Cause {
             Cause::SiblingPanic(_) => "sibling-panic",
             Cause::SiblingError(_) => "sibling-error",
             Cause::Parent(_) => "parent",
+        }
+    }
+
+    /// Whether this link is an explicit cancel request ([`Cause::Explicit`]).
+    ///
+    /// Like [`kind`](Self::kind), it reads this link only: a scope cancelled because an
+    /// ancestor was holds a [`Parent`](Cause::Parent) link, and the request that started it is
+    /// the [`root`](Self::root)'s.
+    ///
+    /// ```
+    /// let handle = wherefore::Scope::new().handle();
+    /// handle.cancel();
+    /// assert!(handle.cause().unwrap().is_explicit());
+    /// ```
+    pub fn is_explicit(&self) -> bool {
+        matches!(self, Cause::Explicit(_))
+    }
+
+    /// Whether this link is the scope's own deadline passing ([`Cause::Timeout`]). Reads this
+    /// link only, as [`is_explicit`](Self::is_explicit) does: `cause.root().is_timeout()` asks
+    /// whether a deadline started the chain.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// let err = wherefore::fail_after(Duration::from_secs(1), wherefore::sleep(Duration::from_secs(2)))
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.cause().is_timeout());
+    /// # });
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Cause::Timeout(_))
+    }
+
+    /// Whether this link is a sibling's failure: its panic ([`Cause::SiblingPanic`]) or its error
+    /// ([`Cause::SiblingError`]). Reads this link only, as [`is_explicit`](Self::is_explicit)
+    /// does.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use wherefore::Nursery;
+    /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    /// let result = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+    ///     n.spawn(async {
+    ///         assert!(wherefore::cancelled().await.is_sibling_failure());
+    ///         Ok(())
+    ///     })
+    ///     .unwrap();
+    ///     n.spawn(async { Err::<(), _>("refused".into()) }).unwrap();
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert!(result.is_err());
+    /// # });
+    /// ```
+    pub fn is_sibling_failure(&self) -> bool {
+        matches!(self, Cause::SiblingPanic(_) | Cause::SiblingError(_))
+    }
+
+    /// The tag of this link, if it is an explicit cancel tagged with a `T` (see
+    /// [`Explicit::tag_as`]).
+    ///
+    /// Code that was cancelled because an enclosing scope was holds a [`Parent`](Cause::Parent)
+    /// link, whose tag is `None`: the request that started the chain is its
+    /// [`root`](Self::root), so cleanup that branches on the reason asks
+    /// `cause.root().tag_as::<T>()`.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use wherefore::Scope;
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// enum Stop {
+    ///     Signal(&'static str),
+    ///     Deploy,
+    /// }
+    ///
+    /// let service = Scope::named("service");
+    /// service.handle().cancel_with(Stop::Signal("SIGTERM"));
+    /// let cause = service
+    ///     .run(Scope::named("worker").run(async { Ok::<_, wherefore::Cancelled>(wherefore::cancelled().await) }))
+    ///     .await
+    ///     .unwrap().unwrap().unwrap(); // the worker's cause: its parent was cancelled
+    /// assert_eq!(cause.tag_as::<Stop>(), None); // a `Parent` link has no tag
+    /// assert_eq!(cause.root().tag_as::<Stop>(), Some(&Stop::Signal("SIGTERM")));
+    /// assert_eq!(cause.root().tag_as::<&str>(), None); // tagged, but not with a `&str`
+    /// # });
+    /// ```
+    pub fn tag_as<T: Any>(&self) -> Option<&T> {
+        match self {
+            Cause::Explicit(explicit) => explicit.tag_as(),
+            _ => None,
         }
     }
 
@@ -179,26 +288,46 @@ impl Iterator for Chain {
 
 /// An explicit cancel request: its optional tag and where `cancel` was called.
 ///
+/// The tag is kept as the value it was given, so it can be matched by type
+/// ([`tag_as`](Explicit::tag_as)) as well as printed ([`tag`](Explicit::tag)). Two `Explicit`
+/// values are equal when they are the same request (one call to `cancel`).
+///
 /// ```
 /// use wherefore::Cause;
 /// let handle = wherefore::Scope::named("job").handle();
 /// handle.cancel_with("shutdown");
 /// let Some(Cause::Explicit(explicit)) = handle.cause() else { unreachable!() };
-/// assert_eq!(format!("{:?}", explicit.tag().unwrap()), "\"shutdown\"");
+/// assert_eq!(explicit.tag_as::<&str>(), Some(&"shutdown"));
 /// assert_eq!(explicit.scope().name(), Some("job"));
 /// assert_eq!(explicit.location().file(), file!());
 /// ```
 #[derive(Clone)]
 pub struct Explicit {
-    /// One allocation per request, the tag inline: keeps `Cause` two words wide.
-    inner: Frozen<ExplicitRecord<dyn fmt::Debug + Send + Sync>>,
+    /// One allocation per request (two for a tag that is not zero-sized: the tag is boxed, so
+    /// that the pointer is thin and `Cause` two words wide).
+    inner: Frozen<ExplicitRecord>,
 }
 
-struct ExplicitRecord<T: ?Sized> {
+struct ExplicitRecord {
     scope: ScopeInfo,
     location: &'static Location<'static>,
-    tagged: bool,
-    tag: T,
+    tag: Option<Box<dyn Tag>>,
+}
+
+/// What a tag is kept as: printable, and readable as its own type.
+trait Tag: fmt::Debug + Send + Sync + 'static {
+    fn as_any(&self) -> &dyn Any;
+    fn as_debug(&self) -> &(dyn fmt::Debug + Send + Sync);
+}
+
+impl<T: fmt::Debug + Send + Sync + 'static> Tag for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_debug(&self) -> &(dyn fmt::Debug + Send + Sync) {
+        self
+    }
 }
 
 impl Explicit {
@@ -210,24 +339,17 @@ impl Explicit {
     where
         T: fmt::Debug + Send + Sync + 'static,
     {
-        let inner: Frozen<ExplicitRecord<dyn fmt::Debug + Send + Sync>> = match tag {
-            Some(tag) => Frozen::new(ExplicitRecord {
+        let tag = tag.map(|tag| Box::new(tag) as Box<dyn Tag>);
+        Explicit {
+            inner: Frozen::new(ExplicitRecord {
                 scope,
                 location,
-                tagged: true,
                 tag,
             }),
-            None => Frozen::new(ExplicitRecord {
-                scope,
-                location,
-                tagged: false,
-                tag: (),
-            }),
-        };
-        Explicit { inner }
+        }
     }
 
-    /// The tag given to [`cancel_with`](crate::CancelHandle::cancel_with), if any.
+    /// The tag given to [`cancel_with`](crate::CancelHandle::cancel_with), if any, to print.
     ///
     /// ```
     /// # use wherefore::Cause;
@@ -237,7 +359,32 @@ impl Explicit {
     /// assert!(explicit.tag().is_none());
     /// ```
     pub fn tag(&self) -> Option<&(dyn fmt::Debug + Send + Sync)> {
-        self.inner.tagged.then_some(&self.inner.tag)
+        self.inner.tag.as_deref().map(Tag::as_debug)
+    }
+
+    /// The tag given to [`cancel_with`](crate::CancelHandle::cancel_with), if there is one and
+    /// it is a `T`: what cleanup matches on to tell one reason from another.
+    ///
+    /// A string literal tag is a `&'static str` (`tag_as::<&str>()`).
+    ///
+    /// ```
+    /// # use wherefore::Cause;
+    /// #[derive(Debug)]
+    /// enum Stop {
+    ///     Signal(i32),
+    ///     Deploy,
+    /// }
+    /// let handle = wherefore::Scope::new().handle();
+    /// handle.cancel_with(Stop::Signal(15));
+    /// let Some(Cause::Explicit(explicit)) = handle.cause() else { unreachable!() };
+    /// match explicit.tag_as::<Stop>() {
+    ///     Some(Stop::Signal(n)) => assert_eq!(*n, 15),
+    ///     Some(Stop::Deploy) | None => unreachable!(),
+    /// }
+    /// assert!(explicit.tag_as::<String>().is_none()); // another type: no tag of that type
+    /// ```
+    pub fn tag_as<T: Any>(&self) -> Option<&T> {
+        self.inner.tag.as_deref()?.as_any().downcast_ref()
     }
 
     /// The scope that was cancelled.
@@ -267,6 +414,15 @@ impl Explicit {
     }
 }
 
+/// The same request: one call to `cancel` (its record), not one that prints alike.
+impl PartialEq for Explicit {
+    fn eq(&self, other: &Self) -> bool {
+        Frozen::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Explicit {}
+
 impl fmt::Display for Explicit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.tag() {
@@ -286,7 +442,8 @@ impl fmt::Debug for Explicit {
     }
 }
 
-/// A scope's own deadline passed: which scope, the deadline, and where it was set.
+/// A scope's own deadline passed: which scope, the deadline, and where it was set. Two
+/// `Timeout` values are equal when they are the same deadline passing (its record).
 ///
 /// ```
 /// # wherefore::testing::block_on(async {
@@ -330,6 +487,15 @@ impl fmt::Debug for Timeout {
             .finish()
     }
 }
+
+/// The same deadline passing (its record), not one that prints alike.
+impl PartialEq for Timeout {
+    fn eq(&self, other: &Self) -> bool {
+        Frozen::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Timeout {}
 
 impl Timeout {
     pub(crate) fn new(
@@ -467,6 +633,15 @@ pub(crate) struct SiblingFailureInner {
     pub(crate) message: String,
 }
 
+/// The same failure (its record), not one that prints alike.
+impl PartialEq for SiblingFailure {
+    fn eq(&self, other: &Self) -> bool {
+        Frozen::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for SiblingFailure {}
+
 impl SiblingFailure {
     pub(crate) fn new(task: TaskInfo, message: String) -> Self {
         SiblingFailure {
@@ -554,6 +729,15 @@ impl SiblingFailure {
 pub struct Parent {
     pub(crate) node: ScopeNode,
 }
+
+/// A link to the same ancestor scope (its record).
+impl PartialEq for Parent {
+    fn eq(&self, other: &Self) -> bool {
+        self.node.ptr_eq(&other.node)
+    }
+}
+
+impl Eq for Parent {}
 
 impl Parent {
     /// The ancestor scope that was cancelled.

@@ -4,7 +4,7 @@
 //! cancellation point it reaches fails with [`Cancelled`], until it leaves the scope. The points
 //! are [`checkpoint`], [`check_cancelled`] (which does not yield), [`cancelled`], the sleeps, a
 //! [`JoinHandle::join`](crate::JoinHandle::join), and any future wrapped with
-//! [`guard`](crate::guard).
+//! [`guard`](crate::guard). And one that is not: [`yield_now`] yields without ever failing.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -128,6 +128,59 @@ impl Future for Checkpoint {
         self.yielded = true;
         cx.waker().wake_by_ref();
         context::park_reachable(); // polled again at once, and fails then if cancelled
+        Poll::Pending
+    }
+}
+
+/// Yields once to the executor, and is **not** a cancellation point: it never fails, whatever
+/// the current scope (tokio's `yield_now`; Trio's `cancel_shielded_checkpoint`).
+///
+/// For long work that should let other tasks (its nursery's siblings among them) run between
+/// steps without stopping there when cancelled: cleanup under way, or a loop that looks for
+/// cancellation where it chooses to ([`check_cancelled`]). [`checkpoint`] yields *and* is a
+/// cancellation point.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// let scope = wherefore::Scope::new();
+/// scope.handle().cancel();
+/// let out = scope
+///     .run(async {
+///         wherefore::yield_now().await; // passes, cancelled or not
+///         assert!(wherefore::checkpoint().await.is_err()); // a cancellation point fails
+///         Ok::<_, wherefore::Cancelled>("finished anyway")
+///     })
+///     .await;
+/// assert_eq!(out.unwrap(), Some("finished anyway")); // S7: the body chose to finish
+/// # });
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// Future returned by [`yield_now`].
+///
+/// ```
+/// let turn: wherefore::YieldNow = wherefore::yield_now();
+/// wherefore::testing::block_on(turn);
+/// ```
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        // Polled again at once: not blocked, so no scope around it drops it (S19).
+        context::park_reachable();
         Poll::Pending
     }
 }

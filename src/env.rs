@@ -5,7 +5,8 @@
 //! scopes created or entered then keep a reference to it, so a cancel through a handle on any
 //! other thread still reports to the right hook and reads the right clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
@@ -27,9 +28,31 @@ pub(crate) struct Env {
     serial: u32,
     /// Live tasks and where they are blocked, kept only when hang reports are wanted.
     tasks: Option<Mutex<BTreeMap<TaskId, LiveTask>>>,
+    /// Tasks waiting until every other task is blocked (`testing::wait_all_tasks_blocked`).
+    idle: Mutex<IdleWaiters>,
     /// The tokio task that fires this environment's timers, aborted when the environment goes.
     #[cfg(all(feature = "tokio", not(wherefore_loom)))]
     pub(crate) timer_driver: Mutex<Option<::tokio::task::AbortHandle>>,
+}
+
+/// The tasks waiting until every other task of the runtime is blocked
+/// (`testing::wait_all_tasks_blocked`), in the order they began to wait, each under a ticket of
+/// its own. The executor's loop lets the first go whenever it finds nothing to poll, before it
+/// moves time on or sleeps (`runtime::drive`); a waiter whose ticket is no longer here was let
+/// go.
+#[derive(Debug, Default)]
+struct IdleWaiters {
+    next_ticket: u64,
+    waiting: VecDeque<(u64, Waker)>,
+}
+
+/// What a task waiting for the runtime to be idle learns when it asks again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IdleWait {
+    /// Waiting under this ticket: its waker is woken when it is let go.
+    Waiting(u64),
+    /// Let go: every other task was blocked.
+    Released,
 }
 
 /// What a hang report says about one live task.
@@ -85,6 +108,7 @@ impl Env {
             ids: IdCounter::new(),
             serial: u32::try_from(sync::next_env_serial()).unwrap_or(0),
             tasks: track_tasks.then(|| Mutex::new(BTreeMap::new())),
+            idle: Mutex::new(IdleWaiters::default()),
             #[cfg(all(feature = "tokio", not(wherefore_loom)))]
             timer_driver: Mutex::new(None),
         })
@@ -167,6 +191,53 @@ impl Env {
             && let Some(task) = sync::lock(tasks).get_mut(&id)
         {
             task.blocked_at = Some((at, scope.clone(), Shielded(shielded)));
+        }
+    }
+
+    /// Whether an executor of this crate drives this runtime (`run`, `testing`), and so can
+    /// tell when all of its tasks are blocked; tokio's clock is driven by tokio's.
+    pub(crate) fn has_executor(&self) -> bool {
+        !self.clock.is_tokio()
+    }
+
+    /// Waits (or keeps waiting, under `ticket`, with `waker`) until the executor finds every
+    /// task blocked and lets this waiter go.
+    pub(crate) fn wait_idle(&self, ticket: Option<u64>, waker: &Waker) -> IdleWait {
+        let mut idle = sync::lock(&self.idle);
+        let Some(ticket) = ticket else {
+            let ticket = idle.next_ticket;
+            idle.next_ticket += 1;
+            idle.waiting.push_back((ticket, waker.clone()));
+            return IdleWait::Waiting(ticket);
+        };
+        match idle.waiting.iter_mut().find(|(t, _)| *t == ticket) {
+            Some((_, registered)) => {
+                registered.clone_from(waker); // skips an equivalent waker
+                IdleWait::Waiting(ticket)
+            }
+            None => IdleWait::Released,
+        }
+    }
+
+    /// Stops waiting under `ticket` (a waiter cancelled or dropped before it was let go).
+    pub(crate) fn leave_idle(&self, ticket: u64) {
+        let mut idle = sync::lock(&self.idle);
+        let left = idle.waiting.iter().position(|(t, _)| *t == ticket);
+        let removed = left.and_then(|at| idle.waiting.remove(at));
+        drop(idle);
+        drop(removed); // its waker is dropped outside the lock
+    }
+
+    /// Called by the executor when it has nothing to poll: lets the first idle waiter go.
+    /// Returns whether there was one.
+    pub(crate) fn release_idle(&self) -> bool {
+        let released = sync::lock(&self.idle).waiting.pop_front();
+        match released {
+            Some((_, waker)) => {
+                waker.wake();
+                true
+            }
+            None => false,
         }
     }
 

@@ -100,7 +100,9 @@ pub mod tokio;
 
 pub use cancelled::{CancelError, Cancelled, TimedOut};
 pub use cause::{Cause, Chain, Explicit, Parent, SiblingFailure, Timeout};
-pub use checkpoint::{CancelledFuture, Checkpoint, cancelled, check_cancelled, checkpoint};
+pub use checkpoint::{
+    CancelledFuture, Checkpoint, YieldNow, cancelled, check_cancelled, checkpoint, yield_now,
+};
 pub use failure::{Failure, FailureKind, NurseryError, SpawnError};
 pub use guard::{Cancellable, Guarded, guard};
 pub use identity::{ScopeId, ScopeInfo, TaskId, TaskInfo};
@@ -110,8 +112,8 @@ pub use persistent_group::{BoxError, DroppedMember, PersistentGroup, Shutdown, S
 pub use runtime::{Runtime, run};
 pub use scope::{CancelHandle, Scope, ScopeCancelled, ScopeFuture};
 pub use sharing::{Holds, Local, Sendable, Sharing};
-pub use shield::{Shielded, shield, shield_with_grace};
-pub use sleep::{Sleep, now, sleep, sleep_until};
+pub use shield::{ShieldWithGrace, Shielded, shield, shield_with_grace};
+pub use sleep::{Sleep, SleepForever, now, sleep, sleep_forever, sleep_until};
 pub use snapshot::TreeSnapshot;
 pub use task::{Join, JoinHandle, TaskExit};
 pub use timeout::{FailAfter, MoveOnAfter, fail_after, fail_at, move_on_after, move_on_at};

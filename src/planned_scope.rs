@@ -9,7 +9,7 @@ use crate::context::{self, RuntimeMark};
 use crate::reach::Reach;
 use crate::scope::poll_reached;
 use crate::scope_tree::{Phase, ScopeNode, TimeoutSlot};
-use crate::sync::{self, Mutex};
+use crate::sync::{self, Frozen, Mutex};
 
 pin_project_lite::pin_project! {
     /// Enters its scope on first poll (unrecorded if it may), makes it the current scope during
@@ -49,6 +49,11 @@ impl<F> PlannedScope<F> {
             reach: Reach::default(),
             body: Some(body),
         }
+    }
+
+    /// Names the scope (see `TimeoutSlot::name`): before it is polled, so it is not pinned yet.
+    pub(crate) fn name(&mut self, name: Frozen<str>) -> Result<(), Frozen<str>> {
+        sync::get_mut(&mut self.slot).name(name)
     }
 
     /// The record of the scope, made now if it has none: for a handle.

@@ -383,8 +383,30 @@ pub(crate) fn absorbed<T, E: CancelError>(node: &ScopeNode, result: &Result<T, E
     }
 }
 
+/// [`absorbed`], for a scope future that then resolves to `None`: if it absorbs, the scope notes
+/// that it caught a cancellation ([`CancelHandle::cancelled_caught`]).
+pub(crate) fn catches<T, E: CancelError>(node: &ScopeNode, result: &Result<T, E>) -> bool {
+    let absorbed = absorbed(node, result);
+    if absorbed {
+        node.set_caught();
+    }
+    absorbed
+}
+
+/// Panics for a scope named after it was handed out unnamed (`MoveOnAfter::named` and the
+/// like): its handle, and any cause recorded in it, already name it without `name`.
+#[cold]
+#[track_caller]
+pub(crate) fn named_too_late(scope: &ScopeInfo, name: &str) -> ! {
+    panic!(
+        "wherefore: {scope} cannot be named {name:?}: it was handed out unnamed (a handle to it \
+         is alive, or cancelled it); name it before taking its handle"
+    )
+}
+
 pin_project_lite::pin_project! {
-    /// Future returned by [`Scope::run`] and [`shield_with_grace`](crate::shield_with_grace).
+    /// Future returned by [`Scope::run`]; a [`ShieldWithGrace`](crate::ShieldWithGrace) runs
+    /// its body in one.
     ///
     /// Resolves to `Result<Option<T>, E>`; see [`Scope::run`].
     ///
@@ -426,12 +448,18 @@ fn finish<F, T, E: CancelError>(
     reach: &mut Reach,
 ) -> Result<Option<T>, E> {
     let result = reached(polled, reach);
-    let absorbed = absorbed(inner.node(), &result);
+    let absorbed = catches(inner.node(), &result);
     inner.exit();
     moved_on(result, absorbed)
 }
 
 impl<F> ScopeFuture<F> {
+    /// Names the scope, if nothing has seen it yet (`ScopeNode::rename`): for
+    /// `ShieldWithGrace::named`. Not public: a `Scope` is named when it is built.
+    pub(crate) fn rename(&mut self, name: Frozen<str>) -> Result<(), Frozen<str>> {
+        self.inner.node.rename(name)
+    }
+
     /// A handle to the scope this future runs its body in.
     ///
     /// ```
@@ -572,6 +600,71 @@ impl CancelHandle {
     /// ```
     pub fn own_cause(&self) -> Option<Cause> {
         self.node.own_cause()
+    }
+
+    /// Whether the scope has a cause of its own: it was cancelled (an explicit cancel, its
+    /// deadline passing, its nursery's member failing), whether or not that cancellation did
+    /// anything, as Trio's `CancelScope.cancel_called`. True also when the scope was cancelled
+    /// by an enclosing scope first, or the request came after its body's last cancellation point;
+    /// false when only an enclosing scope's cancellation reached it, and after a cancel of an
+    /// exited scope (S15: it records nothing). The cause is [`own_cause`](Self::own_cause).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use wherefore::Scope;
+    /// let outer = Scope::named("outer");
+    /// let stop = outer.handle();
+    /// let inner = Scope::named("inner");
+    /// let handle = inner.handle();
+    /// let _ = outer
+    ///     .run(inner.run(async {
+    ///         stop.cancel(); // reaches the inner scope, through its parent
+    ///         wherefore::checkpoint().await
+    ///     }))
+    ///     .await;
+    /// assert!(handle.is_cancelled());
+    /// assert!(!handle.cancel_called()); // nobody cancelled *it*
+    /// assert!(stop.cancel_called());
+    /// # });
+    /// ```
+    pub fn cancel_called(&self) -> bool {
+        self.node.has_own_cause()
+    }
+
+    /// Whether the scope caught a cancellation: its future ended by absorbing one, resolving to
+    /// `Ok(None)` ([`Scope::run`], [`move_on_after`](crate::move_on_after),
+    /// [`shield_with_grace`](crate::shield_with_grace)) or to `Err(TimedOut)`
+    /// ([`fail_after`](crate::fail_after)). As Trio's `CancelScope.cancelled_caught`: the scope
+    /// was cancelled *and* its body ended with that cancellation, raised inside it. False while
+    /// it runs, when the body finished anyway (S7: it returned a value, or another error), and
+    /// when the cancellation belonged to an enclosing scope (S2: that one catches it). A
+    /// nursery never catches one (S18: it returns `NurseryError::Cancelled`), so a nursery's
+    /// handle always says false.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// let slow = wherefore::move_on_after(Duration::from_secs(1), wherefore::sleep(Duration::from_secs(5)));
+    /// let slow_handle = slow.handle();
+    /// assert_eq!(slow.await.unwrap(), None);
+    /// assert!(slow_handle.cancelled_caught()); // its deadline fired and it moved on
+    ///
+    /// let late = wherefore::Scope::new();
+    /// let late_handle = late.handle();
+    /// let out = late
+    ///     .run(async {
+    ///         wherefore::checkpoint().await?;
+    ///         late_handle.cancel(); // after the last cancellation point
+    ///         Ok::<_, wherefore::Cancelled>("done")
+    ///     })
+    ///     .await;
+    /// assert_eq!(out.unwrap(), Some("done"));
+    /// assert!(late_handle.cancel_called());
+    /// assert!(!late_handle.cancelled_caught()); // the body finished all the same
+    /// # });
+    /// ```
+    pub fn cancelled_caught(&self) -> bool {
+        self.node.caught()
     }
 
     /// How many cancel requests (explicit, deadline, parent) reached the scope after it was

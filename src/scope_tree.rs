@@ -154,6 +154,9 @@ struct NodeState {
     last: Option<Origin>,
     /// Cancel requests that arrived after the first and had no effect (S17: kept visible).
     ignored_requests: u32,
+    /// Whether the scope's future ended by absorbing a cancellation (`None`, `TimedOut`): Trio's
+    /// `cancelled_caught`. Set once, by the future, before it leaves the scope.
+    caught: bool,
     /// Tasks blocked at a cancellation point in this scope (invariant 4).
     waiters: LazySlab<Waker>,
 }
@@ -290,6 +293,7 @@ impl ScopeNode {
                 first: None,
                 last: None,
                 ignored_requests: 0,
+                caught: false,
                 waiters: LazySlab::new(),
             }),
         });
@@ -361,6 +365,37 @@ impl ScopeNode {
     /// The scope's own first cause, regardless of shields.
     pub(crate) fn own_cause(&self) -> Option<Cause> {
         sync::lock(&self.inner.state).own.clone()
+    }
+
+    /// Whether the scope has an own cause (Trio's `cancel_called`), without cloning it.
+    pub(crate) fn has_own_cause(&self) -> bool {
+        sync::lock(&self.inner.state).own.is_some()
+    }
+
+    /// Notes that the scope's future ended by absorbing a cancellation (Trio's
+    /// `cancelled_caught`).
+    pub(crate) fn set_caught(&self) {
+        sync::lock(&self.inner.state).caught = true;
+    }
+
+    /// Whether the scope's future ended by absorbing a cancellation.
+    pub(crate) fn caught(&self) -> bool {
+        sync::lock(&self.inner.state).caught
+    }
+
+    /// Names the scope, if nothing has seen it yet: this is the only reference to its record (no
+    /// handle, not entered) and no cause was recorded in it (a cause keeps the scope's name as it
+    /// was). Hands the name back otherwise.
+    pub(crate) fn rename(&mut self, name: Frozen<str>) -> Result<(), Frozen<str>> {
+        let Some(inner) = Arc::get_mut(&mut self.inner) else {
+            return Err(name);
+        };
+        let st = sync::get_mut(&mut inner.state);
+        if st.phase != Phase::Created || st.own.is_some() {
+            return Err(name);
+        }
+        inner.info.name = Some(name);
+        Ok(())
     }
 
     /// The scope a `Parent` link to this one names: this one, or, for a transparent scope whose

@@ -6,7 +6,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::cancelled::CancelError;
-use crate::scope::{InScope, Scope, ScopeFuture};
+use crate::scope::{CancelHandle, InScope, Scope, ScopeFuture, named_too_late};
+use crate::sync::Frozen;
 
 /// Runs `body` in a shielded scope: cancellation of enclosing scopes does not reach it, so
 /// cleanup after a cancellation can still await (sleep, I/O through [`guard`](crate::guard)).
@@ -65,12 +66,101 @@ pub fn shield<F: Future>(body: F) -> Shielded<F> {
 /// # });
 /// ```
 #[track_caller]
-pub fn shield_with_grace<F, T, E>(grace: Duration, body: F) -> ScopeFuture<F>
+pub fn shield_with_grace<F, T, E>(grace: Duration, body: F) -> ShieldWithGrace<F>
 where
     F: Future<Output = Result<T, E>>,
     E: CancelError,
 {
-    Scope::new().shielded().with_timeout(grace).run(body)
+    ShieldWithGrace {
+        inner: Scope::new().shielded().with_timeout(grace).run(body),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future returned by [`shield_with_grace`]: resolves to `Ok(Some(value))`, `Ok(None)` when
+    /// the grace period ran out (the body was cut short and ended with that cancellation), or
+    /// `Err(e)`, as [`Scope::run`] does.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// let flush: wherefore::ShieldWithGrace<_> =
+    ///     wherefore::shield_with_grace(Duration::from_secs(5), async { Ok::<_, wherefore::Cancelled>(3) });
+    /// assert_eq!(flush.await.unwrap(), Some(3));
+    /// # });
+    /// ```
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct ShieldWithGrace<F> {
+        #[pin]
+        inner: ScopeFuture<F>,
+    }
+}
+
+impl<F> ShieldWithGrace<F> {
+    /// Names the shield's scope, as [`Scope::named`] names a scope: the name shows in the
+    /// `Timeout` cause of a grace period that ran out (`scope "flush" timed out after 5s`), in
+    /// its handle, journals and hang reports.
+    ///
+    /// # Panics
+    ///
+    /// When the scope was handed out unnamed: a [`handle`](Self::handle) to it is alive, or one
+    /// cancelled it. Name it first, then take its handle.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// let flush = wherefore::shield_with_grace(Duration::from_secs(5), async {
+    ///     wherefore::sleep(Duration::from_secs(60)).await?; // cleanup that hangs
+    ///     Ok::<_, wherefore::Cancelled>(())
+    /// })
+    /// .named("flush");
+    /// let handle = flush.handle();
+    /// assert!(matches!(flush.await, Ok(None))); // cut at the grace deadline
+    /// let cause = handle.cause().unwrap().to_string();
+    /// assert!(cause.starts_with("scope \"flush\" timed out after 5s"));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn named(mut self, name: impl Into<Frozen<str>>) -> Self {
+        if let Err(name) = self.inner.rename(name.into()) {
+            named_too_late(&self.inner.handle().scope(), &name);
+        }
+        self
+    }
+
+    /// A handle to the shield's scope: to read why it was cancelled, move its grace deadline, or
+    /// lower its shield.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// let cleanup = wherefore::shield_with_grace(Duration::from_secs(5), async {
+    ///     wherefore::sleep(Duration::from_secs(60)).await?;
+    ///     Ok::<_, wherefore::Cancelled>(())
+    /// });
+    /// let handle = cleanup.handle();
+    /// assert!(handle.is_shielded());
+    /// handle.cancel_with("give up"); // its own cancel reaches it, shield or not
+    /// assert!(matches!(cleanup.await, Ok(None)));
+    /// assert!(handle.cancelled_caught());
+    /// # });
+    /// ```
+    pub fn handle(&self) -> CancelHandle {
+        self.inner.handle()
+    }
+}
+
+impl<F, T, E> Future for ShieldWithGrace<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: CancelError,
+{
+    type Output = Result<Option<T>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx)
+    }
 }
 
 pin_project_lite::pin_project! {

@@ -1,5 +1,6 @@
-//! Sleeping on the runtime's clock, as a cancellation point.
+//! Sleeping on the runtime's clock, as a cancellation point; and sleeping until cancelled.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -169,5 +170,65 @@ impl Drop for Sleep {
         if let Some((env, Some(key))) = self.timer.take() {
             env.clock().remove(key);
         }
+    }
+}
+
+/// Waits until the current scope is cancelled, then fails with its [`Cancelled`]: a task that
+/// has nothing to do but wait to be told to stop (Trio's `sleep_forever`). A cancellation point,
+/// and only that: it never succeeds, which its output says (`Result<Infallible, Cancelled>`), so
+/// `?` hands the cancellation on and the code after it never runs.
+///
+/// Where [`cancelled`](crate::cancelled) resolves with the cause (waiting for one's own
+/// cancellation is what it is for), this fails with it, as every cancellation point does, so a
+/// scope around it absorbs it. Needs no clock; outside any scope it never resolves.
+///
+/// ```
+/// # wherefore::testing::block_on(async {
+/// use std::time::Duration;
+/// let out = wherefore::move_on_after(Duration::from_secs(30), async {
+///     wherefore::sleep_forever().await?; // never succeeds: `?` returns from here
+///     Ok::<(), wherefore::Cancelled>(())
+/// })
+/// .await;
+/// assert!(matches!(out, Ok(None))); // the timeout fired, and its scope absorbed it
+///
+/// // Or take the cancellation in hand:
+/// let scope = wherefore::Scope::new();
+/// scope.handle().cancel_with("enough");
+/// let _ = scope
+///     .run(async {
+///         let Err(cancelled) = wherefore::sleep_forever().await;
+///         assert_eq!(cancelled.cause().tag_as::<&str>(), Some(&"enough"));
+///         Err::<(), _>(cancelled)
+///     })
+///     .await;
+/// # });
+/// ```
+pub fn sleep_forever() -> SleepForever {
+    SleepForever {
+        wait: CancelWait::default(),
+    }
+}
+
+/// Future returned by [`sleep_forever`].
+///
+/// ```
+/// let waiting: wherefore::SleepForever = wherefore::sleep_forever();
+/// let scope = wherefore::Scope::new();
+/// scope.handle().cancel();
+/// let out = wherefore::testing::block_on(scope.run(waiting));
+/// assert!(matches!(out, Ok(None))); // failed at once, and absorbed
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct SleepForever {
+    wait: CancelWait,
+}
+
+impl Future for SleepForever {
+    type Output = Result<Infallible, Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        parked(self.wait.poll(cx, "sleep_forever", None).map(Err))
     }
 }

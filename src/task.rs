@@ -39,7 +39,7 @@ use crate::sync::{self, DynArc, Mutex};
 /// .unwrap();
 /// # });
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TaskExit<T> {
     /// It returned a value.

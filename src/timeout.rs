@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use crate::cancelled::{CancelError, TimedOut};
 use crate::cause::{Cause, Timeout};
 use crate::planned_scope::PlannedScope;
-use crate::scope::{CancelHandle, absorbed, moved_on, reached};
+use crate::scope::{CancelHandle, absorbed, catches, moved_on, named_too_late, reached};
 use crate::scope_tree::{ScopeNode, TimeoutSlot};
+use crate::sync::Frozen;
 
 /// Runs `body` with a timeout; on timeout, moves on with `Ok(None)`.
 ///
@@ -117,6 +118,42 @@ impl<F: Future> MoveOnAfter<F> {
 }
 
 impl<F> MoveOnAfter<F> {
+    /// Names the timeout's scope, as [`Scope::named`](crate::Scope::named) names a scope: the
+    /// name shows in its causes (`scope "db-query" timed out after 2s`), its handle's
+    /// [`scope`](CancelHandle::scope), journals and hang reports, where an unnamed timeout shows
+    /// as `scope#N`.
+    ///
+    /// The scope stays unrecorded all the same (DESIGN.md, "Unrecorded timeout scopes"): the
+    /// name waits in this future, and the scope's record takes it if one is made.
+    ///
+    /// # Panics
+    ///
+    /// When the scope was handed out unnamed: a [`handle`](Self::handle) to it is alive, or one
+    /// cancelled it (its cause names the scope as it was). Name it first, then take its handle.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// let query = wherefore::move_on_after(Duration::from_secs(2), async {
+    ///     wherefore::sleep(Duration::from_secs(5)).await?;
+    ///     Ok::<_, wherefore::Cancelled>("rows")
+    /// })
+    /// .named("db-query");
+    /// let handle = query.handle();
+    /// assert_eq!(query.await.unwrap(), None); // gave up after 2s
+    /// assert_eq!(handle.scope().name(), Some("db-query"));
+    /// let cause = handle.cause().unwrap().to_string();
+    /// assert!(cause.starts_with("scope \"db-query\" timed out after 2s (deadline set at "));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn named(mut self, name: impl Into<Frozen<str>>) -> Self {
+        if let Err(name) = self.inner.name(name.into()) {
+            named_too_late(self.inner.record().info(), &name);
+        }
+        self
+    }
+
     /// A handle to the scope this future runs its body in (which records the scope, if it was
     /// not: see DESIGN.md).
     ///
@@ -148,7 +185,7 @@ where
         let absorbed = inner
             .as_mut()
             .recorded()
-            .is_some_and(|node| absorbed(node, &result));
+            .is_some_and(|node| catches(node, &result));
         inner.exit();
         Poll::Ready(moved_on(result, absorbed))
     }
@@ -239,6 +276,54 @@ impl<F: Future> FailAfter<F> {
     }
 }
 
+impl<F> FailAfter<F> {
+    /// Names the timeout's scope, as [`MoveOnAfter::named`] does: the name shows in its causes,
+    /// its handle, journals and hang reports, and in the [`TimedOut`] it fails with.
+    ///
+    /// # Panics
+    ///
+    /// When the scope was handed out unnamed: a [`handle`](Self::handle) to it is alive, or one
+    /// cancelled it. Name it first, then take its handle.
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// let handshake = wherefore::sleep(Duration::from_secs(3));
+    /// let err = wherefore::fail_after(Duration::from_secs(1), handshake)
+    ///     .named("handshake")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.timeout().scope().name(), Some("handshake"));
+    /// assert!(err.to_string().starts_with("scope \"handshake\" timed out after 1s (deadline set at "));
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn named(mut self, name: impl Into<Frozen<str>>) -> Self {
+        if let Err(name) = self.inner.name(name.into()) {
+            named_too_late(self.inner.record().info(), &name);
+        }
+        self
+    }
+
+    /// A handle to the scope this future runs its body in (which records the scope, if it was
+    /// not: see DESIGN.md). Cancelling it is not a timeout: the body's `Cancelled` comes back in
+    /// `Ok(Err(_))`, as for any cancellation that is not the scope's own deadline (S6).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// use std::time::Duration;
+    /// let fut = wherefore::fail_after(Duration::from_secs(60), wherefore::sleep(Duration::from_secs(90)));
+    /// let handle = fut.handle();
+    /// handle.set_timeout(Duration::from_secs(1)); // before entry: counts from entry
+    /// let err = fut.await.unwrap_err(); // the moved deadline fired: a timeout all the same
+    /// assert_eq!(err.timeout().after(), Some(Duration::from_secs(1)));
+    /// # });
+    /// ```
+    pub fn handle(&self) -> CancelHandle {
+        CancelHandle::from_node(self.inner.record())
+    }
+}
+
 impl<F, T, E> Future for FailAfter<F>
 where
     F: Future<Output = Result<T, E>>,
@@ -251,14 +336,20 @@ where
         let polled = std::task::ready!(inner.as_mut().poll_body(cx));
         let result = reached(polled, inner.as_mut().reach());
         // An unrecorded scope was never cancelled: it absorbs nothing, and did not time out.
-        let (absorbed, own_timeout) = match inner.as_mut().recorded() {
-            Some(node) => (absorbed(node, &result), own_timeout(node)),
-            None => (false, None),
+        let timed_out = match inner.as_mut().recorded() {
+            Some(node) => match own_timeout(node) {
+                Some(timeout) if absorbed(node, &result) => {
+                    node.set_caught();
+                    Some(TimedOut { timeout })
+                }
+                _ => None,
+            },
+            None => None,
         };
         inner.exit();
-        Poll::Ready(match (absorbed, own_timeout) {
-            (true, Some(timeout)) => Err(TimedOut { timeout }),
-            _ => Ok(result),
+        Poll::Ready(match timed_out {
+            Some(timed_out) => Err(timed_out),
+            None => Ok(result),
         })
     }
 }
@@ -266,7 +357,7 @@ where
 /// The scope's own timeout, if that is what cancelled it (its effective cause).
 fn own_timeout(node: &ScopeNode) -> Option<Timeout> {
     match node.own_cause() {
-        Some(Cause::Timeout(timeout)) if node.cause().is_some_and(|c| c.kind() == "timeout") => {
+        Some(Cause::Timeout(timeout)) if node.cause().is_some_and(|c| c.is_timeout()) => {
             Some(timeout)
         }
         _ => None,

@@ -1,6 +1,7 @@
-//! Causes cost one allocation per cancel request, never one per descendant: cancelling the root
-//! of a wide tree of waiting scopes, or of a deep chain, allocates exactly once (the cause's
-//! record), however many scopes and waiting tasks it reaches. Counted per thread.
+//! Causes cost one allocation per cancel request (two with a tag that is not zero-sized), never
+//! one per descendant: cancelling the root of a wide tree of waiting scopes, or of a deep chain,
+//! allocates exactly once (the cause's record), however many scopes and waiting tasks it
+//! reaches. Counted per thread.
 mod common;
 
 use std::cell::Cell;
@@ -80,4 +81,24 @@ fn cancelling_a_chain_of_a_thousand_nested_scopes_allocates_once() {
         made.get()
     });
     assert_eq!(made, Some(1), "one cause record, nothing per scope");
+}
+
+#[test]
+fn a_tagged_cancel_allocates_its_tag_beside_the_record_unless_it_is_zero_sized() {
+    #[derive(Debug)]
+    struct Deploy; // zero-sized: boxing it allocates nothing
+    let tagged = |cancel: &dyn Fn(&wherefore::CancelHandle)| {
+        let handle = Scope::named("job").handle();
+        allocations_of(|| cancel(&handle))
+    };
+    tagged(&|h| {
+        h.cancel_with("warm up");
+    });
+    assert_eq!(tagged(&|h| assert!(h.cancel())), 1, "the record");
+    assert_eq!(tagged(&|h| assert!(h.cancel_with(Deploy))), 1, "the record");
+    assert_eq!(
+        tagged(&|h| assert!(h.cancel_with("SIGTERM"))),
+        2,
+        "the record and the boxed tag: a thin pointer keeps `Cause` two words wide"
+    );
 }

@@ -24,6 +24,10 @@ fn handles_causes_and_errors_cross_threads() {
     send_sync::<MoveOnAfter<Checkpoint>>();
     send_sync::<FailAfter<Checkpoint>>();
     send_sync::<ScopeFuture<Checkpoint>>();
+    send_sync::<ShieldWithGrace<Checkpoint>>();
+    send_sync::<SleepForever>();
+    send_sync::<YieldNow>();
+    send_sync::<testing::WaitAllTasksBlocked>();
 }
 
 #[test]
@@ -35,6 +39,10 @@ fn futures_are_send_when_their_body_is() {
         body,
     ));
     send(&wherefore::shield(async {}));
+    send(&wherefore::shield_with_grace(
+        std::time::Duration::from_secs(1),
+        async { Ok::<_, Cancelled>(()) },
+    ));
     send(&wherefore::guard(async {}));
     send(&wherefore::fail_after(
         std::time::Duration::from_secs(1),

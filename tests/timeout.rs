@@ -108,3 +108,132 @@ fn an_escaped_cancellation_is_not_absorbed_by_an_uncancelled_scope() {
         assert_eq!(err.scope().name(), Some("elsewhere"));
     });
 }
+
+/// Item 4 of issue 26: a timeout named with `.named(..)` shows its name where a recorded
+/// scope's name shows: the cause its body observes, its handle, and (for `fail_after`) the
+/// `TimedOut` it fails with.
+#[test]
+fn a_named_timeout_shows_its_name_in_the_cause_its_body_observes() {
+    block_on(async {
+        let out = wherefore::move_on_after(secs(2), async {
+            let Err(cancelled) = wherefore::sleep(secs(5)).await else {
+                panic!("the deadline fires first")
+            };
+            assert_eq!(cancelled.scope().name(), Some("db-query"));
+            assert!(
+                cancelled
+                    .cause()
+                    .to_string()
+                    .starts_with("scope \"db-query\" timed out after 2s (deadline set at "),
+                "{}",
+                cancelled.cause()
+            );
+            Err::<(), _>(cancelled)
+        })
+        .named("db-query")
+        .await;
+        assert!(matches!(out, Ok(None)));
+    });
+}
+
+#[test]
+fn a_named_fail_after_shows_its_name_in_timed_out() {
+    block_on(async {
+        let fut = wherefore::fail_after(secs(1), wherefore::sleep(secs(3))).named("handshake");
+        let handle = fut.handle();
+        let err = fut.await.unwrap_err();
+        let Cause::Timeout(timeout) = handle.cause().unwrap() else {
+            panic!("its own deadline")
+        };
+        assert_eq!(err.timeout(), &timeout, "the very deadline that passed");
+        assert_eq!(handle.scope().name(), Some("handshake"));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "scope \"handshake\" timed out after 1s (deadline set at {})",
+                timeout.set_at()
+            )
+        );
+        let unnamed = wherefore::fail_after(secs(1), wherefore::sleep(secs(3)))
+            .await
+            .unwrap_err();
+        assert!(unnamed.to_string().starts_with("scope#"), "{unnamed}");
+    });
+}
+
+#[test]
+fn a_named_shield_with_grace_names_the_grace_that_ran_out() {
+    block_on(async {
+        let worker = Scope::named("worker");
+        worker.handle().cancel_with("shutdown");
+        let out = worker
+            .run(async {
+                let flush = wherefore::shield_with_grace(secs(5), async {
+                    wherefore::sleep(secs(60)).await?; // a cleanup that hangs
+                    Ok::<_, Cancelled>(())
+                })
+                .named("flush");
+                let handle = flush.handle();
+                assert!(matches!(flush.await, Ok(None)), "cut at the grace deadline");
+                let cause = handle.cause().unwrap();
+                assert!(cause.is_timeout());
+                assert!(
+                    cause
+                        .to_string()
+                        .starts_with("scope \"flush\" timed out after 5s")
+                );
+                wherefore::checkpoint().await // the shutdown, still pending outside
+            })
+            .await;
+        assert!(matches!(out, Ok(None)));
+    });
+}
+
+/// A name given after the scope was handed out would disagree with what its handle and its
+/// causes said already: refused, loudly.
+#[test]
+#[should_panic(expected = "cannot be named \"late\": it was handed out unnamed")]
+fn naming_a_timeout_after_its_handle_was_taken_panics() {
+    block_on(async {
+        let fut = wherefore::move_on_after(secs(1), wherefore::checkpoint());
+        let _handle = fut.handle();
+        let _ = fut.named("late").await;
+    });
+}
+
+#[test]
+#[should_panic(expected = "cannot be named \"late\": it was handed out unnamed")]
+fn naming_a_shield_with_grace_that_a_handle_cancelled_panics() {
+    let fut = wherefore::shield_with_grace(secs(1), wherefore::checkpoint());
+    fut.handle().cancel(); // its cause names the scope as it was, unnamed
+    drop(fut.named("late"));
+}
+
+#[test]
+fn a_timeout_whose_dropped_handle_saw_nothing_can_still_be_named() {
+    block_on(async {
+        let fut = wherefore::fail_after(secs(1), wherefore::sleep(secs(2)));
+        drop(fut.handle()); // records the scope, and lets go of it
+        let err = fut.named("probe").await.unwrap_err();
+        assert_eq!(err.timeout().scope().name(), Some("probe"));
+    });
+}
+
+/// `FailAfter::handle`, as `MoveOnAfter::handle`: cancelling through it is not a timeout (S6),
+/// so the body's `Cancelled` comes back inside `Ok`.
+#[test]
+fn fail_after_cancelled_through_its_handle_is_not_a_timeout() {
+    block_on(async {
+        let fut = wherefore::fail_after(secs(10), wherefore::sleep(secs(20)));
+        let handle = fut.handle();
+        assert!(handle.cancel_with("enough"));
+        let out = fut.await.expect("not a timeout");
+        let cancelled = out.unwrap_err();
+        assert!(cancelled.cause().is_explicit());
+        assert_eq!(cancelled.cause(), &handle.cause().unwrap());
+        assert!(
+            !handle.cancelled_caught(),
+            "the cancellation came back as an error"
+        );
+    });
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::channel::oneshot;
-use wherefore::{CancelHandle, Cancelled, LocalNursery, Nursery, Scope};
+use wherefore::{CancelHandle, Cancelled, Cause, LocalNursery, Nursery, Scope};
 
 fn millis(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -414,4 +414,87 @@ fn a_body_sleeping_in_an_unrecorded_timeout_waits_in_its_parent_until_the_deadli
         "the same cause with every scope recorded"
     );
     assert_eq!(journaled_drawn, 3, "recorded under a journal: drawn");
+}
+
+/// A name waits in the timeout's future while its scope is unrecorded, and its record takes it
+/// however the record comes to be made: its deadline firing, its body asking for its scope (a
+/// cancellation point that fails, a scope entered inside), or a handle. Unrecorded
+/// (`block_on`) and recorded from the start (under a journal), the same names.
+#[test]
+fn a_named_timeout_keeps_its_name_however_it_comes_to_be_recorded() {
+    let scenario = || async {
+        let mut seen = Vec::new();
+        // The deadline fires: the cause the body observes names the scope.
+        let out = wherefore::move_on_after(secs(1), async {
+            let Err(cancelled) = wherefore::sleep(secs(5)).await else {
+                panic!("the deadline fires first")
+            };
+            Err::<(), _>(cancelled)
+        })
+        .named("fires")
+        .await;
+        assert!(matches!(out, Ok(None)));
+        // The body asks for its scope.
+        let me = wherefore::move_on_after(secs(10), async {
+            Ok::<_, Cancelled>(CancelHandle::current().unwrap())
+        })
+        .named("asked")
+        .await
+        .unwrap()
+        .unwrap();
+        seen.push(me.scope().to_string());
+        // A scope entered inside (its parent must be recorded): its parent link names it.
+        let out = wherefore::move_on_after(secs(1), async {
+            Scope::new()
+                .run(async {
+                    let Err(cancelled) = wherefore::sleep(secs(5)).await else {
+                        panic!("the deadline fires first")
+                    };
+                    let Cause::Parent(link) = cancelled.cause() else {
+                        panic!("the inner scope is cancelled through its parent")
+                    };
+                    seen.push(link.scope().to_string());
+                    Err::<(), _>(cancelled)
+                })
+                .await
+        })
+        .named("parent")
+        .await;
+        assert!(matches!(out, Ok(None)));
+        // A handle taken while it runs unrecorded.
+        let (tx, rx) = oneshot::channel::<()>();
+        let mut waiting = Box::pin(
+            wherefore::move_on_after(secs(10), async {
+                let _ = rx.await;
+                wherefore::check_cancelled()
+            })
+            .named("handled"),
+        );
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        let handle = waiting.handle();
+        handle.cancel();
+        let _ = tx.send(());
+        assert_eq!(waiting.await.unwrap(), None);
+        seen.push(handle.scope().to_string());
+        seen
+    };
+    let expected = ["scope \"asked\"", "scope \"parent\"", "scope \"handled\""];
+    assert_eq!(block_on(scenario()), expected, "unrecorded until asked");
+    let report = wherefore::testing::run(scenario());
+    assert_eq!(
+        report.output().unwrap(),
+        &expected,
+        "recorded from the start"
+    );
+    let journal = report.journal().to_string();
+    for name in ["fires", "asked", "parent", "handled"] {
+        assert!(
+            journal.contains(&format!("enter    scope \"{name}\"")),
+            "{name}: {journal}"
+        );
+    }
+    assert!(
+        journal.contains("cancel   scope \"fires\": scope \"fires\" timed out after 1s"),
+        "{journal}"
+    );
 }

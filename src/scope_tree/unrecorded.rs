@@ -8,7 +8,8 @@
 //! and take it out (BENCHMARKS.md: about 1,600 instructions, more than all of tokio's timeout).
 //!
 //! So `move_on_after`, `move_on_at`, `fail_after` and `fail_at` plan their scope without a
-//! record ([`TimeoutSlot`]: its number, its runtime, its deadline, inline in their future). On
+//! record ([`TimeoutSlot`]: its number, its runtime, its deadline and its name, if it has one,
+//! inline in their future). On
 //! first poll, if it can, the scope enters *unrecorded*: its deadline goes to the clock as a
 //! timer that knows the parent and the waker of the task polling the scope, stored in the slot
 //! itself and linked into the clock's wheel (`timer_queue/linked.rs`: nothing is allocated), and
@@ -75,7 +76,7 @@ use crate::clock::{Clock, Outcome, UnrecordedTimer};
 use crate::context;
 use crate::env::Env;
 use crate::identity::ScopeId;
-use crate::sync::{self, Arc, Ordering};
+use crate::sync::{self, Arc, Frozen, Ordering};
 
 /// A timeout scope as its future holds it, from its plan to its exit; every step changes it in
 /// place (it is not moved from one shape to another on the way: it is big, and moving it is
@@ -95,6 +96,10 @@ pub(crate) struct TimeoutSlot {
     /// The runtime it was created in (until recorded or left), then entered in.
     env: Option<Arc<Env>>,
     id: ScopeId,
+    /// The name its record takes, if it was given one (`MoveOnAfter::named`); taken by the
+    /// record. Boxed: a thin pointer, so that an unnamed timeout's future grows by one word,
+    /// not two.
+    name: Option<Box<Frozen<str>>>,
     /// Relative until entered, absolute after.
     when: When,
     set_at: &'static Location<'static>,
@@ -142,10 +147,23 @@ impl TimeoutSlot {
             when: when(env.as_ref()),
             env,
             id: ScopeId(id),
+            name: None,
             set_at,
             seen_fired: 0,
             waker: (0, 0),
             left: false,
+        }
+    }
+
+    /// Names the scope: its record takes the name when it is made, or takes it now if it was
+    /// made already and nothing has seen it (`ScopeNode::rename`); else the name comes back.
+    pub(crate) fn name(&mut self, name: Frozen<str>) -> Result<(), Frozen<str>> {
+        match &mut self.record {
+            Some(node) => node.rename(name),
+            None => {
+                self.name = Some(Box::new(name));
+                Ok(())
+            }
         }
     }
 
@@ -159,12 +177,12 @@ impl TimeoutSlot {
         self.record.as_ref().or(self.parent.as_ref())
     }
 
-    /// Whether it is entered without a record.
     /// The scope's number (`scope#N`), recorded or not.
     pub(crate) fn id(&self) -> ScopeId {
         self.id
     }
 
+    /// Whether it is entered without a record.
     pub(crate) fn is_unrecorded(&self) -> bool {
         self.parent.is_some()
     }
@@ -288,9 +306,10 @@ impl TimeoutSlot {
         node
     }
 
-    /// A record with this scope's number, runtime and deadline, not entered.
+    /// A record with this scope's number, name, runtime and deadline, not entered.
     fn new_record(&mut self) -> ScopeNode {
-        ScopeNode::with_parts(self.id, self.env.take(), None, Some(self.deadline()))
+        let name = self.name.take().map(|name| *name);
+        ScopeNode::with_parts(self.id, self.env.take(), name, Some(self.deadline()))
     }
 
     /// The deadline its record takes (no timer yet: the record arms its own on entry).

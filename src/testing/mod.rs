@@ -115,6 +115,7 @@
 //! );
 //! ```
 
+mod idle;
 mod journal;
 
 use std::fmt;
@@ -122,6 +123,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::time::Duration;
 
+pub use idle::{WaitAllTasksBlocked, wait_all_tasks_blocked};
 pub use journal::{Entry, Journal};
 
 use crate::clock::Clock;
