@@ -275,7 +275,7 @@ fn a_member_cancelled_by_a_request_ends_with_a_chain_to_that_very_request() {
         let exit = Mutex::new(None);
         let out = job
             .run(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-                let child = n.spawn(wherefore::sleep_forever()).unwrap();
+                let mut child = n.spawn(wherefore::sleep_forever()).unwrap();
                 wherefore::testing::wait_all_tasks_blocked().await?;
                 stop.cancel_with(Stop::Deploy);
                 // Joined in a shield: the nursery's scope is cancelled, the join waits anyway.
