@@ -26,7 +26,7 @@ thread_local! {
     static SCOPE_FLAGS: Cell<*const AtomicU64> = const { Cell::new(std::ptr::null()) };
     static TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
     static ENV: RefCell<Option<Arc<Env>>> = const { RefCell::new(None) };
-    static PARKED: Cell<bool> = const { Cell::new(false) };
+    static PARKED: Cell<u8> = const { Cell::new(0) };
 }
 
 // loom's `thread_local!` has no `const` initialiser form.
@@ -36,7 +36,7 @@ thread_local! {
     static SCOPE_FLAGS: Cell<*const AtomicU64> = Cell::new(std::ptr::null());
     static TASK: Cell<Option<TaskId>> = Cell::new(None);
     static ENV: RefCell<Option<Arc<Env>>> = RefCell::new(None);
-    static PARKED: Cell<bool> = Cell::new(false);
+    static PARKED: Cell<u8> = Cell::new(0);
 }
 
 /// Where the thread's current scope is: the address of what a guard lent (see [`lend`]).
@@ -254,8 +254,20 @@ pub(crate) fn current_is_cancelled() -> bool {
 /// and drops it when the scope is cancelled (S19, `reach.rs`).
 #[inline]
 pub(crate) fn park_reachable() {
-    PARKED.with(|c| c.set(true));
+    PARKED.with(|c| c.set(c.get() | REACHABLE));
 }
+
+/// What was polled returns `Pending` reachable, having woken its own task: it is polled again
+/// at once (a yield). A member's own scope needs no waker kept for such a `Pending`
+/// (`member_scope.rs`, invariant 3).
+#[inline]
+pub(crate) fn yielded() {
+    PARKED.with(|c| c.set(c.get() | REACHABLE | WOKE_ITSELF));
+}
+
+/// Bits of `PARKED`: reachable ([`park_reachable`]), and woke its own task ([`yielded`]).
+const REACHABLE: u8 = 1;
+const WOKE_ITSELF: u8 = 2;
 
 /// Watches a poll: begun before it (the bit cleared), ended after it (the bit read, and the
 /// caller's restored), telling whether a `Pending` it returned is reachable
@@ -264,23 +276,29 @@ pub(crate) fn park_reachable() {
 /// frame counts in a debug build (issue 24, item 7). Dropped without `end` (a panic in the
 /// poll), it restores the caller's bit too.
 pub(crate) struct Watch {
-    outer: bool,
+    outer: u8,
 }
 
 impl Watch {
     #[inline]
     pub(crate) fn begin() -> Watch {
         Watch {
-            outer: PARKED.with(|c| c.replace(false)),
+            outer: PARKED.with(|c| c.replace(0)),
         }
     }
 
     /// Whether what was polled since [`begin`](Self::begin) parked where it is reachable.
     #[inline]
     pub(crate) fn end(self) -> bool {
-        let reachable = PARKED.with(|c| c.replace(self.outer));
+        self.end_telling_wakes().0
+    }
+
+    /// [`end`](Self::end), also telling whether what was polled woke its own task ([`yielded`]).
+    #[inline]
+    pub(crate) fn end_telling_wakes(self) -> (bool, bool) {
+        let parked = PARKED.with(|c| c.replace(self.outer));
         std::mem::forget(self);
-        reachable
+        (parked & REACHABLE != 0, parked & WOKE_ITSELF != 0)
     }
 }
 

@@ -141,15 +141,12 @@ impl<F, X> InPlace<F, X> {
 }
 
 /// How a member with a handle runs in its own scope (`member_scope.rs`), as only its own polls
-/// see it.
+/// see it: once its scope is recorded, the record it runs in, and its watch over the member's
+/// future there (S19: the record is the innermost scope around it). Boxed: most members never
+/// have one.
 #[derive(Default)]
 struct InOwnScope {
-    /// Once its scope is recorded: the record it runs in, and its watch over the member's future
-    /// there (S19: the record is the innermost scope around it). Boxed: most members never have
-    /// one.
     recorded: Option<Box<(ScopeNode, Reach)>>,
-    /// Whether it kept its waker in its scope (`member_scope.rs`, invariant 3).
-    waker_kept: bool,
 }
 
 impl<F> InPlace<F, InOwnScope> {
@@ -189,21 +186,23 @@ impl<F> InPlace<F, InOwnScope> {
                     }
                 }
                 None => {
+                    let watch = context::Watch::begin();
                     let polled = catch_unwind(AssertUnwindSafe(|| {
                         let _lent = context::lend_member(scope);
                         let running = future.as_mut().as_pin_mut().expect("checked above");
                         running.poll(cx)
                     }));
+                    let (reachable, woke_itself) = watch.end_telling_wakes();
                     match polled {
                         Ok(Poll::Pending) => {
+                            if reachable {
+                                context::park_reachable(); // for the member set's own watch
+                            }
                             // Invariant 3 of `member_scope.rs`.
                             if scope.is_recorded() {
                                 cx.waker().wake_by_ref();
-                            } else if !own.waker_kept {
-                                own.waker_kept = true;
-                                if scope.keep_waker(cx.waker()) {
-                                    cx.waker().wake_by_ref();
-                                }
+                            } else if !woke_itself && scope.keep_waker(cx.waker()) {
+                                cx.waker().wake_by_ref();
                             }
                             return Poll::Pending;
                         }

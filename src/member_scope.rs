@@ -15,20 +15,20 @@
 //!
 //! # Invariants
 //!
-//! 1. The record is created at most once, under `control`'s lock, and never replaced; `recorded`
+//! 1. The record is created at most once, under `control`'s lock, and never replaced; [`RECORDED`]
 //!    is set (release) under that lock right after it is stored, and never cleared. So a member
-//!    that sees `recorded` may clone the record, and the record outlives this struct's owner's
-//!    every use of it.
-//! 2. No record is created once the member has ended (`ended`, set under the same lock when it
-//!    does): a cancel request after the end has no effect (S15). A record that exists when the
-//!    member ends is exited then, by [`MemberScope::end`], which every way a member ends goes
-//!    through (its exit is finished), so a parent never keeps the address of a scope whose
-//!    member is gone (`scope_tree.rs`, invariant 6).
+//!    that sees it may clone the record.
+//! 2. The record never outlives the member in the tree: when the member ends (every way it ends
+//!    goes through [`MemberScope::end`], its exit being finished), [`ENDED`] is set, and whichever
+//!    of `end` and the making of the record sets its bit second (one atomic word orders them)
+//!    exits the record. A cancel request after the end has no effect (S15), and a parent never
+//!    keeps the address of a scope whose member is gone (`scope_tree.rs`, invariant 6).
 //! 3. A member polled while unrecorded that returns `Pending` is polled again if it was recorded
-//!    meanwhile: whoever records it from outside wakes the waker the member kept at its first
-//!    `Pending` (under the lock), and a member that finds itself recorded after a poll, or when it
-//!    keeps its waker, wakes itself. Its next poll runs in the record: whatever waited in its
-//!    home registers again there, where the member's own cancellation reaches it.
+//!    meanwhile: it woke itself (a yield: it is polled again anyway); or it finds itself recorded
+//!    after the poll, or when it keeps its waker under the lock, and wakes itself; or it kept its
+//!    waker before, and whoever records it from outside wakes that (under the same lock). Its
+//!    next poll runs in the record: whatever waited in its home registers again there, where the
+//!    member's own cancellation reaches it.
 
 use std::fmt;
 use std::panic::Location;
@@ -37,7 +37,14 @@ use std::task::Waker;
 use crate::cause::Cause;
 use crate::identity::TaskInfo;
 use crate::scope_tree::ScopeNode;
-use crate::sync::{self, AtomicBool, Mutex, Ordering};
+use crate::sync::{self, AtomicU8, Mutex, Ordering};
+
+/// The record exists (invariant 1).
+const RECORDED: u8 = 1;
+/// The member has ended (invariant 2).
+const ENDED: u8 = 2;
+/// The member kept its waker (written by the member's own polls only).
+const WAKER_KEPT: u8 = 4;
 
 /// A member's own scope, recorded only when asked for.
 pub(crate) struct MemberScope {
@@ -46,16 +53,17 @@ pub(crate) struct MemberScope {
     /// The scope the member is polled in: its nursery's (or group's). Kept for the member's
     /// life and its handle's, so a record can be entered under it from any thread.
     home: ScopeNode,
-    /// Whether the record exists (invariant 1): the member's poll reads this, not the lock.
-    recorded: AtomicBool,
+    /// [`RECORDED`], [`ENDED`], [`WAKER_KEPT`]: what the member's poll and end read without the
+    /// lock.
+    state: AtomicU8,
     control: Mutex<Control>,
 }
 
 struct Control {
     record: Option<ScopeNode>,
-    /// The member's waker, kept at its first `Pending` while unrecorded (invariant 3).
+    /// The member's waker, kept at its first `Pending` that did not wake itself, while
+    /// unrecorded (invariant 3).
     waker: Option<Waker>,
-    ended: bool,
 }
 
 impl MemberScope {
@@ -75,11 +83,10 @@ impl MemberScope {
         MemberScope {
             task,
             home,
-            recorded: AtomicBool::new(record.is_some()),
+            state: AtomicU8::new(if record.is_some() { RECORDED } else { 0 }),
             control: Mutex::new(Control {
                 record,
                 waker: None,
-                ended: false,
             }),
         }
     }
@@ -92,7 +99,7 @@ impl MemberScope {
     /// Whether the record exists; once it does, the member runs in it.
     #[inline]
     pub(crate) fn is_recorded(&self) -> bool {
-        self.recorded.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & RECORDED != 0
     }
 
     /// The record, if it exists.
@@ -101,22 +108,31 @@ impl MemberScope {
     }
 
     /// The record, made now if it did not exist, from inside the member's poll (a scope entered
-    /// in it, a failing cancellation point): the member is running, so it has not ended.
+    /// in it, `CancelHandle::current`): the member is running, so it has not ended.
     pub(crate) fn record_for_member(&self) -> ScopeNode {
         let mut control = sync::lock(&self.control);
-        self.get_or_record(&mut control)
+        match &control.record {
+            Some(record) => record.clone(),
+            None => self.make_record(&mut control).0,
+        }
     }
 
-    /// The record, made now if the member is still running, from outside its poll (its handle, on
-    /// any thread); `None` if the member ended unrecorded. Making it wakes the member, which runs
-    /// in it from its next poll (invariant 3).
+    /// The record, made now if the member has not ended, from outside its poll (its handle, on
+    /// any thread); `None` if the member ended unrecorded. Making it wakes the member if it kept
+    /// its waker, and it runs in the record from its next poll (invariant 3).
     pub(crate) fn record_from_outside(&self) -> Option<ScopeNode> {
         let (record, waker) = {
             let mut control = sync::lock(&self.control);
-            if control.ended || control.record.is_some() {
+            if control.record.is_some() || self.state.load(Ordering::Acquire) & ENDED != 0 {
                 return control.record.clone();
             }
-            let record = self.get_or_record(&mut control);
+            let (record, ended) = self.make_record(&mut control);
+            if ended {
+                // The member ended meanwhile without seeing the record: leaving it is ours.
+                drop(control);
+                record.exit();
+                return Some(record);
+            }
             (record, control.waker.take())
         };
         if let Some(waker) = waker {
@@ -125,26 +141,38 @@ impl MemberScope {
         Some(record)
     }
 
-    fn get_or_record(&self, control: &mut Control) -> ScopeNode {
-        if let Some(record) = &control.record {
-            return record.clone();
-        }
+    /// Makes the record, under `control`'s lock (invariant 1): entered under the home, named as
+    /// the task. Returns it, and whether the member had ended before it was marked recorded.
+    fn make_record(&self, control: &mut Control) -> (ScopeNode, bool) {
         let record = ScopeNode::for_member(self.task.name.clone());
         record.enter(Some(self.home.clone()), None);
         control.record = Some(record.clone());
-        self.recorded.store(true, Ordering::Release);
-        record
+        let before = self.state.fetch_or(RECORDED, Ordering::AcqRel);
+        (record, before & ENDED != 0)
     }
 
-    /// Keeps the member's waker for whoever records the scope from outside, after its first
-    /// `Pending` while unrecorded. Returns whether it was recorded meanwhile (the member must
-    /// then poll again: invariant 3).
+    /// Keeps the member's waker for whoever records the scope from outside, after a `Pending`
+    /// while unrecorded that did not wake itself; once is enough (a member's waker stays the
+    /// same for its life). Returns whether it was recorded meanwhile (the member must then poll
+    /// again: invariant 3).
     pub(crate) fn keep_waker(&self, waker: &Waker) -> bool {
+        if self.state.load(Ordering::Relaxed) & WAKER_KEPT != 0 {
+            return false;
+        }
+        // The deliberately broken build looks for a record before taking the lock
+        // (check-then-act): a record made in between finds no waker to wake, and the member,
+        // blocked in its home, never learns of it. The loom model
+        // `a_member_is_cancelled_from_another_thread_as_it_first_blocks` finds the deadlock.
+        #[cfg(wherefore_loom_broken_member_wake)]
+        let recorded = self.is_recorded();
         let mut control = sync::lock(&self.control);
-        if control.record.is_some() {
+        #[cfg(not(wherefore_loom_broken_member_wake))]
+        let recorded = control.record.is_some();
+        if recorded {
             return true;
         }
         control.waker = Some(waker.clone());
+        self.state.fetch_or(WAKER_KEPT, Ordering::Relaxed);
         false
     }
 
@@ -167,20 +195,24 @@ impl MemberScope {
         let control = sync::lock(&self.control);
         match &control.record {
             Some(record) => record.cause(),
-            None if !control.ended => self.home.cause(),
+            None if self.state.load(Ordering::Acquire) & ENDED == 0 => self.home.cause(),
             None => None,
         }
     }
 
     /// The member has ended: no record is made from now on, and the one that exists leaves the
-    /// tree (invariant 2). Idempotent.
+    /// tree (invariant 2). One atomic read-modify-write for a member never recorded and that
+    /// kept no waker. Idempotent.
     pub(crate) fn end(&self) {
-        let record = {
+        let before = self.state.fetch_or(ENDED, Ordering::AcqRel);
+        if before & (RECORDED | WAKER_KEPT) == 0 {
+            return;
+        }
+        let (record, waker) = {
             let mut control = sync::lock(&self.control);
-            control.ended = true;
-            control.waker = None;
-            control.record.clone()
+            (control.record.clone(), control.waker.take())
         };
+        drop(waker); // it keeps the member set's wakers alive; the handle may live on
         if let Some(record) = record {
             record.exit();
         }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use crate::context::{self, RuntimeMark};
 use crate::reach::Reach;
-use crate::scope::poll_reached;
+use crate::scope::{named_too_late, poll_reached};
 use crate::scope_tree::{Phase, ScopeNode, TimeoutSlot};
 use crate::sync::{self, Frozen, Mutex};
 
@@ -52,8 +52,12 @@ impl<F> PlannedScope<F> {
     }
 
     /// Names the scope (see `TimeoutSlot::name`): before it is polled, so it is not pinned yet.
-    pub(crate) fn name(&mut self, name: Frozen<str>) -> Result<(), Frozen<str>> {
-        sync::get_mut(&mut self.slot).name(name)
+    /// Panics if it was handed out unnamed (`named_too_late`).
+    #[track_caller]
+    pub(crate) fn name(&mut self, name: Frozen<str>) {
+        if let Err(name) = sync::get_mut(&mut self.slot).name(name) {
+            named_too_late(self.record().info(), &name);
+        }
     }
 
     /// The record of the scope, made now if it has none: for a handle.

@@ -8,7 +8,7 @@
 #[cfg(not(wherefore_loom))]
 pub(crate) use std::sync::{
     Arc, Mutex, MutexGuard, TryLockError,
-    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
 };
 #[cfg(not(wherefore_loom))]
 pub(crate) use std::thread_local;
@@ -16,7 +16,7 @@ pub(crate) use std::thread_local;
 #[cfg(wherefore_loom)]
 pub(crate) use loom::sync::{
     Arc, Mutex, MutexGuard,
-    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
 };
 #[cfg(wherefore_loom)]
 pub(crate) use loom::thread_local;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::cancelled::{CancelError, TimedOut};
 use crate::cause::{Cause, Timeout};
 use crate::planned_scope::PlannedScope;
-use crate::scope::{CancelHandle, absorbed, catches, moved_on, named_too_late, reached};
+use crate::scope::{CancelHandle, absorbed, catches, moved_on, reached};
 use crate::scope_tree::{ScopeNode, TimeoutSlot};
 use crate::sync::Frozen;
 
@@ -148,9 +148,7 @@ impl<F> MoveOnAfter<F> {
     /// ```
     #[track_caller]
     pub fn named(mut self, name: impl Into<Frozen<str>>) -> Self {
-        if let Err(name) = self.inner.name(name.into()) {
-            named_too_late(self.inner.record().info(), &name);
-        }
+        self.inner.name(name.into());
         self
     }
 
@@ -299,9 +297,7 @@ impl<F> FailAfter<F> {
     /// ```
     #[track_caller]
     pub fn named(mut self, name: impl Into<Frozen<str>>) -> Self {
-        if let Err(name) = self.inner.name(name.into()) {
-            named_too_late(self.inner.record().info(), &name);
-        }
+        self.inner.name(name.into());
         self
     }
 

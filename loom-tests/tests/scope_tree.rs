@@ -249,7 +249,7 @@ fn child_finishing_races_parent_cancel() {
         let canceller = thread::spawn(move || stop.cancel_with("stop"));
         let exit = loom::future::block_on(outer.run(wherefore::nursery(
             async |n: Nursery<'_, Cancelled>| {
-                let member = n
+                let mut member = n
                     .spawn(async {
                         wherefore::check_cancelled()?;
                         Ok(())

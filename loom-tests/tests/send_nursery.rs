@@ -20,6 +20,8 @@
 //!     a_handle_is_joined_on_another_thread
 //! RUSTFLAGS="--cfg wherefore_loom --cfg wherefore_loom_broken_batch" ... (same) ... \
 //!     a_nursery_future_moves_between_threads
+//! RUSTFLAGS="--cfg wherefore_loom --cfg wherefore_loom_broken_member_wake" ... (same) ... \
+//!     a_member_is_cancelled_from_another_thread_as_it_first_blocks
 //! ```
 #![cfg(wherefore_loom)]
 
@@ -141,7 +143,10 @@ fn a_handle_is_joined_on_another_thread_while_its_member_exits() {
                         Ok(Arc::new(7))
                     })
                     .unwrap();
-                Ok(thread::spawn(move || loom::future::block_on(member.join())))
+                Ok(thread::spawn(move || {
+                    let mut member = member;
+                    loom::future::block_on(member.join())
+                }))
             },
         ));
         let joined = out.unwrap().join().unwrap();
@@ -194,7 +199,8 @@ fn a_nursery_future_moves_between_threads_while_a_member_is_woken() {
             }
         };
         raiser.join().unwrap();
-        assert!(matches!(member.try_join(), Ok(TaskExit::Completed(()))));
+        let mut member = member;
+        assert!(matches!(member.try_join(), Some(TaskExit::Completed(()))));
         assert_eq!(ends.load(Ordering::Relaxed), 1);
     });
 }
@@ -228,5 +234,35 @@ fn a_member_spawns_from_another_thread_while_the_set_is_empty() {
             },
         ));
         assert!(out.unwrap().join().unwrap());
+    });
+}
+
+/// A member's handle, moved to another thread, cancels it while the nursery polls it for the
+/// first time: the member blocks in a foreign future, unrecorded (its own scope not yet made),
+/// so nothing but the waker it keeps at that first `Pending` can tell it that the handle made
+/// and cancelled its scope meanwhile (`member_scope.rs`, invariant 3). Whatever the
+/// interleaving, the member is polled again, dropped where it is blocked, and the nursery
+/// finishes (no deadlock); the request took effect, since the member could not end otherwise.
+///
+/// Under `--cfg wherefore_loom_broken_member_wake` (`MemberScope::keep_waker` looks for a record
+/// before taking its lock) a record made in between finds no waker, and loom reports
+/// `deadlock; threads = [(Id(0), Blocked(Location(None))), (Id(1), Terminated)]`: the nursery's
+/// thread parked for good, the canceller done. Its unwinding then drops loom objects after the
+/// execution ended and the process aborts (so no `should_panic` here, as for the batch model).
+#[test]
+fn a_member_is_cancelled_from_another_thread_as_it_first_blocks() {
+    loom::model(|| {
+        let out = loom::future::block_on(wherefore::nursery(
+            async |n: Nursery<'static, Cancelled>| {
+                let member = n
+                    .spawn(async {
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    })
+                    .unwrap();
+                Ok(thread::spawn(move || member.cancel()))
+            },
+        ));
+        assert!(out.unwrap().join().unwrap(), "the request took effect");
     });
 }
