@@ -78,11 +78,40 @@ pub(crate) fn lend_slot(slot: &mut TimeoutSlot) -> LendGuard<'_> {
     install(Lent::Slot(slot), flags)
 }
 
-/// Makes the member's own scope the current scope until the guard is dropped, as [`lend`] does
-/// a node. While it is unrecorded, cancellation points read its home's flags (its cancellation
-/// is its home's) and wait there; asking for the current scope records it.
-pub(crate) fn lend_member(scope: &MemberScope) -> LendGuard<'_> {
-    install(Lent::Member(scope), scope.home().flags())
+/// Makes the member's own scope, unrecorded, the current scope until the guard is dropped, as
+/// [`lend`] does a node. Its cancellation is its home's while it is unrecorded, so cancellation
+/// points read its home's flags (the mirror already names them: the member is polled in its
+/// home, which its nursery lent) and wait there; asking for the current scope records it.
+///
+/// Half the work of [`lend`], on the path of every poll of a member with a handle: the mirror is
+/// left as it is, and put back to the home's flags when the guard ends, in case the scope was
+/// recorded meanwhile ([`record_current`]).
+pub(crate) fn lend_member(scope: &MemberScope) -> MemberLendGuard<'_> {
+    let home_flags = scope.home().flags();
+    debug_assert_eq!(
+        SCOPE_FLAGS.with(Cell::get),
+        home_flags,
+        "a member is polled in its home"
+    );
+    MemberLendGuard {
+        previous: SCOPE.with(|c| c.replace(Lent::Member(scope))),
+        home_flags,
+        _lent: PhantomData,
+    }
+}
+
+/// Restores the previously current scope, the member's home, when dropped.
+pub(crate) struct MemberLendGuard<'a> {
+    previous: Lent,
+    home_flags: *const AtomicU64,
+    _lent: PhantomData<&'a MemberScope>,
+}
+
+impl Drop for MemberLendGuard<'_> {
+    fn drop(&mut self) {
+        SCOPE.with(|c| c.set(self.previous));
+        SCOPE_FLAGS.with(|c| c.set(self.home_flags));
+    }
 }
 
 fn install<'a>(lent: Lent, flags: *const AtomicU64) -> LendGuard<'a> {
@@ -265,6 +294,13 @@ pub(crate) fn yielded() {
     PARKED.with(|c| c.set(c.get() | REACHABLE | WOKE_ITSELF));
 }
 
+/// Whether what was polled since the innermost [`Watch`] began woke its own task
+/// ([`yielded`]): read by a member right after its poll, inside its member set's watch.
+#[inline]
+pub(crate) fn woke_itself() -> bool {
+    PARKED.with(Cell::get) & WOKE_ITSELF != 0
+}
+
 /// Bits of `PARKED`: reachable ([`park_reachable`]), and woke its own task ([`yielded`]).
 const REACHABLE: u8 = 1;
 const WOKE_ITSELF: u8 = 2;
@@ -290,15 +326,14 @@ impl Watch {
     /// Whether what was polled since [`begin`](Self::begin) parked where it is reachable.
     #[inline]
     pub(crate) fn end(self) -> bool {
-        self.end_telling_wakes().0
+        self.end_bits() & REACHABLE != 0
     }
 
-    /// [`end`](Self::end), also telling whether what was polled woke its own task ([`yielded`]).
     #[inline]
-    pub(crate) fn end_telling_wakes(self) -> (bool, bool) {
+    fn end_bits(self) -> u8 {
         let parked = PARKED.with(|c| c.replace(self.outer));
         std::mem::forget(self);
-        (parked & REACHABLE != 0, parked & WOKE_ITSELF != 0)
+        parked
     }
 }
 

@@ -186,22 +186,18 @@ impl<F> InPlace<F, InOwnScope> {
                     }
                 }
                 None => {
-                    let watch = context::Watch::begin();
                     let polled = catch_unwind(AssertUnwindSafe(|| {
                         let _lent = context::lend_member(scope);
                         let running = future.as_mut().as_pin_mut().expect("checked above");
                         running.poll(cx)
                     }));
-                    let (reachable, woke_itself) = watch.end_telling_wakes();
                     match polled {
                         Ok(Poll::Pending) => {
-                            if reachable {
-                                context::park_reachable(); // for the member set's own watch
-                            }
-                            // Invariant 3 of `member_scope.rs`.
+                            // Invariant 3 of `member_scope.rs`. The member set watches each poll
+                            // of a member: what it parked is this poll's alone.
                             if scope.is_recorded() {
                                 cx.waker().wake_by_ref();
-                            } else if !woke_itself && scope.keep_waker(cx.waker()) {
+                            } else if !context::woke_itself() && scope.keep_waker(cx.waker()) {
                                 cx.waker().wake_by_ref();
                             }
                             return Poll::Pending;
