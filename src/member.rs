@@ -195,9 +195,11 @@ impl<F> InPlace<F, InOwnScope> {
                         Ok(Poll::Pending) => {
                             // Invariant 3 of `member_scope.rs`. The member set watches each poll
                             // of a member: what it parked is this poll's alone.
-                            if scope.is_recorded() {
-                                cx.waker().wake_by_ref();
-                            } else if !context::woke_itself() && scope.keep_waker(cx.waker()) {
+                            // Recorded during this poll, or while it kept its waker: poll it
+                            // again, in the record.
+                            let recorded = scope.is_recorded()
+                                || (!context::woke_itself() && scope.keep_waker(cx.waker()));
+                            if recorded {
                                 cx.waker().wake_by_ref();
                             }
                             return Poll::Pending;
