@@ -6,7 +6,10 @@
 //! - a background refresher that only stops at shutdown, seeing a `Parent` chain up to the
 //!   `Explicit` shutdown request, and flushes in a shield with a grace period.
 //!
-//! Run it with `cargo run --example service`.
+//! Run it with `cargo run --example service`. With `--features tracing` the same lines go
+//! through `tracing` (`tracing-subscriber`'s fmt layer), with wherefore's own events at `DEBUG`
+//! beside them: each cancellation with its cause as fields (`cause.kind`, `cause`,
+//! `cause.location`, `tag`), inside the spans of the task and the named scopes it happened in.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +22,30 @@ fn ms(n: u64) -> Duration {
 }
 
 fn log(start: Instant, what: impl std::fmt::Display) {
+    #[cfg(not(feature = "tracing"))]
     println!("[{:>5} ms] {what}", start.elapsed().as_millis());
+    #[cfg(feature = "tracing")]
+    tracing::info!(target: "service", "[{:>5} ms] {what}", start.elapsed().as_millis());
+}
+
+/// With the feature `tracing`: everything to stdout through the fmt layer, this example's lines
+/// at `INFO` and wherefore's events from `DEBUG` up.
+#[cfg(feature = "tracing")]
+fn log_through_tracing() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = Targets::new()
+        .with_target("service", LevelFilter::INFO)
+        .with_target("wherefore", LevelFilter::DEBUG);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .without_time()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+        )
+        .with(filter)
+        .init();
 }
 
 /// One request: a handler that takes `work` inside a 50 ms timeout.
@@ -80,6 +106,8 @@ async fn pool(start: Instant, name: &str, panics: bool) {
 fn main() {
     // The worker pool reports the panic; keep the default hook's backtrace out of the output.
     std::panic::set_hook(Box::new(|info| eprintln!("(panic hook) {info}")));
+    #[cfg(feature = "tracing")]
+    log_through_tracing();
     let start = Instant::now();
     wherefore::run(async {
         let server = Scope::named("server");

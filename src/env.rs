@@ -147,15 +147,38 @@ impl Env {
 
     /// Reports the event built by `event` to the hook, if one is installed; builds nothing
     /// otherwise.
+    /// With the feature `tracing`, also to `tracing` when a subscriber listens (`trace.rs`).
     #[inline]
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        #[cfg(feature = "tracing")]
+        if crate::trace::listening() {
+            let (at, event) = (self.elapsed(), event());
+            crate::trace::event(at, &event);
+            if let Some(hook) = &self.hook {
+                hook.on_event(at, &event);
+            }
+            return;
+        }
         if let Some(hook) = &self.hook {
             hook.on_event(self.elapsed(), &event());
         }
     }
 
-    /// Whether events are delivered anywhere (otherwise [`emit`](Self::emit) does nothing).
+    /// Whether a hook is installed. A hooked runtime records every scope, so that its events
+    /// show every scope entered and left (`scope_tree/unrecorded.rs`); `tracing` does not make a
+    /// runtime hooked: unrecorded timeouts stay unrecorded under a subscriber.
     pub(crate) fn has_hook(&self) -> bool {
+        self.hook.is_some()
+    }
+
+    /// Whether events are delivered anywhere: to a hook, or to `tracing` (feature `tracing`,
+    /// while a subscriber listens). [`emit`](Self::emit) does nothing otherwise.
+    #[inline]
+    pub(crate) fn is_observed(&self) -> bool {
+        #[cfg(feature = "tracing")]
+        if crate::trace::listening() {
+            return true;
+        }
         self.hook.is_some()
     }
 

@@ -115,6 +115,22 @@ pub enum Event {
         /// The group.
         group: ScopeInfo,
     },
+    /// A persistent group is done: what its shutdown report says (see
+    /// [`ShutdownReport`](crate::ShutdownReport)).
+    GroupFinished {
+        /// The group.
+        group: ScopeInfo,
+        /// Its shutdown's cause, if it was shut down (not drained).
+        cause: Option<Cause>,
+        /// Members that completed, over the group's life.
+        finished: usize,
+        /// Members that failed (an error or a panic).
+        failed: usize,
+        /// Members that ended because they were cancelled.
+        cancelled: usize,
+        /// Members still running at the end of the grace period, dropped there.
+        dropped: Vec<TaskInfo>,
+    },
 }
 
 /// What became of a cancel request.
@@ -214,6 +230,32 @@ impl fmt::Display for Event {
             ),
             Event::GroupAbandoned { group } => {
                 write!(f, "drain    {group}: its last handle was dropped")
+            }
+            Event::GroupFinished {
+                group,
+                cause,
+                finished,
+                failed,
+                cancelled,
+                dropped,
+            } => {
+                write!(f, "done     {group}")?;
+                if let Some(cause) = cause {
+                    write!(f, " (shut down: {cause})")?;
+                }
+                write!(
+                    f,
+                    ": {finished} finished, {failed} failed, {cancelled} cancelled, {} dropped",
+                    dropped.len()
+                )?;
+                for (i, task) in dropped.iter().enumerate() {
+                    f.write_str(if i == 0 { " (" } else { ", " })?;
+                    write!(f, "{task}")?;
+                }
+                if !dropped.is_empty() {
+                    f.write_str(")")?;
+                }
+                Ok(())
             }
         }
     }

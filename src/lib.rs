@@ -97,6 +97,7 @@ mod timer_queue;
 #[cfg(all(feature = "tokio", not(wherefore_loom)))]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
+mod trace;
 
 pub use cancelled::{CancelError, Cancelled, TimedOut};
 pub use cause::{Cause, Chain, Explicit, Parent, SiblingFailure, Timeout};

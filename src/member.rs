@@ -55,6 +55,7 @@ use crate::task::{
     End, Ended, Exit, ExitRef, HasExit, JoinHandle, TaskExit, ended_in, ended_reached, panicked,
     poll_member, report_exit,
 };
+use crate::trace::in_task_span;
 
 /// A running member, as the nursery's member set owns it, in a nursery of sharing `S`. Dropping
 /// it before the member ended drops the member's future and reports it [`TaskExit::Dropped`] (to
@@ -293,6 +294,7 @@ where
     T: 'env,
     E: CancelError + fmt::Display + 'env,
 {
+    let future = in_task_span(&scope.task, future);
     let cell = DynArc::pin(MemberCell {
         exit: Exit::new(scope),
         future: InPlace::new(future, InOwnScope::default()),
@@ -318,12 +320,7 @@ where
 
 /// Wraps a future started without a handle as a member of a nursery of sharing `S`: the task
 /// `id` named `name`, started at `started_at`.
-pub(crate) fn unjoined<'env, S, F, N, E>(
-    id: TaskId,
-    started_at: &'static Location<'static>,
-    name: N,
-    future: F,
-) -> Member<'env, E, S>
+pub(crate) fn unjoined<'env, S, F, N, E>(task: &TaskInfo, name: N, future: F) -> Member<'env, E, S>
 where
     S: Holds<F>,
     F: Future<Output = Result<(), E>> + 'env,
@@ -332,10 +329,10 @@ where
 {
     // Invariant 5: `S` holds `F`, and the output `()` and a name are `Send`.
     let cell = DynArc::pin(UnjoinedCell {
-        id,
-        started_at,
+        id: task.id,
+        started_at: task.spawned_at,
         name,
-        future: InPlace::new(future, ()),
+        future: InPlace::new(in_task_span(task, future), ()),
     });
     Member {
         cell,

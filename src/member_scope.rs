@@ -75,6 +75,7 @@ impl MemberScope {
     /// The scope of the member `task`, recorded from the start as `record` (entered under
     /// `home`): for a member that runs elsewhere than inline (a worker), whose scope must exist
     /// before it starts.
+    #[cfg(all(feature = "tokio", not(wherefore_loom)))]
     pub(crate) fn recorded(task: TaskInfo, home: ScopeNode, record: ScopeNode) -> Self {
         Self::with_record(task, home, Some(record))
     }

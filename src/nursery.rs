@@ -34,6 +34,7 @@ use crate::scope_tree::{ExitOnDrop, Phase, ScopeNode};
 use crate::sharing::{Holds, Local, Sendable, Sharing};
 use crate::sync::{self, Arc, AtomicBool, Frozen, Mutex, Ordering};
 use crate::task::{End, Ended, JoinHandle, classify, panic_message, report_spawn};
+use crate::trace::in_scope_span;
 
 /// The handle through which the body and the members of a nursery spawn into it.
 ///
@@ -291,7 +292,7 @@ where
     {
         let task = task_info(name.name(), started_at);
         self.admit(task, future, |task, future| {
-            (unjoined(task.id, task.spawned_at, name, future), task)
+            (unjoined(&task, name, future), task)
         })
     }
 
@@ -449,6 +450,7 @@ where
             // own scope is recorded from the start: the worker runs in it on another thread.
             let scope = ScopeNode::for_member(task.name.clone());
             scope.enter(Some(home.clone()), None);
+            let future = crate::trace::in_task_span(&task, future); // on the worker's thread too
             let worker = crate::tokio::Worker::new(scope.clone(), home.env(), task.id, future);
             let handle = runtime.spawn(worker);
             // Waits on tokio's handle, a foreign future, but a reachable one: the worker sees
@@ -862,7 +864,8 @@ impl<S: Sharing> NurseryBuilder<S> {
         let node = ScopeNode::new(self.name.clone());
         let body_task = task_info(None, Location::caller());
         let collect_panics = self.collect_panics;
-        async move {
+        let info = node.info().clone();
+        in_scope_span(&info, async move {
             let shared = Arc::new(Shared {
                 node,
                 running: Mutex::new(Running {
@@ -898,7 +901,7 @@ impl<S: Sharing> NurseryBuilder<S> {
                 ambient: None,
             };
             driver.await
-        }
+        })
     }
 }
 

@@ -1107,6 +1107,16 @@ impl<E> Runner<E> {
             tally: self.tally,
             dropped,
         };
+        if let Some(env) = self.node().env() {
+            env.emit(|| Event::GroupFinished {
+                group: report.group.clone(),
+                cause: report.cause.clone(),
+                finished: report.tally.finished,
+                failed: report.tally.failed,
+                cancelled: report.tally.cancelled,
+                dropped: report.dropped.iter().map(|m| m.task.clone()).collect(),
+            });
+        }
         let waiters = {
             let mut st = sync::lock(&self.group.state);
             st.phase = GroupPhase::Done;
@@ -1161,7 +1171,7 @@ fn to_handler<E>(group: &Group<E>, task: TaskInfo, kind: FailureKind<E>) {
         return;
     };
     let panic = panic_message(payload.as_ref());
-    let env = group.node.env().filter(|env| env.has_hook());
+    let env = group.node.env().filter(|env| env.is_observed());
     match env {
         Some(env) => env.emit(|| Event::HandlerPanicked {
             group: group.node.info().clone(),

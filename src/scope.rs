@@ -16,6 +16,7 @@ use crate::identity::ScopeInfo;
 use crate::reach::Reach;
 use crate::scope_tree::{Phase, ScopeNode};
 use crate::sync::Frozen;
+use crate::trace::{InSpan, in_scope_span};
 
 /// A cancel scope, ready to run a body: the general form of [`move_on_after`](crate::move_on_after)
 /// and [`shield`](crate::shield).
@@ -182,6 +183,7 @@ impl Scope {
         F: Future<Output = Result<T, E>>,
         E: CancelError,
     {
+        let body = in_scope_span(self.node.info(), body);
         ScopeFuture {
             inner: InScope::new(self.node, body),
             reach: Reach::default(),
@@ -419,7 +421,7 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless awaited"]
     pub struct ScopeFuture<F> {
         #[pin]
-        inner: InScope<F>,
+        inner: InScope<InSpan<F>>,
         reach: Reach,
     }
 }

@@ -713,7 +713,7 @@ impl ScopeNode {
             let fire = self.arm_deadline(&mut st);
             let stale = st.is_effective(st.parent_cancelled()) != self.is_cancelled();
             // Cloned only to deliver events.
-            let hooked = st.env.as_ref().filter(|env| env.has_hook()).map(|env| {
+            let hooked = st.env.as_ref().filter(|env| env.is_observed()).map(|env| {
                 let entered = Event::ScopeEntered {
                     scope: self.inner.info.clone(),
                     parent: st.parent.as_ref().map(|p| p.info().clone()),

@@ -1,0 +1,53 @@
+//! Feature `tracing`: what a runtime reports ([`Event`](crate::event::Event)), as `tracing`
+//! events with the cause as structured fields, and nursery members and named scopes as spans.
+//! Without the feature, only [`InSpan`] and its constructors remain, and they are the future
+//! itself: nothing is paid.
+//!
+//! Everything here is behind one cheap question, [`listening`]: whether any subscriber enables
+//! any level at all (tracing's global maximum level, one relaxed load). When nobody listens no
+//! event is built, no span is made, and a member keeps one empty word for its span.
+//!
+//! Levels, as a service author reads them: a cancellation (requested, observed, a member that
+//! ended cancelled, a deadline firing) is `DEBUG`; a failure (a member's error, a member dropped
+//! with its nursery or at the end of a group's grace) `WARN`; a panic (a member's, a failure
+//! handler's) `ERROR`; a group's shutdown report `INFO`; the plumbing (scopes entered and left,
+//! spawns, shields and deadlines moved, a member that completed, a cancel request that lost to an
+//! earlier cause or found its scope exited, the virtual clock) `TRACE`. The target is
+//! `wherefore` throughout.
+
+#[cfg(feature = "tracing")]
+mod adapter;
+
+#[cfg(feature = "tracing")]
+pub(crate) use adapter::{Traced as InSpan, event, listening};
+
+/// A future in a span: [`adapter::Traced`] with the feature, the future itself without.
+#[cfg(not(feature = "tracing"))]
+pub(crate) type InSpan<F> = F;
+
+use crate::identity::{ScopeInfo, TaskInfo};
+
+/// `future`, in the span of the task `task` (feature `tracing`, while a subscriber listens).
+#[inline]
+pub(crate) fn in_task_span<F>(task: &TaskInfo, future: F) -> InSpan<F> {
+    #[cfg(feature = "tracing")]
+    return InSpan::task(task, future);
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = task;
+        future
+    }
+}
+
+/// `future`, in the span of the scope `scope` if it is named (feature `tracing`, while a
+/// subscriber listens).
+#[inline]
+pub(crate) fn in_scope_span<F>(scope: &ScopeInfo, future: F) -> InSpan<F> {
+    #[cfg(feature = "tracing")]
+    return InSpan::scope(scope, future);
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = scope;
+        future
+    }
+}
