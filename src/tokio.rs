@@ -15,6 +15,7 @@ use crate::cancelled::CancelError;
 use crate::clock::Clock;
 use crate::context;
 use crate::env::Env;
+use crate::event::Hook;
 use crate::identity::TaskId;
 use crate::reach::Reach;
 use crate::scope::{poll_reached, reached};
@@ -23,8 +24,14 @@ use crate::sync::{self, Arc};
 
 /// An environment on tokio's clock, if the calling thread is inside a tokio runtime.
 pub(crate) fn ambient_env() -> Option<Arc<Env>> {
+    tokio_env(None)
+}
+
+/// An environment on tokio's clock reporting to `hook`, if the calling thread is inside a tokio
+/// runtime.
+fn tokio_env(hook: Option<Arc<dyn Hook>>) -> Option<Arc<Env>> {
     let handle = ::tokio::runtime::Handle::try_current().ok()?;
-    let env = Env::new(Clock::tokio(), None, false);
+    let env = Env::new(Clock::tokio(), hook, false);
     let driver = handle.spawn(TimerDriver {
         env: Arc::downgrade(&env),
         sleep: Box::pin(::tokio::time::sleep(std::time::Duration::ZERO)),
@@ -279,5 +286,111 @@ where
     match futures_util::future::select(second, expired).await {
         futures_util::future::Either::Left((forced, _)) => forced,
         futures_util::future::Either::Right((forced, _)) => forced,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future returned by [`with_hook`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # struct Ignore;
+    /// # impl wherefore::event::Hook for Ignore {
+    /// #     fn on_event(&self, _: std::time::Duration, _: &wherefore::event::Event) {}
+    /// # }
+    /// let hooked: wherefore::tokio::WithHook<_> =
+    ///     wherefore::tokio::with_hook(std::sync::Arc::new(Ignore), async {});
+    /// hooked.await;
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct WithHook<F> {
+        hook: Option<Arc<dyn Hook>>,
+        env: Option<Arc<Env>>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F> std::fmt::Debug for WithHook<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithHook").finish_non_exhaustive()
+    }
+}
+
+/// Runs `future` on tokio with `hook` receiving everything `wherefore` reports inside it, as an
+/// embedded [`Runtime::with_hook`](crate::Runtime::with_hook) does: scopes entered and left,
+/// spawns and exits, cancel requests and the cancellations tasks observe, deadlines, group
+/// events, with the time since this future was first polled.
+///
+/// Every scope and nursery entered inside takes this environment (one tokio clock, one
+/// numbering, one hook), and so do the worker members they start, on whatever thread they run.
+/// A hook makes every scope recorded, as on the embedded runtime (timeouts included: see
+/// DESIGN.md, "Unrecorded timeout scopes"), so events show every scope entered and left.
+///
+/// # Panics
+///
+/// When first polled outside a tokio runtime (there is no tokio clock to give the scopes
+/// inside); use [`Runtime::with_hook`](crate::Runtime::with_hook) there.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use wherefore::event::{Event, Hook};
+/// use wherefore::{Cancelled, Nursery};
+///
+/// #[derive(Default)]
+/// struct Log(Mutex<Vec<String>>);
+///
+/// impl Hook for Log {
+///     fn on_event(&self, _at: Duration, event: &Event) {
+///         self.0.lock().unwrap().push(event.to_string());
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let log = Arc::new(Log::default());
+/// wherefore::tokio::with_hook(log.clone(), async {
+///     wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+///         n.spawn_named("ping", wherefore::sleep(Duration::from_millis(1))).unwrap();
+///         Ok(())
+///     })
+///     .await
+///     .unwrap();
+/// })
+/// .await;
+/// let log = log.0.lock().unwrap();
+/// assert!(log.iter().any(|line| line.starts_with("spawn    task \"ping\"")));
+/// assert!(log.iter().any(|line| line == "exit     task \"ping\": completed"));
+/// # }
+/// ```
+#[track_caller]
+pub fn with_hook<F: Future>(hook: Arc<dyn Hook>, future: F) -> WithHook<F> {
+    WithHook {
+        hook: Some(hook),
+        env: None,
+        future,
+    }
+}
+
+impl<F: Future> Future for WithHook<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if this.env.is_none() {
+            let made = tokio_env(this.hook.take());
+            let Some(env) = made else {
+                panic!(
+                    "wherefore::tokio::with_hook polled outside a tokio runtime: use \
+                     wherefore::Runtime::new().with_hook(..) there"
+                );
+            };
+            *this.env = Some(env);
+        }
+        let _env = this.env.as_ref().map(context::enter_env);
+        this.future.poll(cx)
     }
 }

@@ -256,3 +256,74 @@ async fn a_timeout_moved_between_two_nurseries_on_tokio_finishes() {
         .unwrap();
     assert!(matches!(out, Ok(Some(()))), "{out:?}");
 }
+
+/// Hooks under tokio (issue 28): `wherefore::tokio::with_hook` gives everything inside it one
+/// environment on tokio's clock that reports to the hook, worker members on other threads
+/// included.
+mod hooked {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use wherefore::event::{Event, Hook};
+
+    #[derive(Default)]
+    struct Log(Mutex<Vec<String>>);
+
+    impl Hook for Log {
+        fn on_event(&self, _at: Duration, event: &Event) {
+            self.0.lock().unwrap().push(event.to_string());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hook_hears_the_cancellation_of_a_worker_on_another_thread() {
+        let log = Arc::new(Log::default());
+        wherefore::tokio::with_hook(log.clone(), async {
+            let result = wherefore::NurseryBuilder::named("crew")
+                .run(async |n: Nursery<'_, Cancelled>| {
+                    let mut worker = n
+                        .spawn_worker_named("worker", async {
+                            wherefore::sleep(Duration::from_secs(3600)).await?;
+                            Ok(())
+                        })
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    worker.cancel_with("enough");
+                    worker.join().await?;
+                    Ok(())
+                })
+                .await;
+            assert!(result.is_ok());
+        })
+        .await;
+        let log = log.0.lock().unwrap();
+        let has = |prefix: &str| log.iter().any(|line| line.starts_with(prefix));
+        assert!(has("enter    scope \"crew\""), "{log:#?}");
+        assert!(
+            has("spawn    task \"worker\" in scope \"crew\""),
+            "{log:#?}"
+        );
+        assert!(
+            has("cancel   scope \"worker\": explicit (\"enough\") at tests/tokio.rs:"),
+            "{log:#?}"
+        );
+        // Heard from the worker's own thread (an event names a task by its number).
+        assert!(
+            log.iter().any(|line| line.starts_with("observe  task#")
+                && line.contains(" at sleep in scope \"worker\": explicit (\"enough\")")),
+            "{log:#?}"
+        );
+        assert!(
+            has("exit     task \"worker\": cancelled: explicit (\"enough\")"),
+            "{log:#?}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "wherefore::tokio::with_hook polled outside a tokio runtime")]
+    fn with_hook_outside_tokio_says_what_to_use_instead() {
+        wherefore::testing::block_on(wherefore::tokio::with_hook(
+            Arc::new(Log::default()),
+            async {},
+        ));
+    }
+}

@@ -64,6 +64,10 @@ impl CauseFields {
 /// and the extra fields given.
 macro_rules! cause_event {
     ($level:expr, $cause:expr, $message:literal, $($field:tt)*) => {{
+        // The fields are text made for the event: not made for a filter that rejects it.
+        if !tracing::enabled!(target: "wherefore", $level) {
+            return;
+        }
         let c = CauseFields::of($cause);
         tracing::event!(
             target: "wherefore",
