@@ -73,7 +73,7 @@ fn observability(c: &mut Criterion) {
 #[cfg(feature = "tracing")]
 fn tracing_rows(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
     let under = |filter: Targets| {
         tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
