@@ -656,11 +656,13 @@ fn cancel_tree(width: usize) -> (Duration, usize, usize) {
         let _ = outer
             .run(wherefore::nursery(async |s: Nursery<'_, Cancelled>| {
                 for _ in 0..width {
-                    s.spawn(Scope::new().run(async {
-                        let _ = wherefore::cancelled().await;
-                        Ok::<_, Cancelled>(())
-                    }))
-                    .unwrap();
+                    drop(
+                        s.spawn(Scope::new().run(async {
+                            let _ = wherefore::cancelled().await;
+                            Ok::<_, Cancelled>(())
+                        }))
+                        .unwrap(),
+                    );
                 }
                 wherefore::checkpoint().await?;
                 let start = Instant::now();

@@ -26,11 +26,13 @@ const MEMBERS: usize = 10_000;
 async fn service() {
     wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
         for _ in 0..MEMBERS {
-            n.spawn(async {
-                wherefore::checkpoint().await?;
-                wherefore::checkpoint().await
-            })
-            .unwrap();
+            drop(
+                n.spawn(async {
+                    wherefore::checkpoint().await?;
+                    wherefore::checkpoint().await
+                })
+                .unwrap(),
+            );
         }
         Ok(())
     })

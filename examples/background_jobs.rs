@@ -43,7 +43,7 @@ fn main() {
             let jobs = n.persistent_group_with::<BoxError>("jobs", move |failure| {
                 log(start, format_args!("job failed: {failure}"))
             });
-            jobs.spawn_named("cache-warmer", async {
+            jobs.start_soon_named("cache-warmer", async {
                 std::future::pending::<()>().await; // hangs on a foreign future, never checks
                 Ok(())
             })
@@ -56,7 +56,7 @@ fn main() {
                 let jobs = &jobs;
                 let answered = scope
                     .run(async move {
-                        jobs.spawn_named(
+                        jobs.start_soon_named(
                             format!("write-{request}"),
                             write_result(start, request, ms(write)),
                         )

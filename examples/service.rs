@@ -85,9 +85,9 @@ async fn pool(start: Instant, name: &str, panics: bool) {
     let result = NurseryBuilder::named(name.to_owned())
         .collect_panics()
         .run(async |n: Nursery<'_, BoxError>| {
-            n.spawn_named("steady", worker(start, "steady", ms(10)))
+            n.start_soon_named("steady", worker(start, "steady", ms(10)))
                 .unwrap();
-            n.spawn_named("culprit", async move {
+            n.start_soon_named("culprit", async move {
                 wherefore::sleep(ms(30)).await?;
                 if panics {
                     panic!("index out of bounds");
@@ -114,7 +114,7 @@ fn main() {
         let shutdown = server.handle();
         let served = server
             .run(wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-                n.spawn_named("refresher", async {
+                n.start_soon_named("refresher", async {
                     let cause = wherefore::cancelled().await;
                     log(start, format_args!("refresher: cancelled: {cause}"));
                     // Cleanup that can await, but for 20 ms at most: the flush hangs.

@@ -168,7 +168,7 @@ impl Cause {
     ///         Ok(())
     ///     })
     ///     .unwrap();
-    ///     n.spawn(async { Err::<(), _>("refused".into()) }).unwrap();
+    ///     n.start_soon(async { Err::<(), _>("refused".into()) }).unwrap();
     ///     Ok(())
     /// })
     /// .await;
@@ -612,7 +612,7 @@ impl fmt::Display for Timeout {
 ///         Ok(())
 ///     })
 ///     .unwrap();
-///     n.spawn_named("fetch", async { Err::<(), _>("connection refused".into()) }).unwrap();
+///     n.start_soon_named("fetch", async { Err::<(), _>("connection refused".into()) }).unwrap();
 ///     Ok(())
 /// })
 /// .await;
@@ -662,7 +662,7 @@ impl SiblingFailure {
     ///         Ok(())
     ///     })
     ///     .unwrap();
-    ///     n.spawn_named("fetch", async { Err::<(), _>("refused".into()) }).unwrap();
+    ///     n.start_soon_named("fetch", async { Err::<(), _>("refused".into()) }).unwrap();
     ///     Ok(())
     /// })
     /// .await;
@@ -688,7 +688,7 @@ impl SiblingFailure {
     ///             Ok(())
     ///         })
     ///         .unwrap();
-    ///         n.spawn(async { panic!("boom") as Result<(), _> }).unwrap();
+    ///         n.start_soon(async { panic!("boom") as Result<(), _> }).unwrap();
     ///         Ok(())
     ///     })
     ///     .await;

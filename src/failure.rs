@@ -13,7 +13,7 @@ use crate::identity::TaskInfo;
 /// use wherefore::{FailureKind, Nursery};
 /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-///     n.spawn_named("db", async { Err::<(), _>("disk full".into()) }).unwrap();
+///     n.start_soon_named("db", async { Err::<(), _>("disk full".into()) }).unwrap();
 ///     Ok(())
 /// })
 /// .await
@@ -53,7 +53,7 @@ impl<E> Failure<E> {
     /// # wherefore::testing::block_on(async {
     /// # type BoxError = Box<dyn std::error::Error + Send + Sync>;
     /// let err = wherefore::nursery(async |n: wherefore::Nursery<'_, BoxError>| {
-    ///     n.spawn_named("db", async { Err::<(), _>("disk full".into()) }).unwrap();
+    ///     n.start_soon_named("db", async { Err::<(), _>("disk full".into()) }).unwrap();
     ///     Ok(())
     /// }).await.unwrap_err();
     /// let failure = &err.failures()[0];
@@ -72,7 +72,7 @@ impl<E> Failure<E> {
     /// # use wherefore::FailureKind;
     /// # type BoxError = Box<dyn std::error::Error + Send + Sync>;
     /// let err = wherefore::nursery(async |n: wherefore::Nursery<'_, BoxError>| {
-    ///     n.spawn(async { Err::<(), _>("disk full".into()) }).unwrap();
+    ///     n.start_soon(async { Err::<(), _>("disk full".into()) }).unwrap();
     ///     Ok(())
     /// }).await.unwrap_err();
     /// let FailureKind::Error(e) = err.failures()[0].kind() else { unreachable!() };
@@ -89,7 +89,7 @@ impl<E> Failure<E> {
     /// # wherefore::testing::block_on(async {
     /// # type BoxError = Box<dyn std::error::Error + Send + Sync>;
     /// let err = wherefore::nursery(async |n: wherefore::Nursery<'_, BoxError>| {
-    ///     n.spawn(async { Err::<(), _>("x".into()) }).unwrap();
+    ///     n.start_soon(async { Err::<(), _>("x".into()) }).unwrap();
     ///     Ok(())
     /// }).await.unwrap_err();
     /// let (task, kind) = err.into_failures().remove(0).into_parts();
@@ -128,8 +128,8 @@ impl<E: fmt::Display> fmt::Display for Failure<E> {
 /// use wherefore::{Nursery, NurseryError};
 /// type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-///     n.spawn_named("a", async { Err::<(), _>("first".into()) }).unwrap();
-///     n.spawn_named("b", async { Err::<(), _>("second".into()) }).unwrap();
+///     n.start_soon_named("a", async { Err::<(), _>("first".into()) }).unwrap();
+///     n.start_soon_named("b", async { Err::<(), _>("second".into()) }).unwrap();
 ///     Ok(())
 /// })
 /// .await
@@ -160,8 +160,8 @@ impl<E> NurseryError<E> {
     /// # use wherefore::{Cancelled, Nursery};
     /// # type BoxError = Box<dyn std::error::Error + Send + Sync>;
     /// let failed = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-    ///     n.spawn_named("a", async { Err::<(), _>("first".into()) }).unwrap();
-    ///     n.spawn_named("b", async { Err::<(), _>("second".into()) }).unwrap();
+    ///     n.start_soon_named("a", async { Err::<(), _>("first".into()) }).unwrap();
+    ///     n.start_soon_named("b", async { Err::<(), _>("second".into()) }).unwrap();
     ///     Ok(())
     /// }).await.unwrap_err();
     /// let names: Vec<_> = failed.failures().iter().map(|f| f.task().name()).collect();
@@ -188,7 +188,7 @@ impl<E> NurseryError<E> {
     /// use std::io;
     /// use wherefore::FailureKind;
     /// let err = wherefore::nursery(async |n: wherefore::Nursery<'_, io::Error>| {
-    ///     n.spawn(async { Err::<(), _>(io::Error::from(io::ErrorKind::TimedOut)) }).unwrap();
+    ///     n.start_soon(async { Err::<(), _>(io::Error::from(io::ErrorKind::TimedOut)) }).unwrap();
     ///     Ok(())
     /// }).await.unwrap_err();
     /// let (_task, kind) = err.into_failures().remove(0).into_parts();
@@ -327,7 +327,7 @@ impl<F> Error for SpawnError<F> {}
 /// use std::error::Error;
 /// use std::io;
 /// let err = wherefore::nursery(async |n: wherefore::Nursery<'_, io::Error>| {
-///     n.spawn_named("db", async { Err::<(), _>(io::Error::other("disk full")) }).unwrap();
+///     n.start_soon_named("db", async { Err::<(), _>(io::Error::other("disk full")) }).unwrap();
 ///     Ok(())
 /// })
 /// .await

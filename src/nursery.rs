@@ -48,7 +48,7 @@ use crate::trace::in_scope_span;
 /// wherefore::nursery(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
 ///     let spawner = n.clone(); // members can spawn siblings through a clone
 ///     n.spawn(async move {
-///         spawner.spawn(async { Ok(()) }).unwrap();
+///         spawner.start_soon(async { Ok(()) }).unwrap();
 ///         Ok(())
 ///     })
 ///     .unwrap();
@@ -538,7 +538,7 @@ where
     /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     ///     let jobs = n.persistent_group::<Cancelled>("jobs");
     ///     assert_eq!(jobs.cancel_handle().scope().name(), Some("jobs"));
-    ///     jobs.spawn(async { Ok(()) }).unwrap();
+    ///     jobs.start_soon(async { Ok(()) }).unwrap();
     ///     let report = jobs.drain().await; // or the nursery would wait for the group forever
     ///     assert_eq!(report.finished(), 1);
     ///     Ok(())
@@ -570,7 +570,7 @@ where
     ///     let jobs = n.persistent_group_with::<BoxError>("jobs", move |failure| {
     ///         log.lock().unwrap().push(failure.to_string())
     ///     });
-    ///     jobs.spawn_named("mailer", async { Err("smtp down".into()) }).unwrap();
+    ///     jobs.start_soon_named("mailer", async { Err("smtp down".into()) }).unwrap();
     ///     jobs.spawn_named("indexer", async { Ok(()) }).unwrap(); // unaffected
     ///     let report = jobs.drain().await;
     ///     assert_eq!((report.finished(), report.failed()), (1, 1));
@@ -670,7 +670,7 @@ impl<E, S: Sharing> fmt::Display for Nursery<'_, E, S> {
 ///         Ok(())
 ///     })
 ///     .unwrap();
-///     n.spawn_named("log", async { Ok(()) }).unwrap();
+///     n.start_soon_named("log", async { Ok(()) }).unwrap();
 ///     Ok(42)
 /// })
 /// .await; // waits for every member
@@ -745,7 +745,7 @@ where
 /// let err = NurseryBuilder::named("workers")
 ///     .collect_panics()
 ///     .run(async |n: Nursery<'_, wherefore::Cancelled>| {
-///         n.spawn(async { panic!("boom") as Result<(), _> }).unwrap();
+///         n.start_soon(async { panic!("boom") as Result<(), _> }).unwrap();
 ///         Ok(())
 ///     })
 ///     .await
@@ -795,7 +795,7 @@ impl<S: Sharing> NurseryBuilder<S> {
     /// let err = NurseryBuilder::new()
     ///     .collect_panics()
     ///     .run(async |n: Nursery<'_, wherefore::Cancelled>| {
-    ///         n.spawn_named("parser", async { panic!("bad input") as Result<(), _> }).unwrap();
+    ///         n.start_soon_named("parser", async { panic!("bad input") as Result<(), _> }).unwrap();
     ///         Ok(())
     ///     })
     ///     .await

@@ -29,7 +29,7 @@ use crate::env::Env;
 use crate::event::Event;
 use crate::failure::{Failure, FailureKind, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
-use crate::member::sendable_member;
+use crate::member::{sendable_member, unjoined};
 use crate::member_scope::MemberScope;
 use crate::member_set::{MemberSet, Reached, remember};
 use crate::scope::CancelHandle;
@@ -78,7 +78,7 @@ type Member<E> = crate::member::Member<'static, E, Sendable>;
 ///     let request = Scope::named("request").with_timeout(Duration::from_secs(1));
 ///     let _ = request
 ///         .run(async {
-///             jobs.spawn_named("write", wherefore::sleep(Duration::from_secs(5))).unwrap();
+///             jobs.start_soon_named("write", wherefore::sleep(Duration::from_secs(5))).unwrap();
 ///             wherefore::sleep(Duration::from_secs(60)).await
 ///         })
 ///         .await;
@@ -281,12 +281,105 @@ where
         self.spawn_task(Some(name.into()), Location::caller(), future)
     }
 
+    /// Starts an unnamed member without a [`JoinHandle`], as
+    /// [`Nursery::start_soon`](crate::Nursery::start_soon) does: the group still runs it and
+    /// reports its failure; it returns who the member is, or hands the future back once the
+    /// group is closing (S10). Its cell keeps no exit (and no scope of its own).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     let task = jobs.start_soon(async { Ok(()) }).unwrap();
+    ///     assert_eq!(task.name(), None);
+    ///     assert_eq!(jobs.drain().await.finished(), 1);
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn start_soon<F>(&self, future: F) -> Result<TaskInfo, SpawnError<F>>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.start_task(None, Location::caller(), future)
+    }
+
+    /// Starts a named member without a [`JoinHandle`]; see [`start_soon`](Self::start_soon).
+    ///
+    /// ```
+    /// # wherefore::testing::block_on(async {
+    /// # use wherefore::{Cancelled, Nursery};
+    /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+    ///     let jobs = n.persistent_group::<Cancelled>("jobs");
+    ///     let task = jobs.start_soon_named("audit", async { Ok(()) }).unwrap();
+    ///     assert_eq!(task.to_string(), "task \"audit\"");
+    ///     jobs.drain().await;
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn start_soon_named<F>(
+        &self,
+        name: impl Into<Frozen<str>>,
+        future: F,
+    ) -> Result<TaskInfo, SpawnError<F>>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.start_task(Some(name.into()), Location::caller(), future)
+    }
+
     fn spawn_task<F>(
         &self,
         name: Option<Frozen<str>>,
         spawned_at: &'static Location<'static>,
         future: F,
     ) -> Result<JoinHandle<()>, SpawnError<F>>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let node = self.group.node.clone();
+        self.admit(name, spawned_at, future, |task, future| {
+            // Its own scope, under the group's, as a nursery member has.
+            let scope = MemberScope::new(task.clone(), node);
+            sendable_member::<Sendable, _, (), E>(scope, future)
+        })
+    }
+
+    fn start_task<F>(
+        &self,
+        name: Option<Frozen<str>>,
+        spawned_at: &'static Location<'static>,
+        future: F,
+    ) -> Result<TaskInfo, SpawnError<F>>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.admit(name, spawned_at, future, |task, future| {
+            let member = match task.name.clone() {
+                Some(name) => unjoined::<Sendable, _, _, E>(task, name, future),
+                None => unjoined::<Sendable, _, _, E>(task, (), future),
+            };
+            (member, task.clone())
+        })
+    }
+
+    /// Admits `future` as a new member named `name`, made into a member (and what the caller
+    /// returns) by `make`, or hands it back once the group is closing (S10).
+    fn admit<F, R>(
+        &self,
+        name: Option<Frozen<str>>,
+        spawned_at: &'static Location<'static>,
+        future: F,
+        make: impl FnOnce(&TaskInfo, F) -> (Member<E>, R),
+    ) -> Result<R, SpawnError<F>>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
@@ -308,15 +401,13 @@ where
             if !st.phase.is_open() || node.is_cancelled() {
                 return Err(SpawnError::ShuttingDown(future));
             }
-            // Its own scope, under the group's, as a nursery member has.
-            let scope = MemberScope::new(task.clone(), node.clone());
-            let (member, handle) = sendable_member::<Sendable, _, (), E>(scope, future);
+            let (member, made) = make(&task, future);
             st.incoming.push(Running {
                 task: task.clone(),
                 started,
                 future: member,
             });
-            (st.runner.clone(), handle)
+            (st.runner.clone(), made)
         };
         if let Some(env) = &env {
             report_spawn(env, &task, node.info());
@@ -349,7 +440,7 @@ impl<E> PersistentGroup<E> {
     /// use wherefore::{Cancelled, Nursery};
     /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     ///     let jobs = n.persistent_group::<Cancelled>("jobs");
-    ///     jobs.spawn_named("polite", wherefore::sleep(Duration::from_secs(3600))).unwrap();
+    ///     jobs.start_soon_named("polite", wherefore::sleep(Duration::from_secs(3600))).unwrap();
     ///     jobs.spawn_named("stubborn", async {
     ///         wherefore::shield(std::future::pending::<()>()).await; // deaf to cancellation
     ///         Ok(())
@@ -427,7 +518,7 @@ impl<E> PersistentGroup<E> {
     /// # use wherefore::{Cancelled, Nursery};
     /// wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     ///     let jobs = n.persistent_group::<Cancelled>("jobs");
-    ///     jobs.spawn(wherefore::sleep(std::time::Duration::from_secs(5))).unwrap();
+    ///     jobs.start_soon(wherefore::sleep(std::time::Duration::from_secs(5))).unwrap();
     ///     let report = jobs.drain().await;
     ///     assert_eq!(report.finished(), 1);
     ///     assert!(report.cause().is_none());
@@ -533,7 +624,7 @@ impl<E> fmt::Display for PersistentGroup<E> {
 /// # use wherefore::{Cancelled, Nursery, Shutdown};
 /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
 /// # let jobs = n.persistent_group::<Cancelled>("jobs");
-/// jobs.spawn(wherefore::sleep(Duration::from_secs(1))).unwrap();
+/// jobs.start_soon(wherefore::sleep(Duration::from_secs(1))).unwrap();
 /// let done: Shutdown<Cancelled> = jobs.drain(); // closes the group at once
 /// assert!(!jobs.is_open());
 /// assert_eq!(done.await.finished(), 1); // resolves when the last member has ended
@@ -583,7 +674,7 @@ impl<E> Future for Shutdown<E> {
 /// # use wherefore::{Cancelled, Nursery};
 /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
 /// # let jobs = n.persistent_group::<Cancelled>("jobs");
-/// jobs.spawn(async { Ok(()) }).unwrap();
+/// jobs.start_soon(async { Ok(()) }).unwrap();
 /// let report = jobs.drain().await;
 /// assert_eq!(
 ///     report.to_string(),
@@ -672,7 +763,7 @@ impl DroppedMember {
     /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     /// # let jobs = n.persistent_group::<Cancelled>("jobs");
     /// # let stubborn = || async { wherefore::shield(std::future::pending::<()>()).await; Ok(()) };
-    /// jobs.spawn(stubborn()).unwrap();
+    /// jobs.start_soon(stubborn()).unwrap();
     /// wherefore::sleep(Duration::from_secs(5)).await?;
     /// let report = jobs.shutdown(Duration::from_secs(2)).await;
     /// assert_eq!(report.dropped()[0].ran_for(), Duration::from_secs(7)); // 5 s, then the grace
@@ -694,7 +785,7 @@ impl DroppedMember {
     /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     /// # let jobs = n.persistent_group::<Cancelled>("jobs");
     /// // Waits on a foreign future, shielded from the shutdown:
-    /// jobs.spawn(wherefore::shield(wherefore::guard(std::future::pending::<()>()))).unwrap();
+    /// jobs.start_soon(wherefore::shield(wherefore::guard(std::future::pending::<()>()))).unwrap();
     /// wherefore::checkpoint().await?;
     /// let report = jobs.shutdown(Duration::from_secs(1)).await;
     /// let point = report.dropped()[0].blocked_at().unwrap();
@@ -847,8 +938,8 @@ impl ShutdownReport {
     /// # use wherefore::{Cancelled, Nursery};
     /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     /// # let jobs = n.persistent_group::<Cancelled>("jobs");
-    /// jobs.spawn(async { Ok(()) }).unwrap();
-    /// jobs.spawn(wherefore::sleep(Duration::from_secs(1))).unwrap();
+    /// jobs.start_soon(async { Ok(()) }).unwrap();
+    /// jobs.start_soon(wherefore::sleep(Duration::from_secs(1))).unwrap();
     /// assert_eq!(jobs.drain().await.finished(), 2);
     /// # Ok(())
     /// # }).await.unwrap();
@@ -866,9 +957,9 @@ impl ShutdownReport {
     /// # use wherefore::{BoxError, Cancelled, Nursery};
     /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     /// # let jobs = n.persistent_group_with::<BoxError>("jobs", |_failure| {});
-    /// jobs.spawn(async { Err("smtp down".into()) }).unwrap();
-    /// jobs.spawn(async { panic!("bug") as Result<(), _> }).unwrap();
-    /// jobs.spawn(async { Ok(()) }).unwrap();
+    /// jobs.start_soon(async { Err("smtp down".into()) }).unwrap();
+    /// jobs.start_soon(async { panic!("bug") as Result<(), _> }).unwrap();
+    /// jobs.start_soon(async { Ok(()) }).unwrap();
     /// assert_eq!(jobs.drain().await.failed(), 2); // errors and panics alike
     /// # Ok(())
     /// # }).await.unwrap();
@@ -886,7 +977,7 @@ impl ShutdownReport {
     /// # use wherefore::{Cancelled, Nursery};
     /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     /// # let jobs = n.persistent_group::<Cancelled>("jobs");
-    /// jobs.spawn(wherefore::sleep(Duration::from_secs(3600))).unwrap();
+    /// jobs.start_soon(wherefore::sleep(Duration::from_secs(3600))).unwrap();
     /// wherefore::checkpoint().await?;
     /// let report = jobs.shutdown(Duration::from_secs(1)).await;
     /// assert_eq!((report.cancelled(), report.finished()), (1, 0));
@@ -907,9 +998,9 @@ impl ShutdownReport {
     /// # wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     /// # let jobs = n.persistent_group::<Cancelled>("jobs");
     /// # let stubborn = || async { wherefore::shield(std::future::pending::<()>()).await; Ok(()) };
-    /// jobs.spawn_named("a", stubborn()).unwrap();
-    /// jobs.spawn_named("b", stubborn()).unwrap();
-    /// jobs.spawn_named("c", async { Ok(()) }).unwrap();
+    /// jobs.start_soon_named("a", stubborn()).unwrap();
+    /// jobs.start_soon_named("b", stubborn()).unwrap();
+    /// jobs.start_soon_named("c", async { Ok(()) }).unwrap();
     /// wherefore::checkpoint().await?;
     /// let report = jobs.shutdown(Duration::from_secs(1)).await;
     /// let names: Vec<_> = report.dropped().iter().map(|m| m.task().name()).collect();

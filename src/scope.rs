@@ -793,7 +793,7 @@ impl CancelHandle {
     /// # use wherefore::{Cancelled, Nursery, NurseryBuilder};
     /// NurseryBuilder::named("workers")
     ///     .run(async |n: Nursery<'_, Cancelled>| {
-    ///         n.spawn_named("idle", wherefore::sleep(Duration::from_secs(1))).unwrap();
+    ///         n.start_soon_named("idle", wherefore::sleep(Duration::from_secs(1))).unwrap();
     ///         wherefore::checkpoint().await?; // let it start
     ///         let picture = n.cancel_handle().tree().to_string();
     ///         assert!(picture.starts_with("scope \"workers\" (running)\n"));

@@ -256,6 +256,8 @@ unsafe impl<T: Send> Sync for ExitRef<T> {}
 /// .unwrap();
 /// # });
 /// ```
+#[must_use = "dropping the handle neither cancels nor detaches the task, which its nursery still \
+              runs and awaits; start a task you will not join or cancel with `start_soon`"]
 pub struct JoinHandle<T> {
     member: ExitRef<T>,
 }

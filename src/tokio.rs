@@ -354,7 +354,7 @@ impl<F> std::fmt::Debug for WithHook<F> {
 /// let log = Arc::new(Log::default());
 /// wherefore::tokio::with_hook(log.clone(), async {
 ///     wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-///         n.spawn_named("ping", wherefore::sleep(Duration::from_millis(1))).unwrap();
+///         n.start_soon_named("ping", wherefore::sleep(Duration::from_millis(1))).unwrap();
 ///         Ok(())
 ///     })
 ///     .await

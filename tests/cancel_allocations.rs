@@ -31,11 +31,13 @@ fn cancelling_ten_thousand_waiting_scopes_allocates_once() {
         let _ = root
             .run(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
                 for _ in 0..10_000 {
-                    n.spawn(Scope::new().run(async {
-                        let _cause = wherefore::cancelled().await;
-                        Ok::<_, Cancelled>(())
-                    }))
-                    .unwrap();
+                    drop(
+                        n.spawn(Scope::new().run(async {
+                            let _cause = wherefore::cancelled().await;
+                            Ok::<_, Cancelled>(())
+                        }))
+                        .unwrap(),
+                    );
                 }
                 wherefore::checkpoint().await?; // every member is waiting in its own scope
                 made = Some(allocations_of(|| {

@@ -172,7 +172,7 @@ fn a_nursery_is_called_but_never_catches() {
         let mut nursery_handle = None;
         let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             nursery_handle = Some(n.cancel_handle());
-            n.spawn(wherefore::sleep_forever()).unwrap();
+            drop(n.spawn(wherefore::sleep_forever()).unwrap());
             wherefore::testing::wait_all_tasks_blocked().await?;
             n.cancel_handle().cancel();
             wherefore::checkpoint().await
@@ -187,7 +187,8 @@ fn a_nursery_is_called_but_never_catches() {
         let mut failed_handle = None;
         let out = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
             failed_handle = Some(n.cancel_handle());
-            n.spawn(async { Err::<(), _>("refused".into()) }).unwrap();
+            n.start_soon(async { Err::<(), _>("refused".into()) })
+                .unwrap();
             Ok(())
         })
         .await;

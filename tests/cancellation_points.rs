@@ -71,7 +71,7 @@ fn yield_now_lets_the_other_members_run() {
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             for name in ["a", "b"] {
                 let turns = &turns;
-                n.spawn(async move {
+                n.start_soon(async move {
                     for _ in 0..3 {
                         turns.lock().unwrap().push(name);
                         wherefore::yield_now().await;

@@ -111,7 +111,7 @@ fn deadlines_fire_before_tasks_woken_at_the_same_instant() {
         let start = wherefore::now();
         let out = wherefore::nursery(async |n: wherefore::Nursery<'_, Cancelled>| {
             let h = handle.clone();
-            n.spawn(async move {
+            n.start_soon(async move {
                 wherefore::sleep(secs(5)).await?; // registered before the deadline
                 assert!(
                     !h.cancel_with("waker"),

@@ -92,7 +92,7 @@ fn a_timeout_made_and_run_in_one_runtime_uses_its_clock() {
 fn a_nursery_whose_member_panics_while_dropped_still_leaves_its_parent() {
     dropped_while_a_member_panics_leaves_the_parent("  scope \"crew\" (running)\n", true, || {
         NurseryBuilder::named("crew").run(async |n: Nursery<'_, Cancelled>| {
-            n.spawn(async {
+            n.start_soon(async {
                 let _bomb = PanicsWhenDropped;
                 wherefore::sleep(secs(60)).await
             })
@@ -108,14 +108,16 @@ fn a_nursery_whose_member_panics_while_dropped_still_leaves_its_parent() {
 fn a_member_with_its_own_scope_that_panics_while_dropped_still_leaves_its_nursery() {
     dropped_while_a_member_panics_leaves_the_parent("    scope \"fragile\"", true, || {
         NurseryBuilder::named("crew").run(async |n: Nursery<'_, Cancelled>| {
-            n.spawn_named(
-                "fragile",
-                Scope::named("step").run(async {
-                    let _bomb = PanicsWhenDropped;
-                    wherefore::sleep(secs(60)).await
-                }),
-            )
-            .unwrap();
+            drop(
+                n.spawn_named(
+                    "fragile",
+                    Scope::named("step").run(async {
+                        let _bomb = PanicsWhenDropped;
+                        wherefore::sleep(secs(60)).await
+                    }),
+                )
+                .unwrap(),
+            );
             wherefore::sleep(secs(60)).await
         })
     });
@@ -130,7 +132,7 @@ fn a_persistent_group_whose_member_panics_while_dropped_still_leaves_its_nursery
     dropped_while_a_member_panics_leaves_the_parent("scope \"jobs\" (running)", false, || {
         NurseryBuilder::named("crew").run(async |n: Nursery<'_, Cancelled>| {
             let jobs = n.persistent_group::<Cancelled>("jobs");
-            jobs.spawn(async {
+            jobs.start_soon(async {
                 let _bomb = PanicsWhenDropped;
                 wherefore::sleep(secs(60)).await
             })

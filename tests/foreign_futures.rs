@@ -126,7 +126,7 @@ mod on_tokio {
                     Ok(())
                 })
                 .unwrap();
-            n.spawn_named("fetch", async {
+            n.start_soon_named("fetch", async {
                 tokio::time::sleep(millis(10)).await;
                 Err::<(), BoxError>("upstream gone".into())
             })
@@ -176,7 +176,7 @@ fn a_cancellation_reaches_a_foreign_future_through_an_inner_scope() {
         let out = outer
             .run(wherefore::nursery_local(
                 async |n: LocalNursery<'_, Cancelled>| {
-                    n.spawn(async {
+                    n.start_soon(async {
                         wherefore::sleep(secs(1)).await?;
                         stop.cancel_with("stop");
                         Ok(())
@@ -213,7 +213,7 @@ fn a_nursery_body_blocked_in_a_foreign_future_ends_when_a_member_fails() {
     block_on(async {
         let start = wherefore::now();
         let out = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-            n.spawn_named("fetch", async {
+            n.start_soon_named("fetch", async {
                 wherefore::sleep(secs(2)).await?;
                 Err::<(), BoxError>("no route".into())
             })
@@ -238,7 +238,7 @@ fn a_group_shutdown_ends_a_member_blocked_in_a_foreign_future() {
         let start = wherefore::now();
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             let jobs = n.persistent_group::<Cancelled>("jobs");
-            jobs.spawn_named("stuck", async {
+            jobs.start_soon_named("stuck", async {
                 futures::future::pending::<()>().await;
                 Ok(())
             })
@@ -269,7 +269,7 @@ async fn cancel_while_blocked_holding<'env, H: Send + 'env>(
     name: &str,
     held: H,
 ) -> Result<(), Cancelled> {
-    n.spawn_named(name.to_owned(), async move {
+    n.start_soon_named(name.to_owned(), async move {
         let _held = held;
         futures::future::pending::<()>().await;
         Ok(())

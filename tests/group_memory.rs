@@ -17,14 +17,14 @@ fn a_hundred_thousand_short_members_leave_no_memory_behind() {
             let jobs = n.persistent_group::<Cancelled>("jobs");
             // Warm up: the group's first members size its internal storage.
             for _ in 0..100 {
-                jobs.spawn(async { wherefore::checkpoint().await }).unwrap();
+                drop(jobs.spawn(async { wherefore::checkpoint().await }).unwrap());
             }
             wherefore::sleep(secs(1)).await?;
             let before = live_bytes();
             let mut peak = 0;
             for round in 0..1_000 {
                 for _ in 0..100 {
-                    jobs.spawn(async { wherefore::checkpoint().await }).unwrap();
+                    drop(jobs.spawn(async { wherefore::checkpoint().await }).unwrap());
                 }
                 wherefore::sleep(secs(1)).await?; // all 100 finish
                 peak = peak.max(live_bytes() - before);

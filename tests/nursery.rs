@@ -18,7 +18,7 @@ fn a_nursery_returns_only_after_every_member_finished() {
         let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             for (name, delay) in [("slow", 3), ("fast", 1), ("middle", 2)] {
                 let log = &log;
-                n.spawn_named(name, async move {
+                n.start_soon_named(name, async move {
                     wherefore::sleep(secs(delay)).await?;
                     log.lock().unwrap().push(name);
                     Ok(())
@@ -43,10 +43,10 @@ fn members_can_spawn_siblings_through_a_clone_of_the_handle() {
         let count = std::cell::Cell::new(0);
         wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             let (count, spawner) = (&count, n.clone());
-            n.spawn(async move {
+            n.start_soon(async move {
                 for _ in 0..3 {
                     spawner
-                        .spawn(async move {
+                        .start_soon(async move {
                             count.set(count.get() + 1);
                             Ok(())
                         })
@@ -72,7 +72,7 @@ fn a_failing_member_does_not_cut_short_a_siblings_shielded_cleanup() {
         let start = wherefore::now();
         let out = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
             let log = &log;
-            n.spawn_named("writer", async move {
+            n.start_soon_named("writer", async move {
                 let cause = wherefore::cancelled().await;
                 log.lock()
                     .unwrap()
@@ -84,7 +84,7 @@ fn a_failing_member_does_not_cut_short_a_siblings_shielded_cleanup() {
                 Err::<(), BoxError>(Box::new(wherefore::checkpoint().await.unwrap_err()))
             })
             .unwrap();
-            n.spawn_named("fetch", async {
+            n.start_soon_named("fetch", async {
                 wherefore::sleep(secs(1)).await?;
                 Err::<(), BoxError>("connection refused".into())
             })
@@ -119,14 +119,14 @@ fn a_failing_member_does_not_cut_short_a_siblings_shielded_cleanup() {
 fn every_failure_is_reported_in_order() {
     block_on(async {
         let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-            n.spawn_named("second", async {
+            n.start_soon_named("second", async {
                 // Cancelled by the first failure, but fails anyway during its cleanup.
                 let _ = wherefore::cancelled().await;
                 wherefore::shield(wherefore::sleep(secs(1))).await?;
                 Err::<(), BoxError>("cleanup failed".into())
             })
             .unwrap();
-            n.spawn_named("first", async {
+            n.start_soon_named("first", async {
                 wherefore::sleep(secs(1)).await?;
                 Err::<(), BoxError>("boom".into())
             })
@@ -154,7 +154,7 @@ fn a_failing_body_cancels_the_members_with_the_body_as_the_sibling() {
         let seen = Mutex::new(None);
         let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
             let seen = &seen;
-            n.spawn(async move {
+            n.start_soon(async move {
                 *seen.lock().unwrap() = Some(wherefore::cancelled().await);
                 Ok(())
             })
@@ -181,7 +181,7 @@ fn a_failing_body_is_named_after_its_nursery() {
     block_on(async {
         let err = NurseryBuilder::named("outer")
             .run(async |n: Nursery<'_, BoxError>| {
-                n.spawn_named("body", async { Ok(()) }).unwrap(); // a member called "body"
+                n.start_soon_named("body", async { Ok(()) }).unwrap(); // a member called "body"
                 NurseryBuilder::named("inner")
                     .run(async |_: Nursery<'_, BoxError>| Err::<(), _>("inner gave up".into()))
                     .await
@@ -211,7 +211,7 @@ fn a_panic_resumes_after_every_sibling_finished() {
         block_on(async {
             let _ = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
                 let log = &log;
-                n.spawn_named("survivor", async move {
+                n.start_soon_named("survivor", async move {
                     let cause = wherefore::cancelled().await;
                     log.lock().unwrap().push(cause.kind());
                     wherefore::shield(wherefore::sleep(secs(5))).await?;
@@ -219,7 +219,7 @@ fn a_panic_resumes_after_every_sibling_finished() {
                     Ok(())
                 })
                 .unwrap();
-                n.spawn_named("crasher", async {
+                n.start_soon_named("crasher", async {
                     wherefore::sleep(secs(1)).await?;
                     if true {
                         panic!("boom");
@@ -249,12 +249,12 @@ fn collect_panics_mode_reports_a_panic_as_a_failure() {
             .collect_panics()
             .run(async |n: Nursery<'_, Cancelled>| {
                 let seen = &seen;
-                n.spawn(async move {
+                n.start_soon(async move {
                     *seen.lock().unwrap() = Some(wherefore::cancelled().await);
                     Ok(())
                 })
                 .unwrap();
-                n.spawn_named("crasher", async {
+                n.start_soon_named("crasher", async {
                     panic!("index out of range") as Result<(), _>
                 })
                 .unwrap();
@@ -329,7 +329,7 @@ fn failures_win_over_an_outer_cancellation_which_stays_pending() {
         let out = outer
             .run(async {
                 let result = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-                    n.spawn_named("fails during cleanup", async {
+                    n.start_soon_named("fails during cleanup", async {
                         let _ = wherefore::cancelled().await;
                         Err::<(), BoxError>("flush failed".into())
                     })
@@ -362,16 +362,18 @@ fn joining_a_child_that_was_cancelled_gives_its_exit_not_my_cancellation() {
             let inner = Scope::named("inner");
             let inner_handle = inner.handle();
             let cell = &handle_cell;
-            n.spawn(inner.run(wherefore::nursery(
-                async move |inner_n: Nursery<'_, Cancelled>| {
-                    let child = inner_n
-                        .spawn_named("child", wherefore::sleep(secs(3600)))
-                        .unwrap();
-                    *cell.lock().unwrap() = Some(child);
-                    Ok(())
-                },
-            )))
-            .unwrap();
+            drop(
+                n.spawn(inner.run(wherefore::nursery(
+                    async move |inner_n: Nursery<'_, Cancelled>| {
+                        let child = inner_n
+                            .spawn_named("child", wherefore::sleep(secs(3600)))
+                            .unwrap();
+                        *cell.lock().unwrap() = Some(child);
+                        Ok(())
+                    },
+                )))
+                .unwrap(),
+            );
             wherefore::checkpoint().await?; // let the inner nursery start its child
             let mut child = handle_cell.lock().unwrap().take().unwrap();
             inner_handle.cancel_with("stop the child");
@@ -535,7 +537,7 @@ fn a_timeout_passing_while_a_cancelled_nursery_cleans_up_is_not_swallowed() {
         let out = wherefore::fail_after(
             secs(5),
             wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-                n.spawn_named("cleaner", async {
+                n.start_soon_named("cleaner", async {
                     let _ = wherefore::cancelled().await;
                     wherefore::shield(wherefore::sleep(secs(10))).await?; // the deadline passes
                     Ok(())
@@ -573,8 +575,9 @@ fn an_outer_cancellation_reaching_the_members_is_handed_on_whatever_the_body_ret
         let out = outer
             .run(async {
                 let inner = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-                    n.spawn_named("waiter", wherefore::sleep(secs(60))).unwrap();
-                    n.spawn_named("stopper", async {
+                    n.start_soon_named("waiter", wherefore::sleep(secs(60)))
+                        .unwrap();
+                    n.start_soon_named("stopper", async {
                         wherefore::sleep(secs(1)).await?;
                         stop.cancel_with("stop");
                         Ok(())
@@ -620,7 +623,8 @@ fn a_nursery_that_lowers_its_shield_hands_the_outer_cancellation_on() {
             .run(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
                 let own = n.cancel_handle();
                 own.set_shielded(true);
-                n.spawn_named("worker", wherefore::sleep(secs(60))).unwrap();
+                n.start_soon_named("worker", wherefore::sleep(secs(60)))
+                    .unwrap();
                 stop.cancel_with("shutdown");
                 wherefore::sleep(secs(1)).await?; // shielded: not cancelled
                 assert!(!own.is_cancelled());
@@ -643,7 +647,8 @@ fn a_nursery_that_lowers_its_shield_hands_the_outer_cancellation_on() {
 fn a_cancellation_of_the_nursery_alone_is_absorbed() {
     block_on(async {
         let out = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-            n.spawn_named("waiter", wherefore::sleep(secs(60))).unwrap();
+            n.start_soon_named("waiter", wherefore::sleep(secs(60)))
+                .unwrap();
             n.cancel_handle().cancel_with("enough");
             Ok("the body's value")
         })

@@ -92,7 +92,7 @@ fn a_member_without_a_handle_takes_at_most_80_bytes_and_less_than_one_with_a_han
         n.start_soon(wherefore::checkpoint()).unwrap();
     });
     let joinable = bytes_per_running_member(COUNT, |n| {
-        n.spawn(wherefore::checkpoint()).unwrap();
+        drop(n.spawn(wherefore::checkpoint()).unwrap());
     });
     assert!(
         unjoined <= 80.0,

@@ -19,9 +19,9 @@ fn a_request_timeout_does_not_reach_work_it_spawned_into_the_group() {
                 let _ = Scope::named("request")
                     .with_timeout(secs(1))
                     .run(async {
-                        jobs.spawn_named("write", wherefore::sleep(secs(5)))
+                        jobs.start_soon_named("write", wherefore::sleep(secs(5)))
                             .unwrap();
-                        jobs.spawn_named("refresh", wherefore::sleep(secs(3600)))
+                        jobs.start_soon_named("refresh", wherefore::sleep(secs(3600)))
                             .unwrap();
                         wherefore::sleep(secs(60)).await // the slow handler times out
                     })
@@ -63,17 +63,17 @@ fn a_failing_member_is_reported_and_does_not_cancel_the_others() {
             let jobs = n.persistent_group_with::<BoxError>("jobs", move |failure| {
                 seen.lock().unwrap().push(failure.to_string())
             });
-            jobs.spawn_named("steady", async {
+            jobs.start_soon_named("steady", async {
                 wherefore::sleep(secs(5)).await?;
                 Ok(())
             })
             .unwrap();
-            jobs.spawn_named("mailer", async {
+            jobs.start_soon_named("mailer", async {
                 wherefore::sleep(secs(1)).await?;
                 Err("smtp unreachable".into())
             })
             .unwrap();
-            jobs.spawn_named("crasher", async {
+            jobs.start_soon_named("crasher", async {
                 wherefore::sleep(secs(2)).await?;
                 if true {
                     panic!("bad index");
@@ -83,7 +83,7 @@ fn a_failing_member_is_reported_and_does_not_cancel_the_others() {
             .unwrap();
             wherefore::sleep(secs(3)).await?;
             assert!(jobs.is_open(), "failures do not end the group");
-            jobs.spawn_named("late", async { Ok(()) }).unwrap();
+            jobs.start_soon_named("late", async { Ok(()) }).unwrap();
             let report = jobs.drain().await;
             assert_eq!((report.finished(), report.failed()), (2, 2), "{report}");
             Ok(())
@@ -114,7 +114,7 @@ fn shutdown_waits_for_cleanup_then_drops_and_names_what_still_runs() {
     let report = block_on(async {
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             let jobs = n.persistent_group::<Cancelled>("jobs");
-            jobs.spawn_named("flusher", async {
+            jobs.start_soon_named("flusher", async {
                 let cause = wherefore::cancelled().await;
                 assert!(
                     cause
@@ -125,12 +125,12 @@ fn shutdown_waits_for_cleanup_then_drops_and_names_what_still_runs() {
                 Err(wherefore::checkpoint().await.unwrap_err())
             })
             .unwrap();
-            jobs.spawn_named("hung", async {
+            jobs.start_soon_named("hung", async {
                 wherefore::shield(std::future::pending::<()>()).await; // holds past any grace
                 Ok(())
             })
             .unwrap();
-            jobs.spawn_named("quick", async { Ok(()) }).unwrap();
+            jobs.start_soon_named("quick", async { Ok(()) }).unwrap();
             wherefore::sleep(secs(2)).await?;
             let start = wherefore::now();
             let report = jobs.shutdown(secs(10)).await;
@@ -180,7 +180,7 @@ fn a_members_cleanup_shield_cannot_extend_the_groups_grace() {
     let report = block_on(async {
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             let jobs = n.persistent_group::<Cancelled>("jobs");
-            jobs.spawn_named("slow-cleanup", async {
+            jobs.start_soon_named("slow-cleanup", async {
                 let _ = wherefore::cancelled().await;
                 wherefore::shield_with_grace(secs(60), wherefore::sleep(secs(3600))).await?;
                 Ok(())
@@ -224,10 +224,10 @@ fn a_panicking_failure_handler_is_isolated_and_reported() {
                     panic!("the handler broke");
                 }
             });
-            jobs.spawn_named("first", async { Err("disk full".into()) })
+            jobs.start_soon_named("first", async { Err("disk full".into()) })
                 .unwrap();
             wherefore::sleep(secs(1)).await?;
-            jobs.spawn_named("second", async { Err("disk still full".into()) })
+            jobs.start_soon_named("second", async { Err("disk still full".into()) })
                 .unwrap();
             let report = jobs.drain().await;
             assert_eq!(report.failed(), 2);
@@ -262,12 +262,12 @@ fn dropping_every_handle_drains_the_group() {
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             let jobs = n.persistent_group::<Cancelled>("jobs");
             let remote = jobs.clone();
-            jobs.spawn_named("write", wherefore::sleep(secs(3)))
+            jobs.start_soon_named("write", wherefore::sleep(secs(3)))
                 .unwrap();
             drop(jobs);
             wherefore::sleep(secs(1)).await?;
             remote
-                .spawn_named("late-write", wherefore::sleep(secs(1)))
+                .start_soon_named("late-write", wherefore::sleep(secs(1)))
                 .unwrap(); // still open
             drop(remote); // the last one
             Ok(())
@@ -311,13 +311,13 @@ fn a_member_whose_drop_panics_at_the_end_of_the_grace_is_reported() {
             let jobs = n.persistent_group_with::<Cancelled>("jobs", move |failure| {
                 seen.lock().unwrap().push(failure.to_string());
             });
-            jobs.spawn_named("fragile", async {
+            jobs.start_soon_named("fragile", async {
                 let _bomb = PanicsOnDrop;
                 wherefore::shield(std::future::pending::<()>()).await; // held to the grace's end
                 Ok(())
             })
             .unwrap();
-            jobs.spawn_named("polite", wherefore::sleep(secs(3600)))
+            jobs.start_soon_named("polite", wherefore::sleep(secs(3600)))
                 .unwrap();
             wherefore::checkpoint().await?;
             Ok(jobs.shutdown(secs(5)).await)
@@ -354,7 +354,7 @@ fn a_second_shutdown_waits_for_the_same_outcome_and_later_ones_return_it_at_once
     block_on(async {
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             let jobs = n.persistent_group::<Cancelled>("jobs");
-            jobs.spawn_named("stubborn", async {
+            jobs.start_soon_named("stubborn", async {
                 wherefore::shield(std::future::pending::<()>()).await; // held to the grace's end
                 Ok(())
             })
@@ -384,7 +384,7 @@ fn a_member_spawning_during_shutdown_gets_its_future_back() {
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             let jobs = n.persistent_group::<Cancelled>("jobs");
             let spawner = jobs.clone();
-            jobs.spawn_named("spawner", async move {
+            jobs.start_soon_named("spawner", async move {
                 let _ = wherefore::cancelled().await;
                 match spawner.spawn_named("follow-up", async { Ok(()) }) {
                     Err(SpawnError::ShuttingDown(future)) => drop(future),
@@ -461,7 +461,7 @@ fn dropping_the_nursery_still_answers_a_waiting_shutdown() {
         let keep = kept.clone();
         let nursery = wherefore::nursery(async move |n: Nursery<'_, Cancelled>| {
             let jobs = n.persistent_group::<Cancelled>("jobs");
-            jobs.spawn_named("forever", wherefore::sleep(secs(3600)))
+            jobs.start_soon_named("forever", wherefore::sleep(secs(3600)))
                 .unwrap();
             *keep.borrow_mut() = Some(jobs.clone());
             wherefore::sleep(secs(3600)).await?;

@@ -106,7 +106,7 @@ fn an_earlier_deadline_set_from_another_thread_wakes_a_runtime_parked_on_a_later
 fn timers_fire_while_another_task_keeps_the_runtime_busy() {
     let out = wherefore::run(async {
         wherefore::nursery(async |n: wherefore::Nursery<'_, Cancelled>| {
-            n.spawn_named("busy", async {
+            n.start_soon_named("busy", async {
                 loop {
                     wherefore::checkpoint().await?;
                 }
@@ -168,7 +168,8 @@ fn a_scope_or_a_nursery_moved_to_another_runtime_fails_at_once() {
     let panic = moved(Box::pin(async {
         let _ = wherefore::NurseryBuilder::named("crew")
             .run(async |n: wherefore::Nursery<'_, wherefore::Cancelled>| {
-                n.spawn(wherefore::sleep(Duration::from_secs(60))).unwrap();
+                n.start_soon(wherefore::sleep(Duration::from_secs(60)))
+                    .unwrap();
                 Ok(())
             })
             .await;

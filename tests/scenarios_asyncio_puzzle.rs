@@ -23,18 +23,21 @@ fn scenario(cancel_the_child: bool) -> wherefore::testing::Report<String> {
         let _ = NurseryBuilder::named("top")
             .run(async |n: Nursery<'_, wherefore::NurseryError<Cancelled>>| {
                 let handle = &handle;
-                n.spawn_named(
-                    "children",
-                    children_scope.run(NurseryBuilder::named("children").run(
-                        async move |c: Nursery<'_, Cancelled>| {
-                            *handle.lock().unwrap() =
-                                Some(c.spawn_named("child", wherefore::sleep(secs(10))).unwrap());
-                            Ok(())
-                        },
-                    )),
-                )
-                .unwrap();
-                n.spawn_named("canceller", async {
+                drop(
+                    n.spawn_named(
+                        "children",
+                        children_scope.run(NurseryBuilder::named("children").run(
+                            async move |c: Nursery<'_, Cancelled>| {
+                                *handle.lock().unwrap() = Some(
+                                    c.spawn_named("child", wherefore::sleep(secs(10))).unwrap(),
+                                );
+                                Ok(())
+                            },
+                        )),
+                    )
+                    .unwrap(),
+                );
+                n.start_soon_named("canceller", async {
                     wherefore::sleep(secs(1)).await?;
                     if cancel_the_child {
                         children.cancel_with("child no longer needed");
@@ -117,10 +120,10 @@ t=0.000 enter    scope "children" in scope "children-scope"
 t=0.000 spawn    task "child" in scope "children"
 t=0.000 enter    scope "waiter" in scope "top"
 t=1.000 clock    t=1.000
-t=1.000 cancel   scope "children-scope": explicit ("child no longer needed") at tests/scenarios_asyncio_puzzle.rs:40:34 [took effect]
+t=1.000 cancel   scope "children-scope": explicit ("child no longer needed") at tests/scenarios_asyncio_puzzle.rs:43:34 [took effect]
 t=1.000 exit     task "canceller": completed
-t=1.000 observe  task "child" at sleep in scope "children": parent scope "children-scope" was cancelled: explicit ("child no longer needed") at tests/scenarios_asyncio_puzzle.rs:40:34
-t=1.000 exit     task "child": cancelled: parent scope "children-scope" was cancelled: explicit ("child no longer needed") at tests/scenarios_asyncio_puzzle.rs:40:34
+t=1.000 observe  task "child" at sleep in scope "children": parent scope "children-scope" was cancelled: explicit ("child no longer needed") at tests/scenarios_asyncio_puzzle.rs:43:34
+t=1.000 exit     task "child": cancelled: parent scope "children-scope" was cancelled: explicit ("child no longer needed") at tests/scenarios_asyncio_puzzle.rs:43:34
 t=1.000 leave    scope "children"
 t=1.000 leave    scope "children-scope"
 t=1.000 leave    scope "children"
@@ -141,9 +144,9 @@ t=0.000 enter    scope "children" in scope "children-scope"
 t=0.000 spawn    task "child" in scope "children"
 t=0.000 enter    scope "waiter" in scope "top"
 t=1.000 clock    t=1.000
-t=1.000 cancel   scope "waiter": explicit ("caller gave up") at tests/scenarios_asyncio_puzzle.rs:42:28 [took effect]
+t=1.000 cancel   scope "waiter": explicit ("caller gave up") at tests/scenarios_asyncio_puzzle.rs:45:28 [took effect]
 t=1.000 exit     task "canceller": completed
-t=1.000 observe  task "main" at join in scope "waiter": explicit ("caller gave up") at tests/scenarios_asyncio_puzzle.rs:42:28
+t=1.000 observe  task "main" at join in scope "waiter": explicit ("caller gave up") at tests/scenarios_asyncio_puzzle.rs:45:28
 t=1.000 leave    scope "waiter"
 t=10.000 clock    t=10.000
 t=10.000 exit     task "child": completed

@@ -12,7 +12,7 @@ fn a_request_timeout_cancels_the_write_it_started() {
             .with_timeout(secs(5))
             .run(wherefore::NurseryBuilder::named("handler").run(
                 async |n: Nursery<'_, Cancelled>| {
-                    n.spawn_named("store-result", wherefore::sleep(secs(8)))
+                    n.start_soon_named("store-result", wherefore::sleep(secs(8)))
                         .unwrap();
                     wherefore::sleep(secs(1)).await?; // answer the client
                     Ok(())

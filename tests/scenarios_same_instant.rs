@@ -52,7 +52,7 @@ async fn same_instant(cancellers: &[&'static str], deadline: bool) -> String {
     wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
         for &tag in cancellers {
             let handle = handle.clone();
-            n.spawn_named(tag, async move {
+            n.start_soon_named(tag, async move {
                 wherefore::sleep(secs(5)).await?;
                 handle.cancel_with(format!("{tag} took it"));
                 Ok(())

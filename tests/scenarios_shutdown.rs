@@ -20,9 +20,9 @@ fn a_hanging_cleanup_is_cut_at_its_grace_deadline_while_the_others_finish() {
     let report = wherefore::testing::run(async {
         NurseryBuilder::named("service")
             .run(async |n: Nursery<'_, Cancelled>| {
-                n.spawn_named("cache", worker(1)).unwrap();
-                n.spawn_named("audit", worker(60)).unwrap(); // hangs
-                n.spawn_named("metrics", worker(2)).unwrap();
+                n.start_soon_named("cache", worker(1)).unwrap();
+                n.start_soon_named("audit", worker(60)).unwrap(); // hangs
+                n.start_soon_named("metrics", worker(2)).unwrap();
                 wherefore::sleep(secs(10)).await?;
                 n.cancel_handle().cancel_with("shutdown");
                 wherefore::checkpoint().await
@@ -46,33 +46,27 @@ t=10.000 clock    t=10.000
 t=10.000 cancel   scope "service": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35 [took effect]
 t=10.000 observe  task "main" at checkpoint in scope "service": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
 t=10.000 observe  task "cache" at cancelled in scope "service": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
-t=10.000 enter    scope "cache" in scope "service"
-t=10.000 enter    scope#8 in scope "cache" (shielded)
+t=10.000 enter    scope#8 in scope "service" (shielded)
 t=10.000 deadline scope#8 at t=15.000 (set at tests/scenarios_shutdown.rs:11:19)
 t=10.000 observe  task "audit" at cancelled in scope "service": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
-t=10.000 enter    scope "audit" in scope "service"
-t=10.000 enter    scope#10 in scope "audit" (shielded)
-t=10.000 deadline scope#10 at t=15.000 (set at tests/scenarios_shutdown.rs:11:19)
+t=10.000 enter    scope#9 in scope "service" (shielded)
+t=10.000 deadline scope#9 at t=15.000 (set at tests/scenarios_shutdown.rs:11:19)
 t=10.000 observe  task "metrics" at cancelled in scope "service": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
-t=10.000 enter    scope "metrics" in scope "service"
-t=10.000 enter    scope#12 in scope "metrics" (shielded)
-t=10.000 deadline scope#12 at t=15.000 (set at tests/scenarios_shutdown.rs:11:19)
+t=10.000 enter    scope#10 in scope "service" (shielded)
+t=10.000 deadline scope#10 at t=15.000 (set at tests/scenarios_shutdown.rs:11:19)
 t=11.000 clock    t=11.000
 t=11.000 leave    scope#8
-t=11.000 observe  task "cache" at checkpoint in scope "cache": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
-t=11.000 leave    scope "cache"
+t=11.000 observe  task "cache" at checkpoint in scope "service": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
 t=11.000 exit     task "cache": cancelled: explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
 t=12.000 clock    t=12.000
-t=12.000 leave    scope#12
-t=12.000 observe  task "metrics" at checkpoint in scope "metrics": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
-t=12.000 leave    scope "metrics"
+t=12.000 leave    scope#10
+t=12.000 observe  task "metrics" at checkpoint in scope "service": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
 t=12.000 exit     task "metrics": cancelled: explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
 t=15.000 clock    t=15.000
-t=15.000 cancel   scope#10: scope#10 timed out after 5s (deadline set at tests/scenarios_shutdown.rs:11:19) [took effect]
-t=15.000 observe  task "audit" at sleep in scope#10: scope#10 timed out after 5s (deadline set at tests/scenarios_shutdown.rs:11:19)
-t=15.000 leave    scope#10
-t=15.000 observe  task "audit" at checkpoint in scope "audit": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
-t=15.000 leave    scope "audit"
+t=15.000 cancel   scope#9: scope#9 timed out after 5s (deadline set at tests/scenarios_shutdown.rs:11:19) [took effect]
+t=15.000 observe  task "audit" at sleep in scope#9: scope#9 timed out after 5s (deadline set at tests/scenarios_shutdown.rs:11:19)
+t=15.000 leave    scope#9
+t=15.000 observe  task "audit" at checkpoint in scope "service": explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
 t=15.000 exit     task "audit": cancelled: explicit ("shutdown") at tests/scenarios_shutdown.rs:27:35
 t=15.000 leave    scope "service"
 t=15.000 leave    scope "run"

@@ -11,14 +11,14 @@ fn shielded_cleanup_finishes_before_the_nursery_reports_a_sibling_panic() {
         NurseryBuilder::named("pool")
             .collect_panics()
             .run(async |n: Nursery<'_, Cancelled>| {
-                n.spawn_named("writer", async {
+                n.start_soon_named("writer", async {
                     wherefore::sleep(secs(1)).await?;
                     // Cleanup that must finish, whatever happens meanwhile.
                     wherefore::shield(wherefore::sleep(secs(3))).await?;
                     wherefore::checkpoint().await
                 })
                 .unwrap();
-                n.spawn_named("parser", async {
+                n.start_soon_named("parser", async {
                     wherefore::sleep(secs(2)).await?;
                     if true {
                         panic!("unexpected token");
@@ -42,15 +42,13 @@ t=0.000 enter    scope "pool" in scope "run"
 t=0.000 spawn    task "writer" in scope "pool"
 t=0.000 spawn    task "parser" in scope "pool"
 t=1.000 clock    t=1.000
-t=1.000 enter    scope "writer" in scope "pool"
-t=1.000 enter    scope#7 in scope "writer" (shielded)
+t=1.000 enter    scope#7 in scope "pool" (shielded)
 t=2.000 clock    t=2.000
 t=2.000 exit     task "parser": panicked: unexpected token
 t=2.000 cancel   scope "pool": sibling task "parser" (spawned at tests/scenarios_sibling_panic.rs:21:19) panicked: unexpected token [took effect]
 t=4.000 clock    t=4.000
 t=4.000 leave    scope#7
-t=4.000 observe  task "writer" at checkpoint in scope "writer": sibling task "parser" (spawned at tests/scenarios_sibling_panic.rs:21:19) panicked: unexpected token
-t=4.000 leave    scope "writer"
+t=4.000 observe  task "writer" at checkpoint in scope "pool": sibling task "parser" (spawned at tests/scenarios_sibling_panic.rs:21:19) panicked: unexpected token
 t=4.000 exit     task "writer": cancelled: sibling task "parser" (spawned at tests/scenarios_sibling_panic.rs:21:19) panicked: unexpected token
 t=4.000 leave    scope "pool"
 t=4.000 leave    scope "run"

@@ -33,9 +33,11 @@ fn observe(trigger: &str) -> String {
         let _ = service
             .run(NurseryBuilder::named("group").local().run(
                 async |n: LocalNursery<'_, BoxError>| {
-                    n.spawn_named("worker", worker_scope.run(worker(log)))
-                        .unwrap();
-                    n.spawn_named("sibling", async {
+                    drop(
+                        n.spawn_named("worker", worker_scope.run(worker(log)))
+                            .unwrap(),
+                    );
+                    n.start_soon_named("sibling", async {
                         wherefore::sleep(secs(1)).await?;
                         if trigger == "sibling" {
                             return Err("database unreachable".into());
@@ -67,15 +69,15 @@ fn the_worker_names_each_of_the_four_causes() {
         .into();
     let here = file!();
     let expected = [
-        format!(r#"worker stopped: explicit ("operator request") at {here}:48:58"#),
+        format!(r#"worker stopped: explicit ("operator request") at {here}:50:58"#),
         format!(
             r#"worker stopped: scope "worker" timed out after 1s (deadline set at {here}:30:27)"#
         ),
         format!(
-            r#"worker stopped: parent scope "group" was cancelled: sibling task "sibling" (spawned at {here}:38:23) failed: database unreachable"#
+            r#"worker stopped: parent scope "group" was cancelled: sibling task "sibling" (spawned at {here}:40:23) failed: database unreachable"#
         ),
         format!(
-            r#"worker stopped: parent scope "group" was cancelled: parent scope "service" was cancelled: explicit ("SIGTERM") at {here}:49:57"#
+            r#"worker stopped: parent scope "group" was cancelled: parent scope "service" was cancelled: explicit ("SIGTERM") at {here}:51:57"#
         ),
     ];
     assert_eq!(observed, expected);

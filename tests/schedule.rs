@@ -16,7 +16,7 @@ fn order(seed: Option<u64>) -> Vec<usize> {
         wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
             for i in 0..8 {
                 let order = &order;
-                n.spawn(async move {
+                n.start_soon(async move {
                     wherefore::checkpoint().await?;
                     order.borrow_mut().push(i);
                     Ok(())

@@ -66,7 +66,7 @@ async fn program(threads: &Threads) -> Vec<String> {
                     Ok(())
                 })
                 .unwrap();
-            n.spawn_named("crasher", async {
+            n.start_soon_named("crasher", async {
                 for _ in 0..3 {
                     yield_now().await;
                     seen_on(threads);
@@ -127,7 +127,7 @@ async fn program(threads: &Threads) -> Vec<String> {
                 .unwrap();
             let spawner = n.clone();
             let total = &total;
-            n.spawn_named("parent", async move {
+            n.start_soon_named("parent", async move {
                 for i in 0..20u32 {
                     yield_now().await;
                     seen_on(threads);
@@ -311,7 +311,7 @@ async fn a_nursery_grows_below_a_worker_member() {
                         .map_err(|e| -> BoxError { Box::new(e) }) // still a cancellation
                 })
                 .unwrap();
-            n.spawn_named("failing", async {
+            n.start_soon_named("failing", async {
                 wherefore::checkpoint().await?;
                 Err::<(), BoxError>("upstream gone".into())
             })

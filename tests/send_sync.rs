@@ -94,7 +94,7 @@ fn a_nursery_future_is_send_when_its_members_are() {
             .collect_panics()
             .run(async |n: Nursery<'_, Cancelled>| {
                 let group = n.persistent_group::<Cancelled>("jobs");
-                group.spawn(async { Ok(()) }).unwrap();
+                group.start_soon(async { Ok(()) }).unwrap();
                 let _ = group.drain().await;
                 Ok(())
             });
@@ -107,20 +107,22 @@ fn a_nursery_future_is_send_when_its_members_are() {
 async fn where_send_futures_are_required() {
     // A request handler's task.
     let _ = ::tokio::spawn(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-        n.spawn(async { Ok(()) }).unwrap();
+        n.start_soon(async { Ok(()) }).unwrap();
         Ok(())
     }));
     // A nursery inside a worker member (`Send + 'static`).
     let _ = wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-        n.spawn_worker(async {
-            wherefore::nursery(async |inner: Nursery<'_, Cancelled>| {
-                inner.spawn(async { Ok(()) }).unwrap();
-                Ok(())
+        drop(
+            n.spawn_worker(async {
+                wherefore::nursery(async |inner: Nursery<'_, Cancelled>| {
+                    inner.start_soon(async { Ok(()) }).unwrap();
+                    Ok(())
+                })
+                .await
+                .map_err(|_| -> Cancelled { unreachable!() })
             })
-            .await
-            .map_err(|_| -> Cancelled { unreachable!() })
-        })
-        .unwrap();
+            .unwrap(),
+        );
         Ok(())
     })
     .await;
@@ -135,11 +137,13 @@ fn a_local_nursery_holds_members_that_are_not_send() {
     let shared = std::rc::Rc::new(std::cell::Cell::new(0));
     let local = wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
         let shared = shared.clone();
-        n.spawn(async move {
-            shared.set(shared.get() + 1);
-            Ok(shared)
-        })
-        .unwrap();
+        drop(
+            n.spawn(async move {
+                shared.set(shared.get() + 1);
+                Ok(shared)
+            })
+            .unwrap(),
+        );
         Ok(())
     });
     assert!(not_send(&local));

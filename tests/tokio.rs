@@ -12,13 +12,13 @@ async fn service() -> Result<Vec<&'static str>, wherefore::NurseryError<Cancelle
     let log = std::cell::RefCell::new(Vec::new());
     wherefore::nursery_local(async |n: LocalNursery<'_, Cancelled>| {
         let log = &log;
-        n.spawn_named("slow", async move {
+        n.start_soon_named("slow", async move {
             wherefore::sleep(Duration::from_millis(120)).await?;
             log.borrow_mut().push("slow");
             Ok(())
         })
         .unwrap();
-        n.spawn_named("fast", async move {
+        n.start_soon_named("fast", async move {
             wherefore::sleep(Duration::from_millis(5)).await?;
             log.borrow_mut().push("fast");
             Ok(())
@@ -95,18 +95,22 @@ mod workers {
         let (worker_seen, inline_seen) = (seen.clone(), seen.clone());
         let out = wherefore::NurseryBuilder::named("pool")
             .run(async |n: Nursery<'_, Cancelled>| {
-                n.spawn_worker_named("worker", async move {
-                    let cause = wherefore::cancelled().await;
-                    worker_seen.lock().unwrap().push(cause.to_string());
-                    Ok(std::thread::current().id())
-                })
-                .unwrap();
-                n.spawn_named("inline", async move {
-                    let cause = wherefore::cancelled().await;
-                    inline_seen.lock().unwrap().push(cause.to_string());
-                    Ok(std::thread::current().id())
-                })
-                .unwrap();
+                drop(
+                    n.spawn_worker_named("worker", async move {
+                        let cause = wherefore::cancelled().await;
+                        worker_seen.lock().unwrap().push(cause.to_string());
+                        Ok(std::thread::current().id())
+                    })
+                    .unwrap(),
+                );
+                drop(
+                    n.spawn_named("inline", async move {
+                        let cause = wherefore::cancelled().await;
+                        inline_seen.lock().unwrap().push(cause.to_string());
+                        Ok(std::thread::current().id())
+                    })
+                    .unwrap(),
+                );
                 wherefore::sleep(Duration::from_millis(5)).await?;
                 n.cancel_handle().cancel_with("stop");
                 wherefore::checkpoint().await
@@ -123,11 +127,13 @@ mod workers {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_worker_cancels_its_siblings() {
         let err = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-            n.spawn_worker_named("parser", async {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                Err::<(), BoxError>("bad input".into())
-            })
-            .unwrap();
+            drop(
+                n.spawn_worker_named("parser", async {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    Err::<(), BoxError>("bad input".into())
+                })
+                .unwrap(),
+            );
             let mut sibling = n
                 .spawn_named("sibling", async { Ok(wherefore::cancelled().await) })
                 .unwrap();
@@ -185,13 +191,15 @@ mod workers {
         let err = wherefore::NurseryBuilder::new()
             .collect_panics()
             .run(async |n: Nursery<'_, Cancelled>| {
-                n.spawn_worker_named("crasher", async {
-                    if true {
-                        panic!("worker exploded");
-                    }
-                    Ok(())
-                })
-                .unwrap();
+                drop(
+                    n.spawn_worker_named("crasher", async {
+                        if true {
+                            panic!("worker exploded");
+                        }
+                        Ok(())
+                    })
+                    .unwrap(),
+                );
                 Ok(())
             })
             .await
@@ -207,12 +215,14 @@ mod workers {
     async fn a_worker_outliving_its_dropped_nursery_is_told_why() {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let nursery = wherefore::nursery(async move |n: Nursery<'_, Cancelled>| {
-            n.spawn_worker(async move {
-                let cause = wherefore::cancelled().await;
-                tx.send(cause.to_string()).unwrap();
-                Ok(())
-            })
-            .unwrap();
+            drop(
+                n.spawn_worker(async move {
+                    let cause = wherefore::cancelled().await;
+                    tx.send(cause.to_string()).unwrap();
+                    Ok(())
+                })
+                .unwrap(),
+            );
             wherefore::sleep(Duration::from_secs(3600)).await
         });
         let _ = tokio::time::timeout(Duration::from_millis(5), nursery).await; // dropped here

@@ -151,12 +151,12 @@ fn a_sibling_failure_is_a_warning_and_the_siblings_cancellation_names_it() {
     let events = captured(|| async {
         let result = NurseryBuilder::named("pool")
             .run(async |n: Nursery<'_, BoxError>| {
-                n.spawn_named("fetch", async {
+                n.start_soon_named("fetch", async {
                     wherefore::sleep(secs(1)).await?;
                     Err::<(), BoxError>("connection refused".into())
                 })
                 .unwrap();
-                n.spawn_named("render", async {
+                n.start_soon_named("render", async {
                     wherefore::sleep(secs(60)).await?;
                     Ok(())
                 })
@@ -256,12 +256,12 @@ fn a_group_shutdown_is_one_info_event_naming_the_dropped_member() {
     let events = captured(|| async {
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             let jobs = n.persistent_group::<Cancelled>("jobs");
-            jobs.spawn_named("stubborn", async {
+            jobs.start_soon_named("stubborn", async {
                 wherefore::shield(std::future::pending::<()>()).await;
                 Ok(())
             })
             .unwrap();
-            jobs.spawn_named("polite", wherefore::sleep(secs(3600)))
+            jobs.start_soon_named("polite", wherefore::sleep(secs(3600)))
                 .unwrap();
             wherefore::checkpoint().await?;
             let report = jobs.shutdown(Duration::from_secs(2)).await;

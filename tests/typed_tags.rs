@@ -72,7 +72,7 @@ fn cleanup_branches_on_the_reason_at_the_root_of_the_chain() {
             let stop = service.handle();
             let _ = service
                 .run(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-                    n.spawn_named("worker", async {
+                    n.start_soon_named("worker", async {
                         let Err(cancelled) = wherefore::sleep_forever().await;
                         let cause = cancelled.cause();
                         assert!(
@@ -130,13 +130,14 @@ fn predicates_name_the_kind_of_this_link() {
 
         let seen = Mutex::new(Vec::new());
         let result = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-            n.spawn(async {
+            n.start_soon(async {
                 let cause = wherefore::cancelled().await;
                 seen.lock().unwrap().push(cause);
                 Ok(())
             })
             .unwrap();
-            n.spawn(async { Err::<(), _>("refused".into()) }).unwrap();
+            n.start_soon(async { Err::<(), _>("refused".into()) })
+                .unwrap();
             Ok(())
         })
         .await;
@@ -191,14 +192,15 @@ fn causes_are_equal_when_they_are_the_same_request() {
         let seen = Mutex::new(Vec::new());
         let _ = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
             for _ in 0..2 {
-                n.spawn(async {
+                n.start_soon(async {
                     let cause = wherefore::cancelled().await;
                     seen.lock().unwrap().push(cause);
                     Ok(())
                 })
                 .unwrap();
             }
-            n.spawn(async { Err::<(), _>("refused".into()) }).unwrap();
+            n.start_soon(async { Err::<(), _>("refused".into()) })
+                .unwrap();
             Ok(())
         })
         .await;

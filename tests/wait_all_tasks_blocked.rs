@@ -19,7 +19,7 @@ fn it_resolves_once_every_member_is_blocked_and_before_time_moves() {
         let slept = AtomicU32::new(0);
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             for _ in 0..3 {
-                n.spawn(async {
+                n.start_soon(async {
                     for _ in 0..100 {
                         wherefore::yield_now().await; // runnable all along
                         yields.fetch_add(1, Ordering::Relaxed);
@@ -56,7 +56,7 @@ fn it_resolves_before_the_run_would_be_reported_stuck() {
     let report = wherefore::testing::run(async {
         let (_tx, rx) = oneshot::channel::<()>();
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-            n.spawn_named("reader", async {
+            n.start_soon_named("reader", async {
                 let _ = rx.await;
                 Ok(())
             })
@@ -80,7 +80,7 @@ fn waiters_are_let_go_one_at_a_time_in_the_order_they_began() {
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
             for name in ["first", "second", "third"] {
                 let order = &order;
-                n.spawn(async move {
+                n.start_soon(async move {
                     wait_all_tasks_blocked().await?;
                     order.lock().unwrap().push(name);
                     // Runnable again for a while: the next waiter waits for this one to block.
@@ -112,7 +112,7 @@ fn a_waiter_whose_scope_is_cancelled_fails_and_the_next_is_let_go() {
         let give_up = cancelled_one.handle();
         let seen = Mutex::new(Vec::new());
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-            n.spawn(async {
+            n.start_soon(async {
                 let out = cancelled_one
                     .run(async {
                         let waited = wait_all_tasks_blocked().await;
@@ -126,7 +126,7 @@ fn a_waiter_whose_scope_is_cancelled_fails_and_the_next_is_let_go() {
                 Ok(())
             })
             .unwrap();
-            n.spawn(async {
+            n.start_soon(async {
                 wherefore::yield_now().await; // begins to wait second
                 wait_all_tasks_blocked().await?;
                 seen.lock().unwrap().push("patient".to_owned());
@@ -148,7 +148,7 @@ fn on_the_real_clock_it_resolves_before_the_runtime_sleeps() {
     let started = std::time::Instant::now();
     let out = wherefore::run(async {
         wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-            n.spawn(wherefore::sleep(secs(3600))).unwrap();
+            n.start_soon(wherefore::sleep(secs(3600))).unwrap();
             wait_all_tasks_blocked().await?;
             n.cancel_handle().cancel();
             Ok(())

@@ -209,7 +209,7 @@ impl Runtime {
     /// runtime.block_on(wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
     ///     for name in ["a", "b", "c"] {
     ///         let order = &order;
-    ///         n.spawn(async move { Ok(order.lock().unwrap().push(name)) }).unwrap();
+    ///         n.start_soon(async move { Ok(order.lock().unwrap().push(name)) }).unwrap();
     ///     }
     ///     Ok(())
     /// }))
@@ -461,7 +461,7 @@ impl<T> Report<T> {
 /// use wherefore::{Cancelled, Nursery};
 /// let stuck = wherefore::testing::try_block_on(async {
 ///     wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
-///         n.spawn_named("reader", wherefore::guard(std::future::pending::<()>())).unwrap();
+///         n.start_soon_named("reader", wherefore::guard(std::future::pending::<()>())).unwrap();
 ///         Ok(())
 ///     })
 ///     .await
