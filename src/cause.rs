@@ -732,8 +732,10 @@ pub struct Parent {
 
 /// A link to the same ancestor scope (its record).
 impl PartialEq for Parent {
+    /// The same link: to the same scope, as it names it (a member's own scope whose cause is its
+    /// nursery's names the nursery's: `ScopeNode::visible`).
     fn eq(&self, other: &Self) -> bool {
-        self.node.ptr_eq(&other.node)
+        self.node.ptr_eq(&other.node) || self.node.visible().ptr_eq(&other.node.visible())
     }
 }
 

@@ -127,7 +127,7 @@ impl Future for Checkpoint {
         }
         self.yielded = true;
         cx.waker().wake_by_ref();
-        context::yielded(); // polled again at once, and fails then if cancelled
+        context::yielded(cx.waker()); // polled again at once, and fails then if cancelled
         Poll::Pending
     }
 }
@@ -180,7 +180,7 @@ impl Future for YieldNow {
         self.yielded = true;
         cx.waker().wake_by_ref();
         // Polled again at once: not blocked, so no scope around it drops it (S19).
-        context::yielded();
+        context::yielded(cx.waker());
         Poll::Pending
     }
 }

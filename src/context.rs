@@ -11,6 +11,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::task::Waker;
 
 use crate::env::Env;
 use crate::identity::TaskId;
@@ -27,6 +28,7 @@ thread_local! {
     static TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
     static ENV: RefCell<Option<Arc<Env>>> = const { RefCell::new(None) };
     static PARKED: Cell<u8> = const { Cell::new(0) };
+    static MEMBER_WAKER: Cell<WakerId> = const { Cell::new(WakerId::NONE) };
 }
 
 // loom's `thread_local!` has no `const` initialiser form.
@@ -37,6 +39,7 @@ thread_local! {
     static TASK: Cell<Option<TaskId>> = Cell::new(None);
     static ENV: RefCell<Option<Arc<Env>>> = RefCell::new(None);
     static PARKED: Cell<u8> = Cell::new(0);
+    static MEMBER_WAKER: Cell<WakerId> = Cell::new(WakerId::NONE);
 }
 
 /// Where the thread's current scope is: the address of what a guard lent (see [`lend`]).
@@ -86,7 +89,10 @@ pub(crate) fn lend_slot(slot: &mut TimeoutSlot) -> LendGuard<'_> {
 /// Half the work of [`lend`], on the path of every poll of a member with a handle: the mirror is
 /// left as it is, and put back to the home's flags when the guard ends, in case the scope was
 /// recorded meanwhile ([`record_current`]).
-pub(crate) fn lend_member(scope: &MemberScope) -> MemberLendGuard<'_> {
+///
+/// `waker` is the member's own: a yield that wakes it ([`yielded`]) is what [`woke_itself`]
+/// reports.
+pub(crate) fn lend_member<'a>(scope: &'a MemberScope, waker: &Waker) -> MemberLendGuard<'a> {
     let home_flags = scope.home().flags();
     debug_assert_eq!(
         SCOPE_FLAGS.with(Cell::get),
@@ -95,6 +101,7 @@ pub(crate) fn lend_member(scope: &MemberScope) -> MemberLendGuard<'_> {
     );
     MemberLendGuard {
         previous: SCOPE.with(|c| c.replace(Lent::Member(scope))),
+        previous_waker: MEMBER_WAKER.with(|c| c.replace(WakerId::of(waker))),
         home_flags,
         _lent: PhantomData,
     }
@@ -103,6 +110,7 @@ pub(crate) fn lend_member(scope: &MemberScope) -> MemberLendGuard<'_> {
 /// Restores the previously current scope, the member's home, when dropped.
 pub(crate) struct MemberLendGuard<'a> {
     previous: Lent,
+    previous_waker: WakerId,
     home_flags: *const AtomicU64,
     _lent: PhantomData<&'a MemberScope>,
 }
@@ -111,6 +119,20 @@ impl Drop for MemberLendGuard<'_> {
     fn drop(&mut self) {
         SCOPE.with(|c| c.set(self.previous));
         SCOPE_FLAGS.with(|c| c.set(self.home_flags));
+        MEMBER_WAKER.with(|c| c.set(self.previous_waker));
+    }
+}
+
+/// Which waker a waker is (its data and vtable addresses, compared, never followed): the one
+/// [`yielded`] compares with the member's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WakerId(usize, usize);
+
+impl WakerId {
+    const NONE: WakerId = WakerId(0, 0);
+
+    fn of(waker: &Waker) -> Self {
+        WakerId(waker.data() as usize, waker.vtable() as *const _ as usize)
     }
 }
 
@@ -215,6 +237,18 @@ fn record_current() -> ScopeNode {
     node
 }
 
+/// Called when `scope`'s record was made outside [`record_current`] (by its handle): if that
+/// member is being polled on this thread (it cancels itself through its own handle), the flags
+/// mirror names the record from now on, as `record_current` would have it. The record is kept
+/// by `scope` for as long as it lives, and the member's guard puts the home's flags back.
+pub(crate) fn member_recorded(scope: &MemberScope, record: &ScopeNode) {
+    if let Lent::Member(lent) = SCOPE.with(Cell::get)
+        && std::ptr::eq(lent, scope)
+    {
+        SCOPE_FLAGS.with(|c| c.set(record.flags()));
+    }
+}
+
 /// The scope a task that waits in the current scope registers with, and whether it is the
 /// parent of an unrecorded current scope (whose cancellation is the same while it stays
 /// unrecorded: `scope_tree/unrecorded.rs`). Records nothing.
@@ -286,12 +320,19 @@ pub(crate) fn park_reachable() {
     PARKED.with(|c| c.set(c.get() | REACHABLE));
 }
 
-/// What was polled returns `Pending` reachable, having woken its own task: it is polled again
-/// at once (a yield). A member's own scope needs no waker kept for such a `Pending`
-/// (`member_scope.rs`, invariant 3).
+/// What was polled returns `Pending` reachable (a yield), having woken `waker`. If that is the
+/// waker of the member being polled, the member is polled again at once, and its own scope needs
+/// no waker kept for this `Pending` (`member_scope.rs`, invariant 3); a yield that woke another
+/// waker (a future polled by hand, `now_or_never`) says nothing of the member.
 #[inline]
-pub(crate) fn yielded() {
-    PARKED.with(|c| c.set(c.get() | REACHABLE | WOKE_ITSELF));
+pub(crate) fn yielded(waker: &Waker) {
+    let woke_member = MEMBER_WAKER.with(Cell::get) == WakerId::of(waker);
+    let bits = if woke_member {
+        REACHABLE | WOKE_ITSELF
+    } else {
+        REACHABLE
+    };
+    PARKED.with(|c| c.set(c.get() | bits));
 }
 
 /// Whether what was polled since the innermost [`Watch`] began woke its own task

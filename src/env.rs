@@ -171,15 +171,37 @@ impl Env {
         self.hook.is_some()
     }
 
-    /// Whether events are delivered anywhere: to a hook, or to `tracing` (feature `tracing`,
-    /// while a subscriber listens). [`emit`](Self::emit) does nothing otherwise.
+    /// Whether an event of wherefore's plumbing (`TRACE` for `tracing`: scopes entered and
+    /// left, spawns, shields and deadlines moved, the clock) is delivered anywhere: to a hook,
+    /// or to a `tracing` subscriber that takes `TRACE`. Such events are built only then
+    /// ([`emit_detail`](Self::emit_detail)).
     #[inline]
     pub(crate) fn is_observed(&self) -> bool {
         #[cfg(feature = "tracing")]
-        if crate::trace::listening() {
+        if crate::trace::listening_at(crate::trace::LevelFilter::TRACE) {
             return true;
         }
         self.hook.is_some()
+    }
+
+    /// Whether an error reported as an event (a failure handler's panic) reaches anyone: a hook,
+    /// or a `tracing` subscriber that takes wherefore's `ERROR`s. Its reporter writes it to
+    /// stderr otherwise.
+    pub(crate) fn reports_errors(&self) -> bool {
+        #[cfg(feature = "tracing")]
+        if crate::trace::errors_listened() {
+            return true;
+        }
+        self.hook.is_some()
+    }
+
+    /// [`emit`](Self::emit) for an event of the plumbing: built only if
+    /// [`is_observed`](Self::is_observed).
+    #[inline]
+    pub(crate) fn emit_detail(&self, event: impl FnOnce() -> Event) {
+        if self.is_observed() {
+            self.emit(event);
+        }
     }
 
     pub(crate) fn tracks_tasks(&self) -> bool {

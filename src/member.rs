@@ -132,10 +132,16 @@ impl<F> InPlace<F> {
 impl<F, X> InPlace<F, X> {
     /// Drops the future in place, if it is still there; returns whether it was. Dropped even if
     /// its drop panics: the assignment writes `None` on unwinding too.
-    fn drop_future(self: Pin<&Self>) -> bool {
-        self.with(|mut future, _| {
+    fn drop_future(self: Pin<&Self>) -> bool
+    where
+        X: Default,
+    {
+        self.with(|mut future, beside| {
             let running = future.is_some();
             future.set(None);
+            // What the member's polls kept (a record's watch, registered with the scope) goes
+            // with the future: the cell may live on in a handle.
+            *beside = X::default();
             running
         })
     }
@@ -188,7 +194,7 @@ impl<F> InPlace<F, InOwnScope> {
                 }
                 None => {
                     let polled = catch_unwind(AssertUnwindSafe(|| {
-                        let _lent = context::lend_member(scope);
+                        let _lent = context::lend_member(scope, cx.waker());
                         let running = future.as_mut().as_pin_mut().expect("checked above");
                         running.poll(cx)
                     }));
@@ -214,6 +220,7 @@ impl<F> InPlace<F, InOwnScope> {
                 }
             };
             future.set(None); // dropped in place
+            *own = InOwnScope::default(); // its watch, registered with the record, goes too
             Poll::Ready(ended)
         })
     }
@@ -318,11 +325,38 @@ where
     (member, JoinHandle::new(ExitRef::new(for_handle)))
 }
 
+/// [`unjoined`] for a future the crate makes itself (a group's runner): `Send`, so every sharing
+/// holds it.
+pub(crate) fn sendable_unjoined<'env, S, F, N, E>(
+    task: &TaskInfo,
+    name: N,
+    future: F,
+) -> Member<'env, E, S>
+where
+    S: Sharing,
+    F: Future<Output = Result<(), E>> + Send + 'env,
+    N: MemberName + 'env,
+    E: CancelError + fmt::Display + 'env,
+{
+    build_unjoined(task, name, future)
+}
+
 /// Wraps a future started without a handle as a member of a nursery of sharing `S`: the task
 /// `id` named `name`, started at `started_at`.
 pub(crate) fn unjoined<'env, S, F, N, E>(task: &TaskInfo, name: N, future: F) -> Member<'env, E, S>
 where
     S: Holds<F>,
+    F: Future<Output = Result<(), E>> + 'env,
+    N: MemberName + 'env,
+    E: CancelError + fmt::Display + 'env,
+{
+    build_unjoined(task, name, future)
+}
+
+/// Builds a member without a handle. Called only by [`unjoined`] and [`sendable_unjoined`],
+/// whose bounds keep invariant 5.
+fn build_unjoined<'env, S, F, N, E>(task: &TaskInfo, name: N, future: F) -> Member<'env, E, S>
+where
     F: Future<Output = Result<(), E>> + 'env,
     N: MemberName + 'env,
     E: CancelError + fmt::Display + 'env,

@@ -35,6 +35,7 @@ use std::panic::Location;
 use std::task::Waker;
 
 use crate::cause::Cause;
+use crate::context;
 use crate::identity::TaskInfo;
 use crate::scope_tree::ScopeNode;
 use crate::sync::{self, AtomicU8, Mutex, Ordering};
@@ -136,6 +137,9 @@ impl MemberScope {
             }
             (record, control.waker.take())
         };
+        // Made from the member's own poll (it cancels itself through its handle): its
+        // cancellation points see the record from now on, not only from its next poll.
+        context::member_recorded(self, &record);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -145,7 +149,7 @@ impl MemberScope {
     /// Makes the record, under `control`'s lock (invariant 1): entered under the home, named as
     /// the task. Returns it, and whether the member had ended before it was marked recorded.
     fn make_record(&self, control: &mut Control) -> (ScopeNode, bool) {
-        let record = ScopeNode::for_member(self.task.name.clone());
+        let record = ScopeNode::for_member(self.task.name.clone(), &self.home);
         record.enter(Some(self.home.clone()), None);
         control.record = Some(record.clone());
         let before = self.state.fetch_or(RECORDED, Ordering::AcqRel);

@@ -23,7 +23,7 @@ use crate::context::{self, RuntimeMark};
 use crate::env::Env;
 use crate::failure::{Failure, FailureKind, NurseryError, SpawnError};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
-use crate::member::{Member, MemberName, member, sendable_member, unjoined};
+use crate::member::{Member, MemberName, member, sendable_unjoined, unjoined};
 use crate::member_scope::MemberScope;
 use crate::member_set::{MemberSet, Reached, remember};
 use crate::persistent_group::PersistentGroup;
@@ -448,7 +448,7 @@ where
         self.admit(task_info(name, spawned_at), future, |task, future| {
             // Started only once admitted: a refused future is handed back, never detached. Its
             // own scope is recorded from the start: the worker runs in it on another thread.
-            let scope = ScopeNode::for_member(task.name.clone());
+            let scope = ScopeNode::for_member(task.name.clone(), home);
             scope.enter(Some(home.clone()), None);
             let future = crate::trace::in_task_span(&task, future); // on the worker's thread too
             let worker = crate::tokio::Worker::new(scope.clone(), home.env(), task.id, future);
@@ -472,7 +472,7 @@ where
                     },
                 }
             };
-            sendable_member(MemberScope::recorded(task, home.clone(), scope), proxy)
+            crate::member::sendable_member(MemberScope::recorded(task, home.clone(), scope), proxy)
         })
     }
 }
@@ -597,8 +597,10 @@ where
             Ok(())
         };
         let task = task_info(Some(name), Location::caller());
+        // Nothing joins or cancels the runner alone: no handle, and no scope of its own.
         let admitted = self.admit(task, runner, |task, runner| {
-            sendable_member::<S, _, (), E>(self.own_scope(task), runner)
+            let name = task.name.clone().unwrap_or_else(|| "group".into());
+            (sendable_unjoined::<S, _, _, E>(&task, name, runner), ())
         });
         if let Err(refused) = admitted {
             drop(refused); // dropping the runner publishes an empty report and closes the group

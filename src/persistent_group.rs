@@ -1262,7 +1262,8 @@ fn to_handler<E>(group: &Group<E>, task: TaskInfo, kind: FailureKind<E>) {
         return;
     };
     let panic = panic_message(payload.as_ref());
-    let env = group.node.env().filter(|env| env.is_observed());
+    // To stderr unless a hook or a `tracing` subscriber takes it: never lost.
+    let env = group.node.env().filter(|env| env.reports_errors());
     match env {
         Some(env) => env.emit(|| Event::HandlerPanicked {
             group: group.node.info().clone(),

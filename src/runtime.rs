@@ -167,7 +167,7 @@ pub(crate) fn drive<F: Future>(
     let _env = context::enter_env(env);
     root.enter(None, Some(env.clone()));
     env.task_started(&main, root.info());
-    env.emit(|| Event::TaskSpawned {
+    env.emit_detail(|| Event::TaskSpawned {
         task: main.clone(),
         scope: root.info().clone(),
     });
@@ -209,7 +209,7 @@ pub(crate) fn drive<F: Future>(
             if !clock.advance_to_next_timer() {
                 return Err(Stalled(TreeSnapshot::take(root, &env.live_tasks())));
             }
-            env.emit(|| Event::ClockAdvanced { to: env.elapsed() });
+            env.emit_detail(|| Event::ClockAdvanced { to: env.elapsed() });
             clock.fire_due();
             continue;
         }

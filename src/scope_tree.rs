@@ -256,8 +256,15 @@ impl ScopeNode {
     }
 
     /// A new record for a nursery member's own scope: transparent (see `NodeState`).
-    pub(crate) fn for_member(name: Option<Frozen<str>>) -> ScopeNode {
-        let node = Self::new(name);
+    ///
+    /// Numbered by `home`'s runtime, whichever thread makes it (a handle's may be on none).
+    pub(crate) fn for_member(name: Option<Frozen<str>>, home: &ScopeNode) -> ScopeNode {
+        let env = home.env();
+        let id = match &env {
+            Some(env) => env.next_id(),
+            None => sync::next_id(),
+        };
+        let node = Self::with_parts(ScopeId(id), env, name, None);
         sync::lock(&node.inner.state).transparent = true;
         node
     }
@@ -470,7 +477,7 @@ impl ScopeNode {
             st.env.clone().filter(|_| st.phase == Phase::Entered)
         };
         if let Some(env) = env {
-            env.emit(|| Event::ShieldChanged {
+            env.emit_detail(|| Event::ShieldChanged {
                 scope: self.inner.info.clone(),
                 shielded,
             });
@@ -550,7 +557,7 @@ impl ScopeNode {
     }
 
     fn report_deadline(&self, env: &Env, at: Option<Instant>, set_at: &'static Location<'static>) {
-        env.emit(|| Event::DeadlineChanged {
+        env.emit_detail(|| Event::DeadlineChanged {
             scope: self.inner.info.clone(),
             deadline: at.map(|at| env.since_start(at)),
             set_at,
@@ -784,7 +791,7 @@ impl ScopeNode {
             }
         }
         if let (Some(env), true) = (env, was_entered) {
-            env.emit(|| Event::ScopeExited {
+            env.emit_detail(|| Event::ScopeExited {
                 scope: self.inner.info.clone(),
             });
         }

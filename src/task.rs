@@ -499,7 +499,7 @@ impl<T> JoinHandle<T> {
     pub fn cancel_handle(&self) -> CancelHandle {
         let scope = &self.member.exit().scope;
         let node = scope.record_from_outside().unwrap_or_else(|| {
-            let node = ScopeNode::for_member(scope.task.name.clone());
+            let node = ScopeNode::for_member(scope.task.name.clone(), scope.home());
             node.exit();
             node
         });
@@ -674,7 +674,7 @@ where
 /// Reports a new member to a runtime: its register of live tasks and its hook.
 pub(crate) fn report_spawn(env: &Env, task: &TaskInfo, home: &ScopeInfo) {
     env.task_started(task, home);
-    env.emit(|| Event::TaskSpawned {
+    env.emit_detail(|| Event::TaskSpawned {
         task: task.clone(),
         scope: home.clone(),
     });

@@ -326,6 +326,9 @@ impl<F> std::fmt::Debug for WithHook<F> {
 ///
 /// Every scope and nursery entered inside takes this environment (one tokio clock, one
 /// numbering, one hook), and so do the worker members they start, on whatever thread they run.
+/// Use it outermost, around the code that enters scopes: a scope entered inside another scope
+/// takes its parent's environment, so under a scope entered outside this future the hook hears
+/// only what happens in this future's own tasks (spawns, exits, observed cancellations).
 /// A hook makes every scope recorded, as on the embedded runtime (timeouts included: see
 /// DESIGN.md, "Unrecorded timeout scopes"), so events show every scope entered and left.
 ///

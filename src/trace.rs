@@ -19,7 +19,9 @@
 mod adapter;
 
 #[cfg(feature = "tracing")]
-pub(crate) use adapter::{Traced as InSpan, event, listening};
+pub(crate) use adapter::{Traced as InSpan, errors_listened, event, listening, listening_at};
+#[cfg(feature = "tracing")]
+pub(crate) use tracing::level_filters::LevelFilter;
 
 /// A future in a span: [`adapter::Traced`] with the feature, the future itself without.
 #[cfg(not(feature = "tracing"))]

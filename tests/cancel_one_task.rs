@@ -305,3 +305,88 @@ impl<F: FnMut()> Drop for OnDrop<F> {
         (self.0)();
     }
 }
+
+#[test]
+fn a_yield_that_wakes_another_waker_does_not_hide_the_members_wait_from_its_handle() {
+    use futures::FutureExt;
+    block_on(async {
+        let start = wherefore::now();
+        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            let mut member = n
+                .spawn(async {
+                    // A yield polled by hand wakes a waker that is not the member's...
+                    let _ = wherefore::checkpoint().now_or_never();
+                    // ...and the member then waits in its nursery's scope, unrecorded.
+                    wherefore::sleep(secs(3600)).await
+                })
+                .unwrap();
+            wherefore::sleep(secs(1)).await?;
+            assert!(member.cancel());
+            assert!(matches!(member.join().await?, TaskExit::Cancelled(_)));
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            wherefore::now() - start,
+            secs(1),
+            "woken by its cancellation, not its sleep"
+        );
+    });
+}
+
+#[test]
+fn a_member_that_cancels_itself_through_its_handle_sees_it_at_once() {
+    block_on(async {
+        let slot: Mutex<Option<wherefore::JoinHandle<bool>>> = Mutex::new(None);
+        wherefore::nursery(async |n: Nursery<'_, Cancelled>| {
+            let slot = &slot;
+            let member = n
+                .spawn(async move {
+                    wherefore::checkpoint().await?; // the handle is in the slot by now
+                    let took = slot
+                        .lock()
+                        .unwrap()
+                        .as_ref()
+                        .unwrap()
+                        .cancel_with("give up");
+                    Ok(took && wherefore::check_cancelled().is_err())
+                })
+                .unwrap();
+            *slot.lock().unwrap() = Some(member);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let mut member = slot.into_inner().unwrap().unwrap();
+        assert!(matches!(member.try_join(), Some(TaskExit::Completed(true))));
+    });
+}
+
+#[test]
+fn a_timeout_inside_a_member_with_a_handle_stays_unrecorded() {
+    block_on(async {
+        let pool = wherefore::NurseryBuilder::named("pool");
+        pool.run(async |n: Nursery<'_, Cancelled>| {
+            let mut member = n
+                .spawn_named(
+                    "fetch",
+                    wherefore::move_on_after(secs(3600), wherefore::sleep(secs(60))),
+                )
+                .unwrap();
+            wherefore::sleep(secs(1)).await?;
+            let tree = n.cancel_handle().tree().to_string();
+            // The member's own scope is recorded (the timeout entered under it); the timeout is
+            // not: a snapshot does not show an unrecorded scope.
+            assert_eq!(
+                tree,
+                "scope \"pool\" (running)\n  task \"fetch\" blocked at sleep in scope \"fetch\"\n  scope \"fetch\" (running)\n",
+                "{tree}"
+            );
+            member.join().await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+}

@@ -207,12 +207,14 @@ impl TimeoutSlot {
             node.enter(context::current(), None); // recorded before entry, by a handle
             return;
         }
-        let parent = match context::recorded_current() {
+        // An unrecorded current scope (a timeout's slot, a member's own scope) is recorded
+        // first: it is what this one enters under, unrecorded if it may.
+        let parent = match context::recorded_current().or_else(context::current) {
             Some(parent) => match self.try_enter_unrecorded(parent, waker) {
                 Ok(()) => return,
                 Err(parent) => Some(parent),
             },
-            None => context::current(),
+            None => None,
         };
         let node = self.new_record();
         node.enter(parent, None);

@@ -19,6 +19,17 @@ pub(crate) fn listening() -> bool {
     LevelFilter::current() != LevelFilter::OFF
 }
 
+/// Whether a subscriber may want events at `level`.
+#[inline]
+pub(crate) fn listening_at(level: LevelFilter) -> bool {
+    LevelFilter::current() >= level
+}
+
+/// Whether a subscriber takes wherefore's `ERROR` events.
+pub(crate) fn errors_listened() -> bool {
+    tracing::enabled!(target: "wherefore", tracing::Level::ERROR)
+}
+
 /// The fields every event about a cause carries.
 struct CauseFields {
     /// This link's kind ([`Cause::kind`]): `explicit`, `timeout`, `sibling-error`,
@@ -198,23 +209,28 @@ pub(crate) fn event(at: std::time::Duration, event: &Event) {
 
 /// A member's exit, at the level its kind deserves.
 fn task_exited(at: f64, task: &TaskInfo, exit: &TaskExit<()>) {
-    let name = task.to_string();
+    let name = tracing::field::display(task);
     match exit {
         TaskExit::Completed(()) => {
-            tracing::trace!(target: "wherefore", at, task = %name, exit = "completed", "task exited")
+            tracing::trace!(target: "wherefore", at, task = name, exit = "completed", "task exited")
         }
         TaskExit::Cancelled(cause) => cause_event!(
-            tracing::Level::DEBUG, cause, "task exited", at, task = %name, exit = "cancelled",
+            tracing::Level::DEBUG,
+            cause,
+            "task exited",
+            at,
+            task = name,
+            exit = "cancelled",
         ),
         TaskExit::Failed { message } => tracing::warn!(
-            target: "wherefore", at, task = %name, exit = "failed", error = %message, "task exited"
+            target: "wherefore", at, task = name, exit = "failed", error = %message, "task exited"
         ),
         TaskExit::Panicked { message } => tracing::error!(
-            target: "wherefore", at, task = %name, exit = "panicked", panic = %message,
+            target: "wherefore", at, task = name, exit = "panicked", panic = %message,
             "task exited"
         ),
         TaskExit::Dropped | TaskExit::Joined => tracing::warn!(
-            target: "wherefore", at, task = %name, exit = "dropped", "task exited"
+            target: "wherefore", at, task = name, exit = "dropped", "task exited"
         ),
     }
 }
