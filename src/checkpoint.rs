@@ -66,7 +66,7 @@ fn cold_cancelled_error(point: &'static str) -> Result<(), Cancelled> {
 /// Tells the runtime's hook that the current task failed at a cancellation point.
 pub(crate) fn report_observed(cancelled: &Cancelled, point: &'static str) {
     context::with_env(|env| {
-        env.emit(|| Event::CancellationObserved {
+        env.emit_cancellation(|| Event::CancellationObserved {
             task: context::task(),
             scope: cancelled.raised_in.info().clone(),
             cause: cancelled.cause.clone(),

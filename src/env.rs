@@ -204,6 +204,19 @@ impl Env {
         }
     }
 
+    /// [`emit`](Self::emit) for a cancellation (`DEBUG` for `tracing`: requested, observed, a
+    /// member that ended cancelled): built only for a hook or a subscriber that takes `DEBUG`.
+    #[inline]
+    pub(crate) fn emit_cancellation(&self, event: impl FnOnce() -> Event) {
+        #[cfg(feature = "tracing")]
+        if self.hook.is_none()
+            && !crate::trace::listening_at(crate::trace::LevelFilter::DEBUG)
+        {
+            return;
+        }
+        self.emit(event);
+    }
+
     pub(crate) fn tracks_tasks(&self) -> bool {
         self.tasks.is_some()
     }

@@ -661,7 +661,7 @@ impl ScopeNode {
             propagate(self.clone(), visited);
         }
         if let Some(env) = env {
-            env.emit(|| Event::CancelRequested {
+            env.emit_cancellation(|| Event::CancelRequested {
                 scope: self.inner.info.clone(),
                 cause,
                 outcome,

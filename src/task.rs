@@ -684,10 +684,17 @@ pub(crate) fn report_spawn(env: &Env, task: &TaskInfo, home: &ScopeInfo) {
 pub(crate) fn report_exit<T>(task: &TaskInfo, exit: &TaskExit<T>) {
     context::with_env(|env| {
         env.task_ended(task.id);
-        env.emit(|| Event::TaskExited {
+        let event = || Event::TaskExited {
             task: task.clone(),
             exit: exit.summary(),
-        });
+        };
+        // At the level `tracing` reports it: a completed member is plumbing, a cancelled one a
+        // cancellation, the others (failed, panicked, dropped) always.
+        match exit {
+            TaskExit::Completed(_) => env.emit_detail(event),
+            TaskExit::Cancelled(_) => env.emit_cancellation(event),
+            _ => env.emit(event),
+        }
     });
 }
 
