@@ -209,9 +209,7 @@ impl Env {
     #[inline]
     pub(crate) fn emit_cancellation(&self, event: impl FnOnce() -> Event) {
         #[cfg(feature = "tracing")]
-        if self.hook.is_none()
-            && !crate::trace::listening_at(crate::trace::LevelFilter::DEBUG)
-        {
+        if self.hook.is_none() && !crate::trace::listening_at(crate::trace::LevelFilter::DEBUG) {
             return;
         }
         self.emit(event);
