@@ -302,9 +302,15 @@ impl<F> Traced<F> {
 impl<F: Future> Future for Traced<F> {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _entered = this.span.as_deref().map(Span::enter);
-        this.future.poll(cx)
+        match this.span.as_deref() {
+            None => this.future.poll(cx), // nobody listened when it was made: no span at all
+            Some(span) => {
+                let _entered = span.enter();
+                this.future.poll(cx)
+            }
+        }
     }
 }
