@@ -1,0 +1,190 @@
+//! The comparator: Trio's trace mapped through wherefore's documented choices, then compared
+//! line by line with wherefore's.
+//!
+//! A mapped choice rewrites what Trio reports into what DESIGN.md says wherefore reports instead,
+//! and only where Trio's own evidence shows the situation the choice is about; so a divergence
+//! that survives the mapping is unexplained. Each choice is known by its number in DESIGN.md.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::trace::{Event, Outcome, What, normalise};
+
+/// A documented choice of wherefore's (DESIGN.md, "Choices where the peers disagree") where
+/// Trio's trace is mapped to ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Choice {
+    /// Failures win and are never swallowed: a nursery's error lists failures only, never a
+    /// cancellation beside them, and a scope that a failure passes through has absorbed
+    /// nothing. Trio's group carries the members' `Cancelled`s beside the failures, and a
+    /// cancelled scope splits them off (`cancelled_caught`) as the failures go on.
+    S3,
+    /// Each scope keeps its own first cause apart from the inherited one. Trio copies the
+    /// parent's reason into the scope once and drops the scope's own later request, so when the
+    /// parent's cancellation stops applying (a shield), Trio still reports the parent's reason
+    /// and wherefore the scope's own.
+    S14,
+    /// A nursery is never where an ancestor's cancellation ends: finishing while an enclosing
+    /// scope is cancelled, it returns that cancellation whatever its body returned. Trio's
+    /// nursery raises only what its children raised, so with every member done (or none
+    /// cancelled) it ends normally and the code after it runs on to its next checkpoint.
+    /// What follows differs in more than one line (the cancellation travels up at once in
+    /// wherefore), so the comparison stops at the first divergence after this point.
+    S18,
+}
+
+impl fmt::Display for Choice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Trio's trace with every mapped choice applied, and the choices that changed something.
+pub fn map_trio(trio: &[Event]) -> (Vec<Event>, BTreeSet<Choice>) {
+    let mut applied = BTreeSet::new();
+    let mapped = trio
+        .iter()
+        .map(|event| {
+            let mut event = event.clone();
+            match &mut event.what {
+                What::Observed { cause, trio_own } => {
+                    if let Some(own) = trio_own.take() {
+                        if *cause != own {
+                            applied.insert(Choice::S14);
+                        }
+                        *cause = own;
+                    }
+                }
+                What::Ended { out } => s3_outcome(out, &mut applied),
+                What::ScopeExit { caught, out, .. } => {
+                    if *caught && matches!(out, Outcome::Failed { .. }) {
+                        *caught = false;
+                        applied.insert(Choice::S3);
+                    }
+                    s3_outcome(out, &mut applied);
+                }
+                What::NurseryExit {
+                    out,
+                    trio_parent_cancelled,
+                    ..
+                } => {
+                    s3_outcome(out, &mut applied);
+                    if std::mem::take(trio_parent_cancelled) && *out == Outcome::Ok {
+                        *out = Outcome::Cancelled;
+                        applied.insert(Choice::S18);
+                    }
+                }
+                _ => {}
+            }
+            event
+        })
+        .collect();
+    (mapped, applied)
+}
+
+fn s3_outcome(out: &mut Outcome, applied: &mut BTreeSet<Choice>) {
+    if let Outcome::Failed { cancelled, .. } = out
+        && std::mem::take(cancelled)
+    {
+        applied.insert(Choice::S3);
+    }
+}
+
+/// The verdict on one program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The traces agree once Trio's is mapped through these choices (none: identical).
+    Agree(BTreeSet<Choice>),
+    /// They agree up to a point after which a choice with effects beyond one line (S18)
+    /// explains what differs.
+    Explained {
+        /// The choice.
+        choice: Choice,
+        /// Every choice mapped.
+        mapped: BTreeSet<Choice>,
+    },
+    /// An unexplained divergence.
+    Diverge(Divergence),
+}
+
+/// Where two traces part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// Wherefore's normalised trace.
+    pub ours: Vec<String>,
+    /// Trio's, mapped and normalised.
+    pub trio: Vec<String>,
+    /// The index of the first line that differs.
+    pub first: usize,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.ours.len().max(self.trio.len());
+        writeln!(f, "  {:<60} | trio (mapped)", "wherefore")?;
+        for i in 0..n {
+            let a = self.ours.get(i).map(String::as_str).unwrap_or("");
+            let b = self.trio.get(i).map(String::as_str).unwrap_or("");
+            let mark = if i >= self.first && a != b { '!' } else { ' ' };
+            writeln!(f, "{mark} {a:<60} | {b}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The first instant (ms) at which an S18-mapped nursery ended, if any.
+fn s18_point(mapped_trio: &[Event], original: &[Event]) -> Option<u64> {
+    mapped_trio
+        .iter()
+        .zip(original)
+        .filter(|(m, o)| m.what != o.what && matches!(m.what, What::NurseryExit { .. }))
+        .filter(|(m, _)| {
+            matches!(
+                m.what,
+                What::NurseryExit {
+                    out: Outcome::Cancelled,
+                    ..
+                }
+            )
+        })
+        .map(|(m, _)| m.t)
+        .min()
+}
+
+fn time_of(line: Option<&String>) -> u64 {
+    line.and_then(|l| l.strip_prefix("t="))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Compares wherefore's trace with Trio's.
+pub fn compare(ours: &[Event], trio: &[Event]) -> Verdict {
+    let (mapped, applied) = map_trio(trio);
+    let a = normalise(ours);
+    let b = normalise(&mapped);
+    if a == b {
+        return Verdict::Agree(applied);
+    }
+    let first = a
+        .iter()
+        .zip(&b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    if applied.contains(&Choice::S18)
+        && let Some(point) = s18_point(&mapped, trio)
+    {
+        let at = time_of(a.get(first)).min(time_of(b.get(first)));
+        if at >= point {
+            return Verdict::Explained {
+                choice: Choice::S18,
+                mapped: applied,
+            };
+        }
+    }
+    Verdict::Diverge(Divergence {
+        ours: a,
+        trio: b,
+        first,
+    })
+}

@@ -1,0 +1,180 @@
+//! The program language: cancellation scenarios as data, run the same way by both interpreters.
+//!
+//! A [`Program`] is the body of the main task: a list of [`Op`]s run in order. Scopes and
+//! nurseries nest; a nursery's members run their own bodies in their own tasks. Every name (of a
+//! scope, a nursery, a member) is unique in a program, and every time is in milliseconds of
+//! virtual time from the start of the run (t=0), so that a program reads the same to Trio and to
+//! wherefore. Serialised to JSON with serde's default (externally tagged) shape, which is what
+//! `trio_interpreter.py` reads.
+
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario: the main task's body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    /// What the main task runs, in order.
+    pub body: Vec<Op>,
+}
+
+/// One step of a body. Only [`SleepUntil`](Op::SleepUntil) and
+/// [`SleepForever`](Op::SleepForever) are cancellation points; nothing else awaits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Sleep until this instant (ms from t=0); an instant already past is a cancellation point
+    /// that returns at once.
+    SleepUntil(u64),
+    /// Wait until cancelled.
+    SleepForever,
+    /// Fail with an error naming this op (Rust: `Err`; Trio: `raise Fail(id)`).
+    Fail(String),
+    /// Panic with this op's id as the message (Rust: `panic!`, collected by the nursery around
+    /// it; Trio: `raise Panic(id)`). Generated only where a nursery encloses it.
+    Panic(String),
+    /// Cancel the scope or nursery of this name (no effect if the program has none).
+    Cancel(String),
+    /// Move a scope's deadline to this instant (ms from t=0).
+    SetDeadline {
+        /// The scope's name.
+        scope: String,
+        /// The new deadline, ms from t=0.
+        at: u64,
+    },
+    /// Turn a scope's shield on or off.
+    SetShield {
+        /// The scope's name.
+        scope: String,
+        /// Shielded from now on, or not.
+        on: bool,
+    },
+    /// Run a body in a cancel scope.
+    Scope(ScopeBlock),
+    /// Run a body in a nursery with members.
+    Nursery(NurseryBlock),
+}
+
+/// A cancel scope around a body (Rust: `Scope` or `move_on_at`; Trio: `CancelScope`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeBlock {
+    /// Unique in the program.
+    pub name: String,
+    /// Its deadline, ms from t=0 (a deadline already past when the scope is entered cancels it
+    /// at its first cancellation point).
+    pub deadline: Option<u64>,
+    /// Shielded from the start.
+    pub shield: bool,
+    /// What runs inside.
+    pub body: Vec<Op>,
+}
+
+/// A nursery, inside a scope of the same name that [`Op::Cancel`] cancels (a nursery is
+/// cancelled and carries on the way wherefore documents it: from a scope around it, which
+/// absorbs; Trio's interpreter builds the same shape, so both cancel the same thing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NurseryBlock {
+    /// Unique in the program; the nursery's and its enclosing scope's name.
+    pub name: String,
+    /// Started, in this order, before the body runs.
+    pub members: Vec<Member>,
+    /// The nursery's body, run by the task that opened the nursery.
+    pub body: Vec<Op>,
+}
+
+/// A nursery member: a task of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Unique in the program; its task's path is its parent task's path, `/`, this name.
+    pub name: String,
+    /// What it runs.
+    pub body: Vec<Op>,
+    /// Shielded cleanup run when its body ends with a cancellation (then the cancellation is
+    /// raised again).
+    pub cleanup: Option<Cleanup>,
+    /// What it returns when its body completes.
+    pub value: i64,
+}
+
+/// Shielded cleanup after a member's cancellation (Rust: `shield_with_grace` or `shield`;
+/// Trio: `CancelScope(shield=True, deadline=...)`), named `<member path>.cleanup`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cleanup {
+    /// How long the cleanup sleeps, ms.
+    pub sleep: u64,
+    /// The shield's own deadline, ms after the cleanup starts; none: unbounded.
+    pub grace: Option<u64>,
+}
+
+impl Program {
+    /// Every op of the program, depth first (bodies, then members' bodies), for statistics
+    /// and for the generator's second pass.
+    pub fn visit(&self, mut f: impl FnMut(&Op)) {
+        fn walk(ops: &[Op], f: &mut dyn FnMut(&Op)) {
+            for op in ops {
+                f(op);
+                match op {
+                    Op::Scope(s) => walk(&s.body, f),
+                    Op::Nursery(n) => {
+                        for m in &n.members {
+                            walk(&m.body, f);
+                        }
+                        walk(&n.body, f);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        walk(&self.body, &mut f);
+    }
+
+    /// The same walk, with each op mutable.
+    pub fn visit_mut(&mut self, mut f: impl FnMut(&mut Op)) {
+        fn walk(ops: &mut [Op], f: &mut dyn FnMut(&mut Op)) {
+            for op in ops {
+                f(op);
+                match op {
+                    Op::Scope(s) => walk(&mut s.body, f),
+                    Op::Nursery(n) => {
+                        for m in &mut n.members {
+                            walk(&mut m.body, f);
+                        }
+                        walk(&mut n.body, f);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        walk(&mut self.body, &mut f);
+    }
+
+    /// The number of ops, members included: the program's size, which the shrinker reduces.
+    pub fn size(&self) -> usize {
+        let mut n = 0;
+        self.visit(|op| {
+            n += 1;
+            if let Op::Nursery(nursery) = op {
+                n += nursery.members.len();
+            }
+        });
+        n
+    }
+
+    /// The names of scopes and nurseries that some op cancels, moves or shields (these need a
+    /// handle; the others may run as plain timeouts).
+    pub fn targets(&self) -> std::collections::HashSet<String> {
+        let mut names = std::collections::HashSet::new();
+        self.visit(|op| match op {
+            Op::Cancel(name) | Op::SetDeadline { scope: name, .. } => {
+                names.insert(name.clone());
+            }
+            Op::SetShield { scope, .. } => {
+                names.insert(scope.clone());
+            }
+            _ => {}
+        });
+        names
+    }
+
+    /// The program as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a program always serialises")
+    }
+}

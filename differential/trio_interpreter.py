@@ -1,0 +1,347 @@
+"""The Trio interpreter of wherefore's differential tests (issue 27).
+
+Reads requests from stdin, one JSON object per line: {"id": n, "seed": s, "program": {...}}
+(the program as `differential/src/program.rs` serialises it), runs each program on Trio with
+`trio.testing.MockClock(autojump_threshold=0)` and Trio's scheduler randomness seeded with `s`,
+and writes one line per request: {"id": n, "events": [...]}, the events in the shape of
+`differential/src/trace.rs`. One process serves many programs, so Python's start-up is paid
+once.
+
+What maps to what (the Rust interpreter, `differential/src/interpret.rs`, does the same in
+wherefore's API):
+- a scope is a `trio.CancelScope` made when the program starts (so an op can cancel, move or
+  shield it before it is entered), entered when its block is reached;
+- a nursery is `trio.open_nursery()` inside a `CancelScope` of the same name, which the
+  program's `Cancel` cancels (wherefore's way to cancel a group and carry on);
+- a member is `start_soon(..., name=path)`; its cleanup is `CancelScope(shield=True,
+  deadline=now + grace)` around `trio.sleep`;
+- the whole program runs inside a scope `horizon` with its deadline at t=10 s, and a system task
+  reports the run stuck at t=1,000 s (then lifts every shield and cancels every scope, so that
+  the run can end).
+
+It reads Trio's private state in three places, which the pinned version (0.35.0) fixes:
+`trio._core._run._r` (the scheduler's randomness), a task's `_cancel_status` chain and a scope's
+`_cancel_reason` (which scope holds the cause a task observes), and `CancelScope._cancel`
+(wrapped to remember each scope's own first request, the evidence for S14).
+"""
+
+import json
+import re
+import sys
+
+import trio
+import trio.testing
+from trio._core import _run
+
+HORIZON_MS = 10_000
+STUCK_MS = 1_000_000
+
+
+class Fail(Exception):
+    """A program's `Fail` op."""
+
+
+class Panic(Exception):
+    """A program's `Panic` op (a panic in Rust; in Trio, one more exception)."""
+
+
+# Each scope's own first cancel request, whether or not Trio keeps it as the scope's reason.
+OWN_REASON = {}
+_original_cancel = trio.CancelScope._cancel
+
+
+def _remembering_cancel(self, cancel_reason):
+    if not self._cancel_called and id(self) not in OWN_REASON:
+        OWN_REASON[id(self)] = (self, cancel_reason)
+    return _original_cancel(self, cancel_reason)
+
+
+trio.CancelScope._cancel = _remembering_cancel
+
+OP_ID = re.compile(r"\bop\d+\b")
+
+
+def ms():
+    return round(trio.current_time() * 1000)
+
+
+def is_cancel_only(exc):
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_cancel_only(e) for e in exc.exceptions)
+    return False
+
+
+def leaves(exc, ops, flags):
+    if isinstance(exc, BaseExceptionGroup):
+        for e in exc.exceptions:
+            leaves(e, ops, flags)
+    elif isinstance(exc, trio.Cancelled):
+        flags["cancelled"] = True
+    elif isinstance(exc, (Fail, Panic)):
+        ops.append(exc.args[0])
+    else:
+        ops.append(f"unexpected({exc!r})")
+
+
+def shape(exc):
+    if exc is None:
+        return {"shape": "ok"}
+    if is_cancel_only(exc):
+        return {"shape": "cancelled"}
+    ops, flags = [], {"cancelled": False}
+    leaves(exc, ops, flags)
+    return {"shape": "failed", "ops": sorted(ops), "cancelled": flags["cancelled"]}
+
+
+class Interpreter:
+    def __init__(self, program):
+        self.program = program
+        self.events = []
+        self.scopes = {}  # name -> CancelScope (the wrapper, for a nursery)
+        self.names = {}  # id(scope) -> (name, depth of its block), every registered scope
+        self.depth = {}
+        self._make_scopes(program["body"], 1)
+
+    def _make_scopes(self, ops, depth):
+        for op in ops:
+            if not isinstance(op, dict):
+                continue
+            if "Scope" in op:
+                block = op["Scope"]
+                deadline = block["deadline"]
+                scope = trio.CancelScope(
+                    deadline=(deadline / 1000 if deadline is not None else float("inf")),
+                    shield=block["shield"],
+                )
+                self.scopes[block["name"]] = scope
+                self.register(scope, block["name"], depth)
+                self._make_scopes(block["body"], depth + 1)
+            elif "Nursery" in op:
+                block = op["Nursery"]
+                scope = trio.CancelScope()
+                self.scopes[block["name"]] = scope
+                self.register(scope, block["name"], depth)
+                for member in block["members"]:
+                    self._make_scopes(member["body"], depth + 2)
+                self._make_scopes(block["body"], depth + 2)
+
+    def register(self, scope, name, depth):
+        self.names[id(scope)] = (scope, name, depth)
+
+    def log(self, task, what):
+        self.events.append({"t": ms(), "task": task, "what": what})
+
+    # --- causes -----------------------------------------------------------------------------
+
+    def root(self, reason):
+        """A Trio cancel reason as the trace prints it: kind, holding scope, failing ops."""
+        if reason is None:
+            return {"kind": "unknown(none)", "scope": "?"}
+        holders = [
+            (depth, name)
+            for scope, name, depth in self.names.values()
+            if scope._cancel_reason is reason and scope._cancel_called
+        ]
+        holder = min(holders)[1] if holders else "?"
+        if reason.source == "explicit":
+            return {"kind": "explicit", "scope": holder}
+        if reason.source == "deadline":
+            return {"kind": "deadline", "scope": holder}
+        if reason.source == "nursery":
+            text = reason.reason or ""
+            raised = text.split("raised exception ", 1)[-1]
+            kind = "panic" if raised.startswith("Panic(") else "error"
+            ops = sorted(set(OP_ID.findall(text)))
+            return {"kind": kind, "scope": holder, "ops": ops}
+        return {"kind": f"unknown({reason.source})", "scope": holder}
+
+    def observed(self, task):
+        """What the current task observes: the reason of its innermost effectively cancelled
+        registered scope (Trio raises the innermost scope's reason; a `trio.sleep`'s own scope
+        is skipped, as wherefore's sleep has none)."""
+        status = trio.lowlevel.current_task()._cancel_status
+        while status is not None:
+            scope = status._scope
+            if status.effectively_cancelled and id(scope) in self.names:
+                break
+            status = status._parent
+        if status is None:
+            self.log(task, {"ev": "observed", "cause": {"kind": "unknown(no scope)", "scope": "?"}})
+            return
+        scope = status._scope
+        reason = scope._cancel_reason
+        what = {"ev": "observed", "cause": self.root(reason)}
+        # S14: the reason is a copy of an ancestor's whose cancellation no longer applies here;
+        # the scope is cancelled by its own request, which Trio dropped.
+        if not status.parent_cancellation_is_visible_to_us and scope._cancel_called:
+            own = OWN_REASON.get(id(scope))
+            if own is not None and own[0] is scope and own[1] is not reason:
+                what["trio_own"] = self.root_own(scope, own[1])
+        self.log(task, what)
+
+    def root_own(self, scope, reason):
+        name = self.names[id(scope)][1]
+        r = self.root(reason)
+        r["scope"] = name
+        return r
+
+    # --- ops ---------------------------------------------------------------------------------
+
+    async def point(self, task, awaitable):
+        try:
+            await awaitable
+        except trio.Cancelled:
+            self.observed(task)
+            raise
+
+    async def ops(self, task, ops):
+        for op in ops:
+            await self.op(task, op)
+
+    async def op(self, task, op):
+        if op == "SleepForever":
+            await self.point(task, trio.sleep_forever())
+            return
+        (kind, arg), = op.items()
+        if kind == "SleepUntil":
+            await self.point(task, trio.sleep_until(arg / 1000))
+        elif kind == "Fail":
+            raise Fail(arg)
+        elif kind == "Panic":
+            raise Panic(arg)
+        elif kind == "Cancel":
+            scope = self.scopes.get(arg)
+            if scope is not None:
+                scope.cancel(reason=arg)
+        elif kind == "SetDeadline":
+            scope = self.scopes.get(arg["scope"])
+            if scope is not None:
+                scope.deadline = arg["at"] / 1000
+        elif kind == "SetShield":
+            scope = self.scopes.get(arg["scope"])
+            if scope is not None:
+                scope.shield = arg["on"]
+        elif kind == "Scope":
+            await self.scope(task, arg)
+        elif kind == "Nursery":
+            await self.nursery(task, arg)
+        else:
+            raise ValueError(f"unknown op {op!r}")
+
+    async def scope(self, task, block):
+        scope = self.scopes[block["name"]]
+        try:
+            with scope:
+                await self.ops(task, block["body"])
+        except BaseException as exc:
+            self.log(task, {"ev": "scope_exit", "scope": block["name"],
+                            "caught": scope.cancelled_caught, "out": shape(exc)})
+            raise
+        self.log(task, {"ev": "scope_exit", "scope": block["name"],
+                        "caught": scope.cancelled_caught, "out": shape(None)})
+
+    async def nursery(self, task, block):
+        wrapper = self.scopes[block["name"]]
+        with wrapper:
+            try:
+                async with trio.open_nursery() as nursery:
+                    self.register(nursery.cancel_scope, block["name"],
+                                  self.names[id(wrapper)][2] + 1)
+                    for member in block["members"]:
+                        path = f"{task}/{member['name']}"
+                        nursery.start_soon(self.member, path, member, name=path)
+                    await self.ops(task, block["body"])
+            except BaseException as exc:
+                self.nursery_exit(task, block, wrapper, exc)
+                raise
+            self.nursery_exit(task, block, wrapper, None)
+
+    def nursery_exit(self, task, block, wrapper, exc):
+        what = {"ev": "nursery_exit", "nursery": block["name"], "out": shape(exc)}
+        if wrapper._cancel_status is not None and wrapper._cancel_status.effectively_cancelled:
+            what["trio_parent_cancelled"] = True
+        self.log(task, what)
+
+    async def member(self, path, member):
+        self.log(path, {"ev": "started"})
+        try:
+            try:
+                await self.ops(path, member["body"])
+            except BaseException as exc:
+                cleanup = member["cleanup"]
+                if cleanup is not None and is_cancel_only(exc):
+                    await self.cleanup(path, cleanup)
+                raise
+        except BaseException as exc:
+            self.log(path, {"ev": "ended", "out": shape(exc)})
+            raise
+        self.log(path, {"ev": "ended", "out": {"shape": "value", "v": member["value"]}})
+
+    async def cleanup(self, path, cleanup):
+        grace = cleanup["grace"]
+        deadline = trio.current_time() + grace / 1000 if grace is not None else float("inf")
+        scope = trio.CancelScope(shield=True, deadline=deadline)
+        self.register(scope, f"{path}.cleanup", 1_000)
+        with scope:
+            await self.point(path, trio.sleep(cleanup["sleep"] / 1000))
+            self.log(path, {"ev": "cleanup_done"})
+
+    async def main(self):
+        horizon = trio.CancelScope(deadline=HORIZON_MS / 1000)
+        self.register(horizon, "horizon", 0)
+        exc = None
+        try:
+            with horizon:
+                await self.ops("main", self.program["body"])
+        except BaseException as e:
+            exc = e
+        self.log("main", {"ev": "scope_exit", "scope": "horizon",
+                          "caught": horizon.cancelled_caught, "out": shape(exc)})
+        self.log("main", {"ev": "ended", "out": shape(exc)})
+
+
+def run_program(program, seed):
+    OWN_REASON.clear()
+    _run._r.seed(seed)
+    interpreter = Interpreter(program)
+    stuck = []
+
+    async def watchdog():
+        # Every task blocked for good (a shielded wait): report it, then lift every shield and
+        # cancel every scope so that the run can end (what happens after is not reported).
+        await trio.sleep_until(STUCK_MS / 1000)
+        stuck.append(True)
+        for scope, _, _ in list(interpreter.names.values()):
+            scope.shield = False
+            scope.cancel()
+
+    async def root():
+        trio.lowlevel.spawn_system_task(watchdog)
+        await interpreter.main()
+
+    trio.run(root, clock=trio.testing.MockClock(autojump_threshold=0))
+    if stuck:
+        events = [e for e in interpreter.events if e["t"] < STUCK_MS]
+        events.append({"t": STUCK_MS, "task": "main", "what": {"ev": "stuck"}})
+        return events
+    return interpreter.events
+
+
+def main():
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        try:
+            events = run_program(request["program"], request["seed"])
+        except BaseException as exc:  # the interpreter's own failure: reported, never hidden
+            events = [{"t": 0, "task": "main",
+                       "what": {"ev": "error", "message": f"trio interpreter: {exc!r}"}}]
+        sys.stdout.write(json.dumps({"id": request["id"], "events": events}) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
