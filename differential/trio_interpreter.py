@@ -22,13 +22,16 @@ wherefore's API):
 It reads Trio's private state in three places, which the pinned version (0.35.0) fixes:
 `trio._core._run._r` (the scheduler's randomness), a task's `_cancel_status` chain and a scope's
 `_cancel_reason` (which scope holds the cause a task observes), and `CancelScope._cancel`
-(wrapped to remember each scope's own first request, the evidence for S14).
+(wrapped to remember each scope's own first request, the evidence for S14). Evidence for the
+comparator's mapped choices is in fields named `trio_*` and in `evidence` events, which the
+normalised trace leaves out.
 """
 
 import json
 import re
 import sys
 
+import outcome
 import trio
 import trio.testing
 from trio._core import _run
@@ -163,29 +166,64 @@ class Interpreter:
         is skipped, as wherefore's sleep has none)."""
         status = trio.lowlevel.current_task()._cancel_status
         while status is not None:
-            scope = status._scope
-            if status.effectively_cancelled and id(scope) in self.names:
+            if status.effectively_cancelled and id(status._scope) in self.names:
                 break
             status = status._parent
         if status is None:
             self.log(task, {"ev": "observed", "cause": {"kind": "unknown(no scope)", "scope": "?"}})
             return
-        scope = status._scope
-        reason = scope._cancel_reason
+        reason = status._scope._cancel_reason
         what = {"ev": "observed", "cause": self.root(reason)}
-        # S14: the reason is a copy of an ancestor's whose cancellation no longer applies here;
-        # the scope is cancelled by its own request, which Trio dropped.
-        if not status.parent_cancellation_is_visible_to_us and scope._cancel_called:
-            own = OWN_REASON.get(id(scope))
-            if own is not None and own[0] is scope and own[1] is not reason:
-                what["trio_own"] = self.root_own(scope, own[1])
+        # S14: Trio reports the reason it copied into the scope when its parent's cancellation
+        # first reached it, even after that stopped applying and the scope was cancelled
+        # itself. wherefore's rule, read off Trio's own records: a scope's effective cause is
+        # its parent's while the parent's cancellation applies and came first (Trio copied it:
+        # the scope's reason is not its own request), else its own first request.
+        ours = self.effective(status)
+        if ours != what["cause"]:
+            what["trio_own"] = ours
         self.log(task, what)
 
-    def root_own(self, scope, reason):
-        name = self.names[id(scope)][1]
-        r = self.root(reason)
-        r["scope"] = name
-        return r
+    def effective(self, status):
+        while True:
+            scope = status._scope
+            mine = OWN_REASON.get(id(scope))
+            own = mine[1] if mine is not None and mine[0] is scope else None
+            inherited_first = own is None or scope._cancel_reason is not own
+            if status.parent_cancellation_is_visible_to_us and inherited_first:
+                status = status._parent
+                continue
+            root = self.root(own)
+            if id(scope) in self.names:
+                root["scope"] = self.names[id(scope)][1]
+            return root
+
+    def passed_deadline(self, task, scope):
+        """S13 evidence: Trio checks deadlines in its run loop, so a deadline moved into the
+        past has not fired when the task goes on (what the task does next comes first; a later
+        move takes it back; a sleep to a past instant returns); wherefore's fires at once."""
+        if scope._cancel_status is not None and not scope._cancel_called \
+                and scope._deadline <= trio.current_time():
+            self.log(task, {"ev": "evidence", "choice": "S13"})
+
+    def others_runnable(self):
+        """Whether a task other than this one is scheduled to run at this instant."""
+        me = trio.lowlevel.current_task()
+        runner = _run.GLOBAL_RUN_CONTEXT.runner
+        return any(t is not me and t._next_send is not None for t in runner.tasks)
+
+    def delivered_under(self, scope):
+        """Whether a task under `scope` has a `Cancelled` delivered that it has not run yet."""
+        runner = _run.GLOBAL_RUN_CONTEXT.runner
+        for t in runner.tasks:
+            sent = t._next_send
+            if isinstance(sent, outcome.Error) and isinstance(sent.error, trio.Cancelled):
+                status = t._cancel_status
+                while status is not None:
+                    if status._scope is scope:
+                        return True
+                    status = status._parent
+        return False
 
     # --- ops ---------------------------------------------------------------------------------
 
@@ -206,6 +244,11 @@ class Interpreter:
             return
         (kind, arg), = op.items()
         if kind == "SleepUntil":
+            # Known, undecided: Trio's sleep to a past instant yields (a schedule point);
+            # wherefore's completes at once (its documented `sleep_until`). Visible only when
+            # another task can run at this instant.
+            if arg / 1000 <= trio.current_time() and self.others_runnable():
+                self.log(task, {"ev": "evidence", "choice": "sleep-past"})
             await self.point(task, trio.sleep_until(arg / 1000))
         elif kind == "Fail":
             raise Fail(arg)
@@ -219,9 +262,18 @@ class Interpreter:
             scope = self.scopes.get(arg["scope"])
             if scope is not None:
                 scope.deadline = arg["at"] / 1000
+                self.passed_deadline(task, scope)
         elif kind == "SetShield":
             scope = self.scopes.get(arg["scope"])
             if scope is not None:
+                # S1 evidence: Trio delivered a cancellation to a blocked task when it began
+                # (the task's wait was aborted then), so raising a shield before that task runs
+                # does not take it back; wherefore's tasks fail at their next poll, by the state
+                # then (level-triggered), so the shield does.
+                if arg["on"] and scope._cancel_status is not None \
+                        and scope._cancel_status.effectively_cancelled \
+                        and self.delivered_under(scope):
+                    self.log(task, {"ev": "evidence", "choice": "S1"})
                 scope.shield = arg["on"]
         elif kind == "Scope":
             await self.scope(task, arg)

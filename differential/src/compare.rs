@@ -4,6 +4,9 @@
 //! A mapped choice rewrites what Trio reports into what DESIGN.md says wherefore reports instead,
 //! and only where Trio's own evidence shows the situation the choice is about; so a divergence
 //! that survives the mapping is unexplained. Each choice is known by its number in DESIGN.md.
+//! A choice whose effects reach beyond one line (S1, S13, S18) cannot be mapped line by line: from
+//! the instant Trio's evidence shows it applies, a divergence is counted as explained by it and
+//! the rest of the trace is not compared.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -14,11 +17,31 @@ use crate::trace::{Event, Outcome, What, normalise};
 /// Trio's trace is mapped to ours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Choice {
+    /// Level-triggered: a task fails at a cancellation point by the state of its scope when it
+    /// runs. Trio delivers a cancellation to a blocked task when it begins (its wait is aborted
+    /// there), so a shield raised before that task runs again does not take it back, where
+    /// wherefore's task, woken, finds its scope shielded and waits on. Beyond one line: the
+    /// comparison stops at the first divergence after Trio's evidence.
+    S1,
     /// Failures win and are never swallowed: a nursery's error lists failures only, never a
     /// cancellation beside them, and a scope that a failure passes through has absorbed
     /// nothing. Trio's group carries the members' `Cancelled`s beside the failures, and a
     /// cancelled scope splits them off (`cancelled_caught`) as the failures go on.
     S3,
+    /// A deadline moved into the past fires at once and never un-cancels (S13, with S12's
+    /// past deadline as valid input: `deadline.rs::a_deadline_moved_into_the_past_cancels_at_the_next_checkpoint`).
+    /// Trio checks deadlines in its run loop, "every once in a while" (its docs of
+    /// `CancelScope.deadline`): until then a passed deadline has not fired, so a later move
+    /// takes it back and a sleep to a past instant returns. What follows differs in more than
+    /// one line, so the comparison stops at the first divergence after Trio's evidence.
+    S13,
+    /// Not a documented choice yet, a known divergence reported for a decision (issue 27):
+    /// wherefore's `sleep_until` documents that a deadline in the past completes at once,
+    /// without yielding; Trio's sleeps always yield (a schedule point), so another task
+    /// runnable at that instant runs first there. Counted apart; the comparison stops at the
+    /// first divergence after Trio's evidence (`tests/differential_trio.rs` keeps the ignored
+    /// regression).
+    SleepPast,
     /// Each scope keeps its own first cause apart from the inherited one. Trio copies the
     /// parent's reason into the scope once and drops the scope's own later request, so when the
     /// parent's cancellation stops applying (a shield), Trio still reports the parent's reason
@@ -35,7 +58,22 @@ pub enum Choice {
 
 impl fmt::Display for Choice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        match self {
+            Choice::SleepPast => f.write_str("sleep-past (known, undecided)"),
+            other => fmt::Debug::fmt(other, f),
+        }
+    }
+}
+
+impl Choice {
+    /// The choice an evidence event names.
+    pub fn from_evidence(name: &str) -> Option<Choice> {
+        match name {
+            "S1" => Some(Choice::S1),
+            "S13" => Some(Choice::S13),
+            "sleep-past" => Some(Choice::SleepPast),
+            _ => None,
+        }
     }
 }
 
@@ -95,7 +133,8 @@ fn s3_outcome(out: &mut Outcome, applied: &mut BTreeSet<Choice>) {
 pub enum Verdict {
     /// The traces agree once Trio's is mapped through these choices (none: identical).
     Agree(BTreeSet<Choice>),
-    /// They agree up to a point after which a choice with effects beyond one line (S18)
+    /// They agree up to a point after which a choice with effects beyond one line (S1, S13,
+    /// S18, or the known sleep-past)
     /// explains what differs.
     Explained {
         /// The choice.
@@ -132,23 +171,30 @@ impl fmt::Display for Divergence {
     }
 }
 
-/// The first instant (ms) at which an S18-mapped nursery ended, if any.
-fn s18_point(mapped_trio: &[Event], original: &[Event]) -> Option<u64> {
-    mapped_trio
+/// The instants from which a choice with effects beyond one line applies: an S18-mapped
+/// nursery's end, and Trio's evidence for S13.
+fn cascade_points(mapped_trio: &[Event], original: &[Event]) -> Vec<(u64, Choice)> {
+    let mut points: Vec<(u64, Choice)> = mapped_trio
         .iter()
         .zip(original)
-        .filter(|(m, o)| m.what != o.what && matches!(m.what, What::NurseryExit { .. }))
-        .filter(|(m, _)| {
-            matches!(
-                m.what,
-                What::NurseryExit {
-                    out: Outcome::Cancelled,
-                    ..
-                }
-            )
+        .filter(|(m, o)| {
+            m.what != o.what
+                && matches!(
+                    m.what,
+                    What::NurseryExit {
+                        out: Outcome::Cancelled,
+                        ..
+                    }
+                )
         })
-        .map(|(m, _)| m.t)
-        .min()
+        .map(|(m, _)| (m.t, Choice::S18))
+        .collect();
+    points.extend(original.iter().filter_map(|e| match &e.what {
+        What::Evidence { choice } => Choice::from_evidence(choice).map(|c| (e.t, c)),
+        _ => None,
+    }));
+    points.sort();
+    points
 }
 
 fn time_of(line: Option<&String>) -> u64 {
@@ -171,16 +217,14 @@ pub fn compare(ours: &[Event], trio: &[Event]) -> Verdict {
         .zip(&b)
         .position(|(x, y)| x != y)
         .unwrap_or(a.len().min(b.len()));
-    if applied.contains(&Choice::S18)
-        && let Some(point) = s18_point(&mapped, trio)
+    let at = time_of(a.get(first)).min(time_of(b.get(first)));
+    if let Some(&(_, choice)) = cascade_points(&mapped, trio).first()
+        .filter(|(point, _)| at >= *point)
     {
-        let at = time_of(a.get(first)).min(time_of(b.get(first)));
-        if at >= point {
-            return Verdict::Explained {
-                choice: Choice::S18,
-                mapped: applied,
-            };
-        }
+        return Verdict::Explained {
+            choice,
+            mapped: applied,
+        };
     }
     Verdict::Diverge(Divergence {
         ours: a,

@@ -6,8 +6,12 @@
 //! (a task, a scope's deadline) gets its own residue `r` modulo [`SLOT`] ms, and its instants are
 //! `k * SLOT + r`: a task sleeps until its own instants, a deadline is set at its own. Two tasks
 //! then meet at one instant only when a cancellation wakes them both (which they observe, each
-//! for itself) or when one of them runs late (after a cleanup). On purpose, one sleep in ten
-//! ends exactly at some scope's deadline: S9 (deadlines first) decides that order on both sides.
+//! for itself) or when one of them runs late (after a cleanup). Members start together, so each
+//! member's first step is a sleep to its own slot; an op that wakes other tasks (a cancel, a
+//! shield change, a deadline moved) is followed by a sleep to the task's next slot, so that what
+//! it does next never meets what the woken tasks do ([`Program::well_timed`]). On purpose, one
+//! sleep in ten (each deadline at most once) ends exactly at some scope's deadline: S9
+//! (deadlines first) decides that order on both sides.
 //! What still depends on the order is caught at run time (`compare::run_one` reruns a diverging
 //! program under other schedules and sets it aside if either side's trace moves).
 
@@ -169,7 +173,18 @@ impl Gen {
                     Op::SleepUntil(*cursor * SLOT + r)
                 }
             };
+            // An op that wakes other tasks (a cancel, a shield lowered, a deadline moved into
+            // the past) is followed by a sleep to the task's next slot: what the task does next
+            // must not meet, at the same instant, what the woken tasks do.
+            let wakes = matches!(
+                op,
+                Op::Cancel(_) | Op::SetDeadline { .. } | Op::SetShield { .. }
+            );
             ops.push(op);
+            if wakes {
+                *cursor += 1 + self.rng.below(2);
+                ops.push(Op::SleepUntil(*cursor * SLOT + r));
+            }
         }
         ops
     }
@@ -281,9 +296,18 @@ impl Gen {
                     *scope = scopes[rng.below(scopes.len() as u64) as usize].0.clone();
                 }
             }
+            // Each deadline's instant at most once: two sleeps aimed at one instant would wake
+            // two tasks there, in an order only the scheduler decides.
+            // Only to a deadline within a slot of the planned instant: the task's previous
+            // instant is a slot or more before it, its next and its members' first a slot or
+            // more after, so the sleep still parts what comes before it from what comes after.
             Op::SleepUntil(at) => {
-                if !deadline_list.is_empty() && rng.chance(10) {
-                    *at = deadline_list[rng.below(deadline_list.len() as u64) as usize];
+                if rng.chance(10)
+                    && let Some(i) = deadline_list
+                        .iter()
+                        .position(|&d| d + SLOT > *at && d < *at + SLOT)
+                {
+                    *at = deadline_list.swap_remove(i);
                 }
             }
             _ => {}

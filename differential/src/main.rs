@@ -67,7 +67,7 @@ fn parse_args() -> Result<Args, String> {
 struct Tally {
     identical: u64,
     mapped: BTreeMap<String, u64>,
-    explained: BTreeMap<String, u64>,
+    explained: BTreeMap<String, (u64, Vec<u64>)>,
     schedule_dependent: u64,
     diverging: Vec<(u64, Program)>,
 }
@@ -126,7 +126,11 @@ fn main() -> ExitCode {
                                 *t.mapped.entry(key).or_default() += 1;
                             }
                             Verdict::Explained { choice, .. } => {
-                                *t.explained.entry(choice.to_string()).or_default() += 1;
+                                let (n, seeds) = t.explained.entry(choice.to_string()).or_default();
+                                *n += 1;
+                                if seeds.len() < 5 {
+                                    seeds.push(seed);
+                                }
                             }
                             Verdict::Diverge(_) => {
                                 drop(t);
@@ -165,8 +169,12 @@ fn main() -> ExitCode {
     for (choices, n) in &t.mapped {
         println!("  agree once Trio's trace is mapped through {choices}: {n}");
     }
-    for (choice, n) in &t.explained {
-        println!("  agree up to a divergence that {choice} explains: {n}");
+    for (choice, (n, seeds)) in &t.explained {
+        let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+        println!(
+            "  agree up to a divergence that {choice} explains: {n} (seeds {} ...)",
+            seeds.join(" ")
+        );
     }
     println!(
         "  set aside (a trace moves with the schedule): {}",
@@ -212,7 +220,7 @@ fn join(choices: &std::collections::BTreeSet<differential::compare::Choice>) -> 
 
 fn show(args: &Args, seed: u64) -> ExitCode {
     let program = generate(seed);
-    println!("{}", serde_json::to_string_pretty(&program).unwrap());
+    println!("{}", program.to_json());
     let mut checker = match Checker::start(&args.python) {
         Ok(c) => c,
         Err(e) => {
@@ -232,6 +240,9 @@ fn show(args: &Args, seed: u64) -> ExitCode {
     let verdict = checker
         .check_programs(std::slice::from_ref(&program), &[seed])
         .expect("the trio interpreter runs");
-    println!("\nverdict: {:?}", verdict[0]);
+    match &verdict[0] {
+        Verdict::Diverge(d) => print!("\ndiverges:\n{d}"),
+        other => println!("\nverdict: {other:?}"),
+    }
     ExitCode::SUCCESS
 }

@@ -173,6 +173,45 @@ impl Program {
         names
     }
 
+    /// Whether every `Panic` op runs inside a nursery (member or body), which collects it: a
+    /// panic anywhere else would end the Rust run, where Trio's exception travels on. The
+    /// generator keeps to it, and so does the shrinker.
+    pub fn panics_are_collected(&self) -> bool {
+        fn walk(ops: &[Op], in_nursery: bool) -> bool {
+            ops.iter().all(|op| match op {
+                Op::Panic(_) => in_nursery,
+                Op::Scope(s) => walk(&s.body, in_nursery),
+                Op::Nursery(n) => {
+                    n.members.iter().all(|m| walk(&m.body, true)) && walk(&n.body, true)
+                }
+                _ => true,
+            })
+        }
+        walk(&self.body, false)
+    }
+
+    /// Whether the program keeps the generator's timing rules (`generate`'s module docs):
+    /// every member's first op is a sleep, and so is the op after each op that wakes other
+    /// tasks (a cancel, a deadline moved, a shield changed). The shrinker keeps to it, so that
+    /// a minimised program does not trade the divergence for a same-instant race.
+    pub fn well_timed(&self) -> bool {
+        fn walk(ops: &[Op]) -> bool {
+            ops.iter().enumerate().all(|(i, op)| match op {
+                Op::Cancel(_) | Op::SetDeadline { .. } | Op::SetShield { .. } => {
+                    matches!(ops.get(i + 1), Some(Op::SleepUntil(_)))
+                }
+                Op::Scope(s) => walk(&s.body),
+                Op::Nursery(n) => {
+                    n.members.iter().all(|m| {
+                        matches!(m.body.first(), Some(Op::SleepUntil(_))) && walk(&m.body)
+                    }) && walk(&n.body)
+                }
+                _ => true,
+            })
+        }
+        walk(&self.body)
+    }
+
     /// The program as one line of JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a program always serialises")

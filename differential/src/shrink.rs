@@ -3,7 +3,8 @@
 //! [`candidates`] lists every program one step smaller than a given one (an op removed, a scope
 //! or nursery replaced by its body, a member removed, a deadline, shield, cleanup or grace
 //! dropped, a member's value zeroed); [`shrink`] keeps taking the first candidate that still
-//! satisfies the predicate until none does: a local minimum, usually a handful of ops.
+//! satisfies the predicate until none does: a local minimum, usually a handful of ops. Every
+//! candidate keeps the generator's rules (panics inside nurseries, `Program::well_timed`).
 
 use crate::program::{Op, Program};
 
@@ -12,6 +13,7 @@ pub fn candidates(program: &Program) -> Vec<Program> {
     body_variants(&program.body)
         .into_iter()
         .map(|body| Program { body })
+        .filter(|p| p.panics_are_collected() && p.well_timed())
         .collect()
 }
 

@@ -4,8 +4,8 @@
 //! JSON). Normalising sorts the events by instant and, within one instant, by task, keeping each
 //! task's own order (a task's events are sequential; the order of two tasks at one instant is
 //! the scheduler's, which the comparison must not see), and prints one line per event.
-//! Fields named `trio_*` are evidence the Python side adds for the comparator's mapped choices;
-//! they are never printed.
+//! Fields named `trio_*` and [`What::Evidence`] events are evidence the Python side adds for the
+//! comparator's mapped choices; they are never printed.
 
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +71,13 @@ pub enum What {
         member: String,
         /// What the handle said.
         exit: String,
+    },
+    /// Evidence from the Python side that a documented choice with effects beyond one line
+    /// applies from this instant on (`S1`, `S13`, `sleep-past`: see `compare::Choice`). Never
+    /// printed.
+    Evidence {
+        /// The choice, as DESIGN.md numbers it.
+        choice: String,
     },
     /// Every task blocked, nothing pending (Rust: `Stuck`; Trio: its watchdog fired), reported
     /// at [`STUCK_AT`](crate::interpret::STUCK_AT).
@@ -159,6 +166,7 @@ impl std::fmt::Display for What {
             What::ExitMismatch { member, exit } => {
                 write!(f, "exit of {member} mismatched: handle says {exit}")
             }
+            What::Evidence { choice } => write!(f, "evidence for {choice}"),
             What::Stuck => f.write_str("stuck"),
             What::Error { message } => write!(f, "interpreter error: {message}"),
         }
@@ -166,9 +174,12 @@ impl std::fmt::Display for What {
 }
 
 /// The normalised trace: events sorted by instant, then task (stable), one line each:
-/// `t=<ms> <task> <event>`.
+/// `t=<ms> <task> <event>`; evidence is left out.
 pub fn normalise(events: &[Event]) -> Vec<String> {
-    let mut sorted: Vec<&Event> = events.iter().collect();
+    let mut sorted: Vec<&Event> = events
+        .iter()
+        .filter(|e| !matches!(e.what, What::Evidence { .. }))
+        .collect();
     sorted.sort_by(|a, b| a.t.cmp(&b.t).then_with(|| a.task.cmp(&b.task)));
     sorted
         .into_iter()
