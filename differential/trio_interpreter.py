@@ -13,8 +13,12 @@ wherefore's API):
   shield it before it is entered), entered when its block is reached;
 - a nursery is `trio.open_nursery()` inside a `CancelScope` of the same name, which the
   program's `Cancel` cancels (wherefore's way to cancel a group and carry on);
-- a member is `start_soon(..., name=path)`; its cleanup is `CancelScope(shield=True,
-  deadline=now + grace)` around `trio.sleep`;
+- a member is `start_soon(..., name=path)` running its body in a `CancelScope` of its own,
+  made before it is started, which `CancelTask` cancels (wherefore's `JoinHandle::cancel`; a
+  member whose own scope absorbed ends cancelled, as wherefore's `TaskExit::Cancelled`); its
+  cleanup is `CancelScope(shield=True, deadline=now + grace)` around `trio.sleep`;
+- a `fail` scope is `trio.fail_at(deadline, shield=...)`, entered (and reachable by ops) from
+  its entry on, its `TooSlowError` raised as `TimedOut("t<name>")`;
 - the whole program runs inside a scope `horizon` with its deadline at t=10 s, and a system task
   reports the run stuck at t=1,000 s (then lifts every shield and cancels every scope, so that
   the run can end).
@@ -48,6 +52,10 @@ class Panic(Exception):
     """A program's `Panic` op (a panic in Rust; in Trio, one more exception)."""
 
 
+class TimedOut(Exception):
+    """A `fail_at` scope's `TooSlowError`, named `t<scope>`."""
+
+
 # Each scope's own first cancel request, whether or not Trio keeps it as the scope's reason.
 OWN_REASON = {}
 _original_cancel = trio.CancelScope._cancel
@@ -61,7 +69,7 @@ def _remembering_cancel(self, cancel_reason):
 
 trio.CancelScope._cancel = _remembering_cancel
 
-OP_ID = re.compile(r"\bop\d+\b")
+OP_ID = re.compile(r"\b(?:op|ts)\d+\b")
 
 
 def ms():
@@ -82,7 +90,7 @@ def leaves(exc, ops, flags):
             leaves(e, ops, flags)
     elif isinstance(exc, trio.Cancelled):
         flags["cancelled"] = True
-    elif isinstance(exc, (Fail, Panic)):
+    elif isinstance(exc, (Fail, Panic, TimedOut)):
         ops.append(exc.args[0])
     else:
         ops.append(f"unexpected({exc!r})")
@@ -104,14 +112,20 @@ class Interpreter:
         self.events = []
         self.scopes = {}  # name -> CancelScope (the wrapper, for a nursery)
         self.names = {}  # id(scope) -> (name, depth of its block), every registered scope
-        self.depth = {}
+        self.depth = {}  # fail scopes, made at entry: name -> depth
+        self.task_scopes = {}  # member name -> its CancelScope (JoinHandle::cancel)
+        self.homes = {}  # member name -> its nursery's cancel scope
+        self.early_cancels = {}  # member name -> whether its home was cancelled then
         self._make_scopes(program["body"], 1)
 
     def _make_scopes(self, ops, depth):
         for op in ops:
             if not isinstance(op, dict):
                 continue
-            if "Scope" in op:
+            if "Scope" in op and op["Scope"].get("fail"):
+                self.depth[op["Scope"]["name"]] = depth
+                self._make_scopes(op["Scope"]["body"], depth + 1)
+            elif "Scope" in op:
                 block = op["Scope"]
                 deadline = block["deadline"]
                 scope = trio.CancelScope(
@@ -127,7 +141,7 @@ class Interpreter:
                 self.scopes[block["name"]] = scope
                 self.register(scope, block["name"], depth)
                 for member in block["members"]:
-                    self._make_scopes(member["body"], depth + 2)
+                    self._make_scopes(member["body"], depth + 3)
                 self._make_scopes(block["body"], depth + 2)
 
     def register(self, scope, name, depth):
@@ -254,6 +268,17 @@ class Interpreter:
             raise Fail(arg)
         elif kind == "Panic":
             raise Panic(arg)
+        elif kind == "CancelTask":
+            scope = self.task_scopes.get(arg)
+            if scope is not None and scope._has_been_entered:
+                scope.cancel(reason=arg)
+            elif scope is not None and arg not in self.early_cancels:
+                # wherefore's member scope is its nursery's child from the spawn on; Trio's
+                # stand-in is entered when the member first runs. A cancel in between is
+                # applied there, before or after the entry as the home was cancelled or not
+                # when it was asked (S14: whichever came first).
+                home = self.homes[arg]
+                self.early_cancels[arg] = home._cancel_status.effectively_cancelled
         elif kind == "Cancel":
             scope = self.scopes.get(arg)
             if scope is not None:
@@ -282,7 +307,38 @@ class Interpreter:
         else:
             raise ValueError(f"unknown op {op!r}")
 
+    async def fail_scope(self, task, block):
+        name = block["name"]
+        scope = None
+        try:
+            with trio.fail_at(block["deadline"] / 1000, shield=block["shield"]) as scope:
+                self.scopes[name] = scope
+                self.register(scope, name, self.depth[name])
+                await self.ops(task, block["body"])
+        except trio.TooSlowError:
+            if scope is None or not scope.cancelled_caught:
+                raise
+            own = OWN_REASON.get(id(scope))
+            if own is None or own[1] is None or own[1].source != "deadline":
+                # S6: Trio raises TooSlowError for any cancellation the scope absorbed;
+                # wherefore's fail_at fails with TimedOut only for its own deadline and hands
+                # any other cancellation on.
+                self.log(task, {"ev": "evidence", "choice": "S6"})
+            self.log(task, {"ev": "scope_exit", "scope": name, "caught": True,
+                            "out": {"shape": "failed", "ops": [f"t{name}"], "cancelled": False}})
+            raise TimedOut(f"t{name}") from None
+        except BaseException as exc:
+            self.log(task, {"ev": "scope_exit", "scope": name,
+                            "caught": scope is not None and scope.cancelled_caught,
+                            "out": shape(exc)})
+            raise
+        self.log(task, {"ev": "scope_exit", "scope": name,
+                        "caught": scope.cancelled_caught, "out": shape(None)})
+
     async def scope(self, task, block):
+        if block.get("fail"):
+            await self.fail_scope(task, block)
+            return
         scope = self.scopes[block["name"]]
         try:
             with scope:
@@ -303,7 +359,11 @@ class Interpreter:
                                   self.names[id(wrapper)][2] + 1)
                     for member in block["members"]:
                         path = f"{task}/{member['name']}"
-                        nursery.start_soon(self.member, path, member, name=path)
+                        own = trio.CancelScope()
+                        self.task_scopes[member["name"]] = own
+                        self.homes[member["name"]] = nursery.cancel_scope
+                        self.register(own, path, self.names[id(wrapper)][2] + 2)
+                        nursery.start_soon(self.member, path, member, own, name=path)
                     await self.ops(task, block["body"])
             except BaseException as exc:
                 self.nursery_exit(task, block, wrapper, exc)
@@ -316,20 +376,30 @@ class Interpreter:
             what["trio_parent_cancelled"] = True
         self.log(task, what)
 
-    async def member(self, path, member):
+    async def member(self, path, member, own):
         self.log(path, {"ev": "started"})
+        early = self.early_cancels.get(member["name"])
+        if early is False:
+            own.cancel(reason=member["name"])
         try:
-            try:
-                await self.ops(path, member["body"])
-            except BaseException as exc:
-                cleanup = member["cleanup"]
-                if cleanup is not None and is_cancel_only(exc):
-                    await self.cleanup(path, cleanup)
-                raise
+            with own:  # the member's own scope: what `CancelTask` cancels
+                if early is True:
+                    own.cancel(reason=member["name"])
+                try:
+                    await self.ops(path, member["body"])
+                except BaseException as exc:
+                    cleanup = member["cleanup"]
+                    if cleanup is not None and is_cancel_only(exc):
+                        await self.cleanup(path, cleanup)
+                    raise
         except BaseException as exc:
             self.log(path, {"ev": "ended", "out": shape(exc)})
             raise
-        self.log(path, {"ev": "ended", "out": {"shape": "value", "v": member["value"]}})
+        if own.cancelled_caught:
+            # Cancelled alone: wherefore's member ends `TaskExit::Cancelled`, no failure.
+            self.log(path, {"ev": "ended", "out": {"shape": "cancelled"}})
+        else:
+            self.log(path, {"ev": "ended", "out": {"shape": "value", "v": member["value"]}})
 
     async def cleanup(self, path, cleanup):
         grace = cleanup["grace"]

@@ -4,7 +4,7 @@
 //! A mapped choice rewrites what Trio reports into what DESIGN.md says wherefore reports instead,
 //! and only where Trio's own evidence shows the situation the choice is about; so a divergence
 //! that survives the mapping is unexplained. Each choice is known by its number in DESIGN.md.
-//! A choice whose effects reach beyond one line (S1, S13, S18) cannot be mapped line by line: from
+//! A choice whose effects reach beyond one line (S1, S6, S13, S18) cannot be mapped line by line: from
 //! the instant Trio's evidence shows it applies, a divergence is counted as explained by it and
 //! the rest of the trace is not compared.
 
@@ -42,6 +42,12 @@ pub enum Choice {
     /// first divergence after Trio's evidence (`tests/differential_trio.rs` keeps the ignored
     /// regression).
     SleepPast,
+    /// A `fail_at` scope fails with a timeout only when its own deadline fired; cancelled
+    /// otherwise (explicitly, through its handle) it hands the `Cancelled` on, which ends its
+    /// task as an escaped cancellation (S16). Trio's `fail_at` raises `TooSlowError` for any
+    /// cancellation it absorbed. Beyond one line: the comparison stops at the first divergence
+    /// after Trio's evidence.
+    S6,
     /// Each scope keeps its own first cause apart from the inherited one. Trio copies the
     /// parent's reason into the scope once and drops the scope's own later request, so when the
     /// parent's cancellation stops applying (a shield), Trio still reports the parent's reason
@@ -70,6 +76,7 @@ impl Choice {
     pub fn from_evidence(name: &str) -> Option<Choice> {
         match name {
             "S1" => Some(Choice::S1),
+            "S6" => Some(Choice::S6),
             "S13" => Some(Choice::S13),
             "sleep-past" => Some(Choice::SleepPast),
             _ => None,
@@ -94,8 +101,11 @@ pub fn map_trio(trio: &[Event]) -> (Vec<Event>, BTreeSet<Choice>) {
                     }
                 }
                 What::Ended { out } => s3_outcome(out, &mut applied),
-                What::ScopeExit { caught, out, .. } => {
-                    if *caught && matches!(out, Outcome::Failed { .. }) {
+                What::ScopeExit { scope, caught, out } => {
+                    // A `fail_at` scope that absorbed its own timeout fails with it: not S3.
+                    let own_timeout = matches!(out, Outcome::Failed { ops, .. }
+                        if *ops == [format!("t{scope}")]);
+                    if *caught && !own_timeout && matches!(out, Outcome::Failed { .. }) {
                         *caught = false;
                         applied.insert(Choice::S3);
                     }
@@ -133,8 +143,8 @@ fn s3_outcome(out: &mut Outcome, applied: &mut BTreeSet<Choice>) {
 pub enum Verdict {
     /// The traces agree once Trio's is mapped through these choices (none: identical).
     Agree(BTreeSet<Choice>),
-    /// They agree up to a point after which a choice with effects beyond one line (S1, S13,
-    /// S18, or the known sleep-past)
+    /// They agree up to a point after which a choice with effects beyond one line (S1, S6,
+    /// S13, S18, or the known sleep-past)
     /// explains what differs.
     Explained {
         /// The choice.

@@ -98,6 +98,7 @@ pub fn generate_within(seed: u64, limits: Limits) -> Program {
         next_residue: 0,
         scopes: Vec::new(),
         nurseries: Vec::new(),
+        members: Vec::new(),
     };
     let main = g.residue();
     let mut cursor = 0;
@@ -119,6 +120,7 @@ struct Gen {
     /// Every scope made: its name, its deadline's residue.
     scopes: Vec<(String, u64)>,
     nurseries: Vec<String>,
+    members: Vec<String>,
 }
 
 impl Gen {
@@ -157,7 +159,8 @@ impl Gen {
                 30..=33 => Op::SleepForever,
                 34..=39 => Op::Fail(format!("op{}", self.id())),
                 40..=42 if in_nursery => Op::Panic(format!("op{}", self.id())),
-                40..=52 => Op::Cancel(String::new()),
+                40..=49 => Op::Cancel(String::new()),
+                50..=52 => Op::CancelTask(String::new()),
                 53..=58 => Op::SetDeadline {
                     scope: String::new(),
                     at: *cursor,
@@ -178,7 +181,7 @@ impl Gen {
             // must not meet, at the same instant, what the woken tasks do.
             let wakes = matches!(
                 op,
-                Op::Cancel(_) | Op::SetDeadline { .. } | Op::SetShield { .. }
+                Op::Cancel(_) | Op::CancelTask(_) | Op::SetDeadline { .. } | Op::SetShield { .. }
             );
             ops.push(op);
             if wakes {
@@ -199,11 +202,13 @@ impl Gen {
             .chance(55)
             .then(|| (*cursor + self.rng.below(6)).saturating_sub(1) * SLOT + own);
         let shield = self.rng.chance(20);
+        let fail = deadline.is_some() && self.rng.chance(30);
         let body = self.body(depth + 1, r, cursor, in_nursery);
         Op::Scope(ScopeBlock {
             name,
             deadline,
             shield,
+            fail,
             body,
         })
     }
@@ -234,6 +239,7 @@ impl Gen {
                     .chance(50)
                     .then(|| (1 + self.rng.below(4)) * SLOT / 2 + own % 5),
             });
+            self.members.push(format!("m{id}"));
             members.push(Member {
                 name: format!("m{id}"),
                 body,
@@ -270,8 +276,16 @@ impl Gen {
         let scopes = self.scopes.clone();
         let mut everything: Vec<String> = scopes.iter().map(|(n, _)| n.clone()).collect();
         everything.extend(self.nurseries.iter().cloned());
+        let members = self.members.clone();
         let rng = &mut self.rng;
         program.visit_mut(|op| match op {
+            Op::CancelTask(target) => {
+                if members.is_empty() {
+                    *op = Op::SleepForever;
+                } else {
+                    *target = members[rng.below(members.len() as u64) as usize].clone();
+                }
+            }
             Op::Cancel(target) => {
                 if everything.is_empty() {
                     *op = Op::SleepForever;

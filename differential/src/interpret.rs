@@ -38,6 +38,8 @@ type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 enum ProgErr {
     Cancelled(Cancelled),
     Fail(String),
+    /// A `fail_at` scope's own deadline fired: its name.
+    TimedOut(String),
     /// A nursery's failures, as a member (or body) that ran the nursery ends with them.
     Nested(Vec<Failure<ProgErr>>),
 }
@@ -63,6 +65,7 @@ impl fmt::Display for ProgErr {
         match self {
             ProgErr::Cancelled(c) => write!(f, "{c}"),
             ProgErr::Fail(op) => f.write_str(op),
+            ProgErr::TimedOut(scope) => write!(f, "t{scope}"),
             ProgErr::Nested(failures) => write!(f, "nested [{}]", leaves(failures).join(",")),
         }
     }
@@ -76,6 +79,7 @@ fn leaves(failures: &[Failure<ProgErr>]) -> Vec<String> {
         for failure in list {
             match failure.kind() {
                 FailureKind::Error(ProgErr::Fail(op)) => out.push(op.clone()),
+                FailureKind::Error(ProgErr::TimedOut(scope)) => out.push(format!("t{scope}")),
                 FailureKind::Error(ProgErr::Nested(inner)) => todo.push(inner),
                 FailureKind::Error(ProgErr::Cancelled(c)) => {
                     out.push(format!("escaped-cancel({})", c.scope().name().unwrap_or("?")));
@@ -95,6 +99,10 @@ fn shape(result: &Result<(), ProgErr>) -> Outcome {
         Err(ProgErr::Cancelled(_)) => Outcome::Cancelled,
         Err(ProgErr::Fail(op)) => Outcome::Failed {
             ops: vec![op.clone()],
+            cancelled: false,
+        },
+        Err(ProgErr::TimedOut(scope)) => Outcome::Failed {
+            ops: vec![format!("t{scope}")],
             cancelled: false,
         },
         Err(ProgErr::Nested(failures)) => Outcome::Failed {
@@ -123,7 +131,10 @@ fn root_of(cancelled: &Cancelled, home: &HashMap<String, String>) -> Root {
     let ops_of = |message: &str| -> Vec<String> {
         let mut ops: Vec<String> = message
             .split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|w| w.starts_with("op") && w[2..].chars().all(|c| c.is_ascii_digit()))
+            .filter(|w| {
+                (w.starts_with("op") || w.starts_with("ts"))
+                    && w[2..].chars().all(|c| c.is_ascii_digit())
+            })
             .filter(|w| w.len() > 2)
             .map(str::to_owned)
             .collect();
@@ -183,14 +194,16 @@ struct Run<'p> {
     /// Recorded scopes (and nurseries' scopes) waiting to be entered, made at the start so
     /// that an op may cancel, move or shield one before it is entered.
     scopes: Mutex<HashMap<String, Scope>>,
-    handles: HashMap<String, CancelHandle>,
+    /// Every scope's handle: made at the start, a `fail_at` scope's at its entry.
+    handles: Mutex<HashMap<String, CancelHandle>>,
     /// Each member's name, and its nursery's.
     home: HashMap<String, String>,
     /// Scopes that run as plain timeouts (no op names them; a deadline, no shield).
     unrecorded: HashSet<String>,
-    /// Members' handles, read when their nursery has finished.
+    /// Members' handles by name: `CancelTask` cancels one, and each is read when its nursery
+    /// has finished.
     members: Mutex<HashMap<String, JoinHandle<i64>>>,
-    /// How each member's future ended, as its interpreter saw it.
+    /// How each member's future ended (by path), as its interpreter saw it.
     ends: Mutex<HashMap<String, Outcome>>,
     /// The op whose panic is unwinding (guards name it in the events they log).
     panicking: Mutex<Option<String>>,
@@ -210,6 +223,9 @@ impl<'p> Run<'p> {
                 if !targets.contains(&s.name) && !s.shield && s.deadline.is_some() {
                     unrecorded.insert(s.name.clone());
                     return;
+                }
+                if s.fail {
+                    return; // its handle comes from its future, at entry
                 }
                 let mut scope = Scope::named(s.name.clone());
                 if let Some(at) = s.deadline {
@@ -235,7 +251,7 @@ impl<'p> Run<'p> {
             t0,
             events,
             scopes: Mutex::new(scopes),
-            handles,
+            handles: Mutex::new(handles),
             home,
             unrecorded,
             members: Mutex::new(HashMap::new()),
@@ -266,6 +282,10 @@ impl<'p> Run<'p> {
                 trio_own: None,
             },
         );
+    }
+
+    fn handle(&self, name: &str) -> Option<CancelHandle> {
+        self.handles.lock().unwrap().get(name).cloned()
     }
 
     fn panicking_op(&self) -> String {
@@ -305,17 +325,22 @@ impl<'p> Run<'p> {
                     panic!("{id}");
                 }
                 Op::Cancel(name) => {
-                    if let Some(h) = self.handles.get(name) {
+                    if let Some(h) = self.handle(name) {
+                        h.cancel();
+                    }
+                }
+                Op::CancelTask(name) => {
+                    if let Some(h) = self.members.lock().unwrap().get(name) {
                         h.cancel();
                     }
                 }
                 Op::SetDeadline { scope, at } => {
-                    if let Some(h) = self.handles.get(scope) {
+                    if let Some(h) = self.handle(scope) {
                         h.set_deadline(self.t0 + ms(*at));
                     }
                 }
                 Op::SetShield { scope, on } => {
-                    if let Some(h) = self.handles.get(scope) {
+                    if let Some(h) = self.handle(scope) {
                         h.set_shielded(*on);
                     }
                 }
@@ -334,7 +359,25 @@ impl<'p> Run<'p> {
             armed: true,
         };
         let body = self.ops(task, &block.body);
-        let (out, caught) = if self.unrecorded.contains(&block.name) {
+        let (out, caught) = if block.fail {
+            let at = self.t0 + ms(block.deadline.expect("a fail_at scope has a deadline"));
+            let scope = wherefore::fail_at(at, body).named(block.name.clone());
+            let handle = (!self.unrecorded.contains(&block.name)).then(|| {
+                let handle = scope.handle();
+                handle.set_shielded(block.shield);
+                self.handles
+                    .lock()
+                    .unwrap()
+                    .insert(block.name.clone(), handle.clone());
+                handle
+            });
+            let (out, timed_out) = match scope.await {
+                Ok(out) => (out.map(Some), false),
+                Err(_) => (Err(ProgErr::TimedOut(block.name.clone())), true),
+            };
+            let caught = handle.map_or(timed_out, |h| h.cancelled_caught());
+            (out, caught)
+        } else if self.unrecorded.contains(&block.name) {
             let at = self.t0 + ms(block.deadline.expect("a plain timeout has a deadline"));
             let out = wherefore::move_on_at(at, body)
                 .named(block.name.clone())
@@ -345,7 +388,8 @@ impl<'p> Run<'p> {
             let scope = self.scopes.lock().unwrap().remove(&block.name);
             let scope = scope.expect("every scope is entered once");
             let out = scope.run(body).await;
-            (out, self.handles[&block.name].cancelled_caught())
+            let caught = self.handle(&block.name).is_some_and(|h| h.cancelled_caught());
+            (out, caught)
         };
         guard.armed = false;
         let out = out.map(|_| ());
@@ -374,7 +418,7 @@ impl<'p> Run<'p> {
                             let Ok(handle) = n.spawn_named(path.clone(), member) else {
                                 unreachable!("the nursery is open while its body runs")
                             };
-                            self.members.lock().unwrap().insert(path, handle);
+                            self.members.lock().unwrap().insert(m.name.clone(), handle);
                         }
                         self.ops(task, &block.body).await
                     })
@@ -407,7 +451,7 @@ impl<'p> Run<'p> {
                 .members
                 .lock()
                 .unwrap()
-                .get(&path)
+                .get(&m.name)
                 .and_then(JoinHandle::exit);
             let ended = self.ends.lock().unwrap().get(&path).cloned();
             let agrees = match (&exit, &ended) {
@@ -492,9 +536,8 @@ impl Drop for ExitGuard<'_, '_> {
         if self.armed && std::thread::panicking() {
             let caught = self
                 .run
-                .handles
-                .get(self.scope)
-                .is_some_and(CancelHandle::cancelled_caught);
+                .handle(self.scope)
+                .is_some_and(|h| h.cancelled_caught());
             self.run.log(
                 self.task,
                 What::ScopeExit {

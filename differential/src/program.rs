@@ -30,6 +30,10 @@ pub enum Op {
     /// Panic with this op's id as the message (Rust: `panic!`, collected by the nursery around
     /// it; Trio: `raise Panic(id)`). Generated only where a nursery encloses it.
     Panic(String),
+    /// Cancel the member of this name alone (Rust: `JoinHandle::cancel`; Trio, which has no
+    /// such call: a `CancelScope` around the member's body, made when it is started). No effect
+    /// before the member is started or after it ended.
+    CancelTask(String),
     /// Cancel the scope or nursery of this name (no effect if the program has none).
     Cancel(String),
     /// Move a scope's deadline to this instant (ms from t=0).
@@ -62,6 +66,13 @@ pub struct ScopeBlock {
     pub deadline: Option<u64>,
     /// Shielded from the start.
     pub shield: bool,
+    /// A `fail_at` scope (generated only with a deadline): when it absorbs a cancellation it
+    /// fails with a timeout instead (Rust: `fail_at(..).named(..)`, `Err(TimedOut)`; Trio:
+    /// `trio.fail_at`, `TooSlowError`), a failure whose id is `t` and the scope's name. Unlike
+    /// other scopes it exists from its entry on (its handle comes from its future): an op that
+    /// names it earlier has no effect, on both sides.
+    #[serde(default)]
+    pub fail: bool,
     /// What runs inside.
     pub body: Vec<Op>,
 }
@@ -162,7 +173,7 @@ impl Program {
     pub fn targets(&self) -> std::collections::HashSet<String> {
         let mut names = std::collections::HashSet::new();
         self.visit(|op| match op {
-            Op::Cancel(name) | Op::SetDeadline { scope: name, .. } => {
+            Op::Cancel(name) | Op::CancelTask(name) | Op::SetDeadline { scope: name, .. } => {
                 names.insert(name.clone());
             }
             Op::SetShield { scope, .. } => {
@@ -197,7 +208,7 @@ impl Program {
     pub fn well_timed(&self) -> bool {
         fn walk(ops: &[Op]) -> bool {
             ops.iter().enumerate().all(|(i, op)| match op {
-                Op::Cancel(_) | Op::SetDeadline { .. } | Op::SetShield { .. } => {
+                Op::Cancel(_) | Op::CancelTask(_) | Op::SetDeadline { .. } | Op::SetShield { .. } => {
                     matches!(ops.get(i + 1), Some(Op::SleepUntil(_)))
                 }
                 Op::Scope(s) => walk(&s.body),

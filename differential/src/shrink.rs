@@ -37,7 +37,7 @@ fn body_variants(ops: &[Op]) -> Vec<Vec<Op>> {
                 spliced.extend(block.body.iter().cloned());
                 spliced.extend(ops[i + 1..].iter().cloned());
                 out.push(spliced);
-                if block.deadline.is_some() {
+                if block.deadline.is_some() && !block.fail {
                     let mut b = block.clone();
                     b.deadline = None;
                     out.push(with(i, Op::Scope(b)));
@@ -45,6 +45,11 @@ fn body_variants(ops: &[Op]) -> Vec<Vec<Op>> {
                 if block.shield {
                     let mut b = block.clone();
                     b.shield = false;
+                    out.push(with(i, Op::Scope(b)));
+                }
+                if block.fail {
+                    let mut b = block.clone();
+                    b.fail = false;
                     out.push(with(i, Op::Scope(b)));
                 }
                 for body in body_variants(&block.body) {
