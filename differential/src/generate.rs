@@ -9,13 +9,12 @@
 //! for itself) or when one of them runs late (after a cleanup). Members start together, so each
 //! member's first step is a sleep to its own slot; an op that wakes other tasks (a cancel, a
 //! shield change, a deadline moved) is followed by a sleep to the task's next slot, so that what
-//! it does next never meets what the woken tasks do ([`Program::well_timed`]). On purpose, one
-//! sleep in ten (each deadline at most once) ends exactly at some scope's deadline: S9
-//! (deadlines first) decides that order on both sides.
+//! it does next never meets what the woken tasks do ([`Program::well_timed`](crate::program::Program::well_timed)).
+//! On purpose, one sleep in ten ends exactly at the deadline of a scope around it, when there is
+//! one within a slot (each deadline at most once): S9 (deadlines first) decides that order on
+//! both sides.
 //! What still depends on the order is caught at run time (`compare::run_one` reruns a diverging
 //! program under other schedules and sets it aside if either side's trace moves).
-
-use std::collections::HashMap;
 
 use crate::program::{Cleanup, Member, NurseryBlock, Op, Program, ScopeBlock};
 
@@ -99,6 +98,8 @@ pub fn generate_within(seed: u64, limits: Limits) -> Program {
         scopes: Vec::new(),
         nurseries: Vec::new(),
         members: Vec::new(),
+        enclosing: Vec::new(),
+        aimed: Vec::new(),
     };
     let main = g.residue();
     let mut cursor = 0;
@@ -121,6 +122,10 @@ struct Gen {
     scopes: Vec<(String, u64)>,
     nurseries: Vec<String>,
     members: Vec<String>,
+    /// The deadlines of the scopes around what is being generated, innermost last.
+    enclosing: Vec<u64>,
+    /// Deadlines a sleep was aimed at already (each at most once).
+    aimed: Vec<u64>,
 }
 
 impl Gen {
@@ -152,10 +157,7 @@ impl Gen {
             let nested = depth < self.limits.max_depth;
             let roll = self.rng.below(100);
             let op = match roll {
-                0..=29 => {
-                    *cursor += 1 + self.rng.below(3);
-                    Op::SleepUntil(*cursor * SLOT + r)
-                }
+                0..=29 => self.sleep(r, cursor),
                 30..=33 => Op::SleepForever,
                 34..=39 => Op::Fail(format!("op{}", self.id())),
                 40..=42 if in_nursery => Op::Panic(format!("op{}", self.id())),
@@ -171,10 +173,7 @@ impl Gen {
                 },
                 64..=81 if nested => self.scope(depth, r, cursor, in_nursery),
                 82..=99 if nested => self.nursery(depth, r, cursor),
-                _ => {
-                    *cursor += 1 + self.rng.below(3);
-                    Op::SleepUntil(*cursor * SLOT + r)
-                }
+                _ => self.sleep(r, cursor),
             };
             // An op that wakes other tasks (a cancel, a shield lowered, a deadline moved into
             // the past) is followed by a sleep to the task's next slot: what the task does next
@@ -192,6 +191,26 @@ impl Gen {
         ops
     }
 
+    /// A sleep to the task's next slot; one in ten, when a scope around it (in this task or
+    /// the one that started it) has its deadline within a slot of that instant, to the
+    /// deadline itself (S9: the deadline fires first, and the sleep fails). Only a deadline
+    /// around the sleeper: the tasks it wakes are then all inside it, cancelled, so none of
+    /// them acts at that instant beside the sleeper.
+    fn sleep(&mut self, r: u64, cursor: &mut u64) -> Op {
+        *cursor += 1 + self.rng.below(3);
+        let at = *cursor * SLOT + r;
+        if self.rng.chance(10)
+            && let Some(&d) = self
+                .enclosing
+                .iter()
+                .find(|&&d| d + SLOT > at && d < at + SLOT && !self.aimed.contains(&d))
+        {
+            self.aimed.push(d);
+            return Op::SleepUntil(d);
+        }
+        Op::SleepUntil(at)
+    }
+
     fn scope(&mut self, depth: u32, r: u64, cursor: &mut u64, in_nursery: bool) -> Op {
         let name = format!("s{}", self.id());
         let own = self.residue();
@@ -203,7 +222,11 @@ impl Gen {
             .then(|| (*cursor + self.rng.below(6)).saturating_sub(1) * SLOT + own);
         let shield = self.rng.chance(20);
         let fail = deadline.is_some() && self.rng.chance(30);
+        self.enclosing.extend(deadline);
         let body = self.body(depth + 1, r, cursor, in_nursery);
+        if deadline.is_some() {
+            self.enclosing.pop();
+        }
         Op::Scope(ScopeBlock {
             name,
             deadline,
@@ -232,12 +255,15 @@ impl Gen {
             let mut body = vec![Op::SleepUntil(own_cursor * SLOT + own)];
             body.extend(self.body(depth + 1, own, &mut own_cursor, true));
             latest = latest.max(own_cursor);
+            // The cleanup ends on the member's own residue (it does nothing else meanwhile),
+            // its grace on one of its own.
             let cleanup = self.rng.chance(40).then(|| Cleanup {
-                sleep: (1 + self.rng.below(4)) * SLOT / 2 + own % 7,
+                sleep: (1 + self.rng.below(4)) * SLOT / 2,
+                residue: own,
                 grace: self
                     .rng
                     .chance(50)
-                    .then(|| (1 + self.rng.below(4)) * SLOT / 2 + own % 5),
+                    .then(|| ((1 + self.rng.below(4)) * SLOT / 2, self.residue())),
             });
             self.members.push(format!("m{id}"));
             members.push(Member {
@@ -257,22 +283,9 @@ impl Gen {
         })
     }
 
-    /// The second pass: the targets of cancels, moves and shields, chosen among every scope
-    /// and nursery of the program, and a few sleeps aimed at a deadline's very instant (S9).
+    /// The second pass: the targets of cancels, moves and shields, chosen among every scope,
+    /// nursery and member of the program.
     fn aim(&mut self, program: &mut Program) {
-        let deadlines: HashMap<String, u64> = {
-            let mut d = HashMap::new();
-            program.visit(|op| {
-                if let Op::Scope(s) = op
-                    && let Some(at) = s.deadline
-                {
-                    d.insert(s.name.clone(), at);
-                }
-            });
-            d
-        };
-        let mut deadline_list: Vec<u64> = deadlines.values().copied().collect();
-        deadline_list.sort_unstable();
         let scopes = self.scopes.clone();
         let mut everything: Vec<String> = scopes.iter().map(|(n, _)| n.clone()).collect();
         everything.extend(self.nurseries.iter().cloned());
@@ -312,18 +325,6 @@ impl Gen {
             }
             // Each deadline's instant at most once: two sleeps aimed at one instant would wake
             // two tasks there, in an order only the scheduler decides.
-            // Only to a deadline within a slot of the planned instant: the task's previous
-            // instant is a slot or more before it, its next and its members' first a slot or
-            // more after, so the sleep still parts what comes before it from what comes after.
-            Op::SleepUntil(at) => {
-                if rng.chance(10)
-                    && let Some(i) = deadline_list
-                        .iter()
-                        .position(|&d| d + SLOT > *at && d < *at + SLOT)
-                {
-                    *at = deadline_list.swap_remove(i);
-                }
-            }
             _ => {}
         });
     }

@@ -22,7 +22,7 @@ use wherefore::{
     NurseryBuilder, NurseryError, Scope, TaskExit,
 };
 
-use crate::program::{Member, NurseryBlock, Op, Program, ScopeBlock};
+use crate::program::{Cleanup, Member, NurseryBlock, Op, Program, ScopeBlock};
 use crate::trace::{Event, Outcome, Root, What};
 
 /// The deadline of the scope `horizon` around every program, ms.
@@ -489,8 +489,10 @@ impl<'p> Run<'p> {
             self.log(&path, What::Started);
             let out = self.ops(&path, &m.body).await;
             if let (Err(ProgErr::Cancelled(_)), Some(cleanup)) = (&out, &m.cleanup) {
+                let now = self.now();
+                let until = Cleanup::end(now, cleanup.sleep, cleanup.residue);
                 let sleep = async {
-                    match wherefore::sleep(ms(cleanup.sleep)).await {
+                    match wherefore::sleep_until(self.t0 + ms(until)).await {
                         Ok(()) => {
                             self.log(&path, What::CleanupDone);
                             Ok(())
@@ -504,10 +506,13 @@ impl<'p> Run<'p> {
                 // The cleanup's own end (done, or cut by its grace) is in the events; the
                 // member ends with its cancellation either way.
                 let _ = match cleanup.grace {
-                    Some(grace) => wherefore::shield_with_grace(ms(grace), sleep)
-                        .named(format!("{path}.cleanup"))
-                        .await
-                        .map(|_| ()),
+                    Some((grace, residue)) => {
+                        let grace = Cleanup::end(now, grace, residue) - now;
+                        wherefore::shield_with_grace(ms(grace), sleep)
+                            .named(format!("{path}.cleanup"))
+                            .await
+                            .map(|_| ())
+                    }
                     None => wherefore::shield(sleep).await,
                 };
             }

@@ -106,12 +106,29 @@ pub struct Member {
 
 /// Shielded cleanup after a member's cancellation (Rust: `shield_with_grace` or `shield`;
 /// Trio: `CancelScope(shield=True, deadline=...)`), named `<member path>.cleanup`.
+///
+/// It starts when the cancellation arrives, an instant no program fixes, so its ends are given
+/// as a least length and a residue: the cleanup sleeps until the first instant at least `sleep`
+/// ms on whose residue modulo [`SLOT`](crate::generate::SLOT) is `residue`, and its grace ends
+/// likewise (see [`Cleanup::end`]), so that they never meet another actor's instants.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cleanup {
-    /// How long the cleanup sleeps, ms.
+    /// How long the cleanup sleeps at least, ms.
     pub sleep: u64,
-    /// The shield's own deadline, ms after the cleanup starts; none: unbounded.
-    pub grace: Option<u64>,
+    /// The residue of the instant the sleep ends at.
+    pub residue: u64,
+    /// The shield's own deadline, at least this many ms after the cleanup starts, and its
+    /// residue; none: unbounded.
+    pub grace: Option<(u64, u64)>,
+}
+
+impl Cleanup {
+    /// The first instant (ms) at least `length` after `now` whose residue is `residue`.
+    pub fn end(now: u64, length: u64, residue: u64) -> u64 {
+        let slot = crate::generate::SLOT;
+        let at = now + length;
+        at + (residue + slot - at % slot) % slot
+    }
 }
 
 impl Program {
