@@ -191,7 +191,7 @@ impl fmt::Display for Divergence {
 }
 
 /// The instants from which a choice with effects beyond one line applies: an S18-mapped
-/// nursery's end, and Trio's evidence for S13.
+/// nursery's end, and Trio's evidence (S1, S6, S13, the known ones).
 fn cascade_points(mapped_trio: &[Event], original: &[Event]) -> Vec<(u64, Choice)> {
     let mut points: Vec<(u64, Choice)> = mapped_trio
         .iter()
@@ -212,7 +212,7 @@ fn cascade_points(mapped_trio: &[Event], original: &[Event]) -> Vec<(u64, Choice
         What::Evidence { choice } => Choice::from_evidence(choice).map(|c| (e.t, c)),
         _ => None,
     }));
-    points.sort();
+    points.sort_by_key(|&(t, _)| t); // stable: at one instant, in the trace's order
     points
 }
 
@@ -237,8 +237,11 @@ pub fn compare(ours: &[Event], trio: &[Event]) -> Verdict {
         .position(|(x, y)| x != y)
         .unwrap_or(a.len().min(b.len()));
     let at = time_of(a.get(first)).min(time_of(b.get(first)));
-    if let Some(&(_, choice)) = cascade_points(&mapped, trio).first()
-        .filter(|(point, _)| at >= *point)
+    // The latest point at or before the divergence: the nearest cause of it.
+    if let Some(&(_, choice)) = cascade_points(&mapped, trio)
+        .iter()
+        .rev()
+        .find(|(point, _)| *point <= at)
     {
         return Verdict::Explained {
             choice,

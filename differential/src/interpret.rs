@@ -82,7 +82,10 @@ fn leaves(failures: &[Failure<ProgErr>]) -> Vec<String> {
                 FailureKind::Error(ProgErr::TimedOut(scope)) => out.push(format!("t{scope}")),
                 FailureKind::Error(ProgErr::Nested(inner)) => todo.push(inner),
                 FailureKind::Error(ProgErr::Cancelled(c)) => {
-                    out.push(format!("escaped-cancel({})", c.scope().name().unwrap_or("?")));
+                    out.push(format!(
+                        "escaped-cancel({})",
+                        c.scope().name().unwrap_or("?")
+                    ));
                 }
                 FailureKind::Panic(message) => out.push(message.clone()),
                 other => out.push(format!("unknown({other:?})")),
@@ -388,7 +391,9 @@ impl<'p> Run<'p> {
             let scope = self.scopes.lock().unwrap().remove(&block.name);
             let scope = scope.expect("every scope is entered once");
             let out = scope.run(body).await;
-            let caught = self.handle(&block.name).is_some_and(|h| h.cancelled_caught());
+            let caught = self
+                .handle(&block.name)
+                .is_some_and(|h| h.cancelled_caught());
             (out, caught)
         };
         guard.armed = false;
@@ -454,15 +459,15 @@ impl<'p> Run<'p> {
                 .get(&m.name)
                 .and_then(JoinHandle::exit);
             let ended = self.ends.lock().unwrap().get(&path).cloned();
-            let agrees = match (&exit, &ended) {
-                (Some(TaskExit::Completed(())), Some(Outcome::Value { .. })) => true,
-                (Some(TaskExit::Cancelled(_)), Some(Outcome::Cancelled)) => true,
-                (
-                    Some(TaskExit::Failed { .. } | TaskExit::Panicked { .. }),
-                    Some(Outcome::Failed { .. }),
-                ) => true,
-                _ => false,
-            };
+            let agrees = matches!(
+                (&exit, &ended),
+                (Some(TaskExit::Completed(())), Some(Outcome::Value { .. }))
+                    | (Some(TaskExit::Cancelled(_)), Some(Outcome::Cancelled))
+                    | (
+                        Some(TaskExit::Failed { .. } | TaskExit::Panicked { .. }),
+                        Some(Outcome::Failed { .. })
+                    )
+            );
             if !agrees {
                 self.log(
                     task,
@@ -475,56 +480,53 @@ impl<'p> Run<'p> {
         }
     }
 
-    fn member<'a>(
-        &'a self,
-        path: String,
-        m: &'a Member,
-    ) -> impl Future<Output = Result<i64, ProgErr>> + Send + 'a {
-        async move {
-            let mut guard = EndGuard {
-                run: self,
-                path: &path,
-                armed: true,
-            };
-            self.log(&path, What::Started);
-            let out = self.ops(&path, &m.body).await;
-            if let (Err(ProgErr::Cancelled(_)), Some(cleanup)) = (&out, &m.cleanup) {
-                let now = self.now();
-                let until = Cleanup::end(now, cleanup.sleep, cleanup.residue);
-                let sleep = async {
-                    match wherefore::sleep_until(self.t0 + ms(until)).await {
-                        Ok(()) => {
-                            self.log(&path, What::CleanupDone);
-                            Ok(())
-                        }
-                        Err(c) => {
-                            self.observed(&path, &c);
-                            Err(ProgErr::from(c))
-                        }
+    async fn member(&self, path: String, m: &Member) -> Result<i64, ProgErr> {
+        let mut guard = EndGuard {
+            run: self,
+            path: &path,
+            armed: true,
+        };
+        self.log(&path, What::Started);
+        let out = self.ops(&path, &m.body).await;
+        if let (Err(ProgErr::Cancelled(_)), Some(cleanup)) = (&out, &m.cleanup) {
+            let now = self.now();
+            let until = Cleanup::end(now, cleanup.sleep, cleanup.residue);
+            let sleep = async {
+                match wherefore::sleep_until(self.t0 + ms(until)).await {
+                    Ok(()) => {
+                        self.log(&path, What::CleanupDone);
+                        Ok(())
                     }
-                };
-                // The cleanup's own end (done, or cut by its grace) is in the events; the
-                // member ends with its cancellation either way.
-                let _ = match cleanup.grace {
-                    Some((grace, residue)) => {
-                        let grace = Cleanup::end(now, grace, residue) - now;
-                        wherefore::shield_with_grace(ms(grace), sleep)
-                            .named(format!("{path}.cleanup"))
-                            .await
-                            .map(|_| ())
+                    Err(c) => {
+                        self.observed(&path, &c);
+                        Err(ProgErr::from(c))
                     }
-                    None => wherefore::shield(sleep).await,
-                };
-            }
-            guard.armed = false;
-            let shape = match &out {
-                Ok(()) => Outcome::Value { v: m.value },
-                other => shape(other),
+                }
             };
-            self.ends.lock().unwrap().insert(path.clone(), shape.clone());
-            self.log(&path, What::Ended { out: shape });
-            out.map(|()| m.value)
+            // The cleanup's own end (done, or cut by its grace) is in the events; the
+            // member ends with its cancellation either way.
+            let _ = match cleanup.grace {
+                Some((grace, residue)) => {
+                    let grace = Cleanup::end(now, grace, residue) - now;
+                    wherefore::shield_with_grace(ms(grace), sleep)
+                        .named(format!("{path}.cleanup"))
+                        .await
+                        .map(|_| ())
+                }
+                None => wherefore::shield(sleep).await,
+            };
         }
+        guard.armed = false;
+        let shape = match &out {
+            Ok(()) => Outcome::Value { v: m.value },
+            other => shape(other),
+        };
+        self.ends
+            .lock()
+            .unwrap()
+            .insert(path.clone(), shape.clone());
+        self.log(&path, What::Ended { out: shape });
+        out.map(|()| m.value)
     }
 }
 

@@ -4,7 +4,7 @@
 //! A seed makes a random cancellation program ([`generate`]), written in a small language
 //! ([`program`]); the Rust interpreter ([`interpret`]) runs it on wherefore's virtual time, the
 //! Python one (`trio_interpreter.py`, driven by [`trio`]) on Trio's `MockClock`; both print a
-//! trace ([`trace`]), and the comparator ([`compare`]) maps Trio's trace through wherefore's
+//! trace ([`trace`]), and the comparator ([`compare`](mod@compare)) maps Trio's trace through wherefore's
 //! documented choices and reports what still differs, minimised by [`shrink`].
 //!
 //! ```no_run
@@ -116,7 +116,9 @@ impl Checker {
             let verdicts = self.check_programs(candidates, &seeds).ok()?;
             for (i, verdict) in verdicts.iter().enumerate() {
                 if matches!(verdict, Verdict::Diverge(_))
-                    && !self.schedule_dependent(&candidates[i], seed).unwrap_or(true)
+                    && !self
+                        .schedule_dependent(&candidates[i], seed)
+                        .unwrap_or(true)
                 {
                     return Some(i);
                 }

@@ -228,7 +228,9 @@ fn show(args: &Args, seed: u64) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let [ours, trio] = checker.traces(&program, seed).expect("the trio interpreter runs");
+    let [ours, trio] = checker
+        .traces(&program, seed)
+        .expect("the trio interpreter runs");
     println!("\nwherefore:");
     for line in ours {
         println!("  {line}");

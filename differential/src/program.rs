@@ -225,14 +225,18 @@ impl Program {
     pub fn well_timed(&self) -> bool {
         fn walk(ops: &[Op]) -> bool {
             ops.iter().enumerate().all(|(i, op)| match op {
-                Op::Cancel(_) | Op::CancelTask(_) | Op::SetDeadline { .. } | Op::SetShield { .. } => {
+                Op::Cancel(_)
+                | Op::CancelTask(_)
+                | Op::SetDeadline { .. }
+                | Op::SetShield { .. } => {
                     matches!(ops.get(i + 1), Some(Op::SleepUntil(_)))
                 }
                 Op::Scope(s) => walk(&s.body),
                 Op::Nursery(n) => {
-                    n.members.iter().all(|m| {
-                        matches!(m.body.first(), Some(Op::SleepUntil(_))) && walk(&m.body)
-                    }) && walk(&n.body)
+                    n.members
+                        .iter()
+                        .all(|m| matches!(m.body.first(), Some(Op::SleepUntil(_))) && walk(&m.body))
+                        && walk(&n.body)
                 }
                 _ => true,
             })

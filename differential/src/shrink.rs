@@ -100,10 +100,7 @@ fn body_variants(ops: &[Op]) -> Vec<Vec<Op>> {
 /// Shrinks `program` while `keeps` holds. `keeps` is given every candidate of one round at once
 /// (so that an interpreter in another process can take them as one batch) and answers with the
 /// index of the first one that keeps the property, if any. Returns the smallest program found.
-pub fn shrink(
-    program: &Program,
-    mut keeps: impl FnMut(&[Program]) -> Option<usize>,
-) -> Program {
+pub fn shrink(program: &Program, mut keeps: impl FnMut(&[Program]) -> Option<usize>) -> Program {
     let mut current = program.clone();
     loop {
         let candidates = candidates(&current);

@@ -29,7 +29,11 @@ fn the_generator_is_deterministic_per_seed_and_keeps_its_rules() {
         assert_eq!(program, generate(seed), "seed {seed}");
         assert!(program.well_timed(), "seed {seed}: {}", program.to_json());
         assert!(program.panics_are_collected(), "seed {seed}");
-        assert!(program.size() <= 100, "seed {seed}: size {}", program.size());
+        assert!(
+            program.size() <= 100,
+            "seed {seed}: size {}",
+            program.size()
+        );
         let back: Program = serde_json::from_str(&program.to_json()).unwrap();
         assert_eq!(back, program);
     }
@@ -57,8 +61,14 @@ fn the_shrinker_shrinks_to_a_local_minimum_that_keeps_the_property() {
         program.size(),
         small.size()
     );
-    assert!(small.size() <= 4, "a fail alone, or in a member after its first sleep: {small:?}");
-    assert!(!candidates(&small).iter().any(fails), "nothing smaller keeps it");
+    assert!(
+        small.size() <= 4,
+        "a fail alone, or in a member after its first sleep: {small:?}"
+    );
+    assert!(
+        !candidates(&small).iter().any(fails),
+        "nothing smaller keeps it"
+    );
 }
 
 #[test]
@@ -103,28 +113,44 @@ fn the_rust_interpreter_traces_a_timeout_absorbing_its_own_cancellation() {
 #[test]
 fn a_known_divergence_is_mapped_s3() {
     let ours = [
-        event(5, "main", What::NurseryExit {
-            nursery: "n2".into(),
-            out: failed(&["op4"], false),
-            trio_parent_cancelled: false,
-        }),
-        event(5, "main", What::ScopeExit {
-            scope: "s1".into(),
-            caught: false,
-            out: failed(&["op4"], false),
-        }),
+        event(
+            5,
+            "main",
+            What::NurseryExit {
+                nursery: "n2".into(),
+                out: failed(&["op4"], false),
+                trio_parent_cancelled: false,
+            },
+        ),
+        event(
+            5,
+            "main",
+            What::ScopeExit {
+                scope: "s1".into(),
+                caught: false,
+                out: failed(&["op4"], false),
+            },
+        ),
     ];
     let trio = [
-        event(5, "main", What::NurseryExit {
-            nursery: "n2".into(),
-            out: failed(&["op4"], true),
-            trio_parent_cancelled: true,
-        }),
-        event(5, "main", What::ScopeExit {
-            scope: "s1".into(),
-            caught: true,
-            out: failed(&["op4"], false),
-        }),
+        event(
+            5,
+            "main",
+            What::NurseryExit {
+                nursery: "n2".into(),
+                out: failed(&["op4"], true),
+                trio_parent_cancelled: true,
+            },
+        ),
+        event(
+            5,
+            "main",
+            What::ScopeExit {
+                scope: "s1".into(),
+                caught: true,
+                out: failed(&["op4"], false),
+            },
+        ),
     ];
     assert_eq!(compare(&ours, &trio), Verdict::Agree([Choice::S3].into()));
 }
@@ -138,18 +164,26 @@ fn a_known_divergence_is_mapped_s14() {
         scope: "s5".into(),
         ops: Vec::new(),
     };
-    let ours = [event(185, "main/m7", What::Observed {
-        cause: own.clone(),
-        trio_own: None,
-    })];
-    let trio = [event(185, "main/m7", What::Observed {
-        cause: Root {
-            kind: "explicit".into(),
-            scope: "n1".into(),
-            ops: Vec::new(),
+    let ours = [event(
+        185,
+        "main/m7",
+        What::Observed {
+            cause: own.clone(),
+            trio_own: None,
         },
-        trio_own: Some(own),
-    })];
+    )];
+    let trio = [event(
+        185,
+        "main/m7",
+        What::Observed {
+            cause: Root {
+                kind: "explicit".into(),
+                scope: "n1".into(),
+                ops: Vec::new(),
+            },
+            trio_own: Some(own),
+        },
+    )];
     assert_eq!(compare(&ours, &trio), Verdict::Agree([Choice::S14].into()));
 }
 
@@ -158,9 +192,13 @@ fn a_known_divergence_is_mapped_s14() {
 #[test]
 fn a_divergence_after_evidence_is_explained_and_one_before_it_is_not() {
     let ended = |out| What::Ended { out };
-    let evidence = event(10, "main", What::Evidence {
-        choice: "S13".into(),
-    });
+    let evidence = event(
+        10,
+        "main",
+        What::Evidence {
+            choice: "S13".into(),
+        },
+    );
     let ours = [event(10, "main", ended(Outcome::Cancelled))];
     let trio = [evidence.clone(), event(10, "main", ended(Outcome::Ok))];
     assert!(matches!(
