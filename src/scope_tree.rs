@@ -686,6 +686,17 @@ impl ScopeNode {
     /// The parent's environment is the runtime's polling this thread (the usual case), which the
     /// scope holds already if it was created there: then it is not cloned again.
     pub(crate) fn enter(&self, parent: Option<ScopeNode>, env: Option<Arc<Env>>) {
+        self.enter_linking(parent, env, Link::AfterOwnDeadline);
+    }
+
+    /// Enters the record of a scope that was entered unrecorded earlier (`unrecorded.rs`): its
+    /// deadline, if past, passed while it was in the tree, after the parent's cancellation if
+    /// that came first (the clock decided which, S9), so it is recorded after the link.
+    pub(crate) fn enter_late(&self, parent: ScopeNode) {
+        self.enter_linking(Some(parent), None, Link::BeforeOwnDeadline);
+    }
+
+    fn enter_linking(&self, parent: Option<ScopeNode>, env: Option<Arc<Env>>, link: Link) {
         let mut parent_env = ParentEnv::Absent;
         let mut parent_depth = 0;
         let mut key = None;
@@ -700,11 +711,10 @@ impl ScopeNode {
             parent_depth = pst.depth;
             key = Some(pst.children.insert(self.registered()));
         }
-        let (hooked, fire, stale) = {
+        let (hooked, early, stale) = {
             let mut st = sync::lock(&self.inner.state);
             debug_assert_eq!(st.phase, Phase::Created, "a scope is entered once");
             st.depth = parent.as_ref().map_or(0, |_| parent_depth + 1);
-            st.parent = parent;
             st.env = match parent_env {
                 ParentEnv::Other(env) => Some(env),
                 ParentEnv::Current => match st.env.take() {
@@ -717,7 +727,20 @@ impl ScopeNode {
             st.phase = Phase::Entered;
             let entered_in = EnteredIn::new(st.env.as_deref(), st.depth);
             self.inner.entered_in.store(entered_in.0, Ordering::Release);
-            let fire = self.arm_deadline(&mut st);
+            // A deadline that passed before entry is a request from before entry, as a cancel
+            // through the handle before entry is: recorded before the parent is linked, so it
+            // comes before anything the scope inherits, which it does only from its entry on
+            // (S14; found by the differential tests against Trio, issue 27).
+            if link == Link::BeforeOwnDeadline {
+                st.parent = parent.clone();
+            }
+            let early = self.arm_deadline(&mut st).map(|timeout| {
+                let cause = Cause::Timeout(timeout);
+                (st.record_own(cause.clone()), cause)
+            });
+            if link == Link::AfterOwnDeadline {
+                st.parent = parent;
+            }
             let stale = st.is_effective(st.parent_cancelled()) != self.is_cancelled();
             // Cloned only to deliver events.
             let hooked = st.env.as_ref().filter(|env| env.is_observed()).map(|env| {
@@ -729,16 +752,20 @@ impl ScopeNode {
                 let deadline = st.deadline.map(|d| (st.resolved_deadline(), d.set_at));
                 (env.clone(), entered, deadline)
             });
-            (hooked, fire, stale)
+            (hooked, early, stale)
         };
         if let Some((env, entered, deadline)) = hooked {
             env.emit(|| entered);
             if let Some((at, set_at)) = deadline {
                 self.report_deadline(&env, at, set_at);
             }
-        }
-        if let Some(timeout) = fire {
-            self.record_own(Cause::Timeout(timeout));
+            if let Some((outcome, cause)) = early {
+                env.emit(|| Event::CancelRequested {
+                    scope: self.inner.info.clone(),
+                    cause,
+                    outcome,
+                });
+            }
         }
         if stale {
             update(self.clone());
@@ -884,6 +911,15 @@ impl std::fmt::Debug for ScopeNode {
             .field("scope", self.info())
             .finish_non_exhaustive()
     }
+}
+
+/// When a scope entering links to its parent: after a deadline of its own that passed before
+/// its entry is recorded (a new scope), or before (the record of a scope that was in the tree
+/// unrecorded, whose deadline passed there).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    AfterOwnDeadline,
+    BeforeOwnDeadline,
 }
 
 impl NodeState {

@@ -302,7 +302,7 @@ impl TimeoutSlot {
             {
                 node.record_own(Cause::Timeout(timeout));
             }
-            node.enter(Some(parent), None);
+            node.enter_late(parent);
         }
         self.record = Some(node.clone());
         node
