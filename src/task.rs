@@ -701,11 +701,35 @@ pub(crate) fn report_exit<T>(task: &TaskInfo, exit: &TaskExit<T>) {
 /// Splits a member's error into "it ended because the nursery's scope is cancelled" (S3: not a
 /// failure) and a failure. A cancellation that does not come from inside the nursery, or arrives
 /// while the nursery is not cancelled, escaped from elsewhere and is a failure (S16).
+///
+/// "While the nursery is cancelled" is read when the cancellation was raised, not when the
+/// member ends: a cancellation whose root cause the nursery or a scope around it holds was
+/// raised while the nursery was cancelled (only a cancelled scope hands its cause down), and
+/// stays the nursery's even if a shield raised above lifted it before the member ended (Trio
+/// agrees; found by the differential tests, `tests/differential_trio.rs`).
 pub(crate) fn classify<E: CancelError>(nursery: &ScopeNode, e: E) -> Result<Cancelled, E> {
     match e.as_cancelled() {
-        Some(c) if nursery.is_cancelled() && c.raised_in.is_within(nursery) => Ok(c.clone()),
+        Some(c)
+            if c.raised_in.is_within(nursery)
+                && (nursery.is_cancelled() || nursery.is_within(&root_holder(c))) =>
+        {
+            Ok(c.clone())
+        }
         _ => Err(e),
     }
+}
+
+/// The scope whose own cause is the root of `cancelled`'s chain: where it was raised, or the
+/// scope its `Parent` links lead to (a member's own scope that only passed its nursery's cause
+/// on names the scope above it). A loop: one lock at a time.
+fn root_holder(cancelled: &Cancelled) -> ScopeNode {
+    let mut holder = cancelled.raised_in.visible();
+    let mut cause = cancelled.cause.clone();
+    while let Cause::Parent(link) = cause {
+        holder = link.node.visible();
+        cause = link.node.cause_for_children();
+    }
+    holder
 }
 
 /// The text of a panic payload.

@@ -129,7 +129,6 @@ fn a_sleep_to_a_past_instant_lets_a_member_started_just_before_run_first() {
 /// (`task::classify`), so it calls it an escaped cancellation, a failure that fails the nursery
 /// and everything above. Trio: the nursery ends normally.
 #[test]
-#[ignore = "issue 27: a member's own cancellation, re-raised after a shield above lifted it, is a failure"]
 fn a_member_ending_with_its_cancellation_after_a_shield_above_lifted_it_is_no_failure() {
     block_on(async {
         let outer = Scope::named("n1");

@@ -48,13 +48,6 @@ pub enum Choice {
     /// cancellation it absorbed. Beyond one line: the comparison stops at the first divergence
     /// after Trio's evidence.
     S6,
-    /// Not a choice: a known wherefore bug, reported (issue 27) and kept as an ignored
-    /// regression (`tests/differential_trio.rs::a_member_ending_with_its_cancellation_after_a_shield_above_lifted_it_is_no_failure`):
-    /// a member that ends with its cancellation after a shield raised above its nursery lifted
-    /// it is classified as a failure (an escaped cancellation), by whether the nursery is
-    /// cancelled when it ends. Trio's nursery takes it in. Counted apart, from Trio's evidence
-    /// on, until it is fixed.
-    CancelledAfterLift,
     /// Each scope keeps its own first cause apart from the inherited one. Trio copies the
     /// parent's reason into the scope once and drops the scope's own later request, so when the
     /// parent's cancellation stops applying (a shield), Trio still reports the parent's reason
@@ -73,7 +66,6 @@ impl fmt::Display for Choice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Choice::SleepPast => f.write_str("sleep-past (known, undecided)"),
-            Choice::CancelledAfterLift => f.write_str("cancelled-after-lift (known bug, unfixed)"),
             other => fmt::Debug::fmt(other, f),
         }
     }
@@ -87,7 +79,6 @@ impl Choice {
             "S6" => Some(Choice::S6),
             "S13" => Some(Choice::S13),
             "sleep-past" => Some(Choice::SleepPast),
-            "cancelled-after-lift" => Some(Choice::CancelledAfterLift),
             _ => None,
         }
     }
