@@ -125,9 +125,10 @@ fn a_sleep_to_a_past_instant_lets_a_member_started_just_before_run_first() {
 /// was raised between the nursery and the scope that was cancelled, so the nursery is no longer
 /// cancelled when the member ends. Its `Cancelled` was raised in the nursery while the nursery
 /// was cancelled: the member ended only because it was cancelled, which is never a failure (S3).
-/// wherefore classifies a member's end by whether its nursery is cancelled *when it ends*
-/// (`task::classify`), so it calls it an escaped cancellation, a failure that fails the nursery
-/// and everything above. Trio: the nursery ends normally.
+/// wherefore classified a member's end by whether its nursery was cancelled *when it ended*
+/// (`task::classify`), so it called it an escaped cancellation, a failure that failed the
+/// nursery and everything above. Trio: the nursery ends normally; so does ours now, which reads
+/// the root of the cancellation's cause (the nursery or a scope around it holds it).
 #[test]
 fn a_member_ending_with_its_cancellation_after_a_shield_above_lifted_it_is_no_failure() {
     block_on(async {
