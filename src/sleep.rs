@@ -71,8 +71,9 @@ pub fn sleep(duration: Duration) -> Sleep {
     }
 }
 
-/// Sleeps until `deadline`; a cancellation point. A deadline in the past completes at once
-/// (unless the scope is cancelled).
+/// Sleeps until `deadline`; a cancellation point. A deadline already past yields once, as
+/// [`checkpoint`](crate::checkpoint) does, and completes (unless the scope is cancelled): every
+/// sleep is a schedule point, as in Trio.
 ///
 /// # Panics
 ///
@@ -132,6 +133,7 @@ impl Sleep {
         if let Poll::Ready(cancelled) = this.wait.poll(cx, "sleep", None) {
             return Poll::Ready(Err(cancelled));
         }
+        let first = this.timer.is_none();
         let (env, key) = this
             .timer
             .get_or_insert_with(|| (current_env("wherefore::sleep"), None));
@@ -154,6 +156,14 @@ impl Sleep {
         if at <= now {
             if let Some(key) = key.take() {
                 clock.remove(key);
+            }
+            if first {
+                // Due already when first polled: a schedule point all the same, as Trio's
+                // sleeps are (`sleep(Duration::ZERO)` yields, and a loop of them cannot starve
+                // its siblings). Polled again at once.
+                cx.waker().wake_by_ref();
+                context::yielded(cx.waker());
+                return Poll::Pending;
             }
             return Poll::Ready(Ok(()));
         }

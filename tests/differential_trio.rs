@@ -92,13 +92,11 @@ fn a_scope_cancelled_before_entry_inside_a_cancelled_one_reports_its_own_cause()
     });
 }
 
-/// Seed 11407, minimised; known, undecided (issue 27): a sleep to an instant already past
-/// completes at once, without yielding, as `sleep_until` documents; Trio's sleeps always yield
-/// (a schedule point), so there the member started just before runs first, and its failure
-/// cancels the body at that very sleep. The differential tests count it apart
-/// (`differential::compare::Choice::SleepPast`) until it is decided.
+/// Seed 11407, minimised (issue 27): a sleep to an instant already past completed at once,
+/// without yielding; Trio's sleeps always yield (a schedule point), so there the member started
+/// just before runs first, and its failure cancels the body at that very sleep. Decided Trio's
+/// way: a sleep already due when first polled yields once, as `checkpoint` does.
 #[test]
-#[ignore = "issue 27: a sleep to a past instant does not yield, where Trio's does (undecided)"]
 fn a_sleep_to_a_past_instant_lets_a_member_started_just_before_run_first() {
     block_on(async {
         let t0 = wherefore::now();

@@ -35,13 +35,6 @@ pub enum Choice {
     /// takes it back and a sleep to a past instant returns. What follows differs in more than
     /// one line, so the comparison stops at the first divergence after Trio's evidence.
     S13,
-    /// Not a documented choice yet, a known divergence reported for a decision (issue 27):
-    /// wherefore's `sleep_until` documents that a deadline in the past completes at once,
-    /// without yielding; Trio's sleeps always yield (a schedule point), so another task
-    /// runnable at that instant runs first there. Counted apart; the comparison stops at the
-    /// first divergence after Trio's evidence (`tests/differential_trio.rs` keeps the ignored
-    /// regression).
-    SleepPast,
     /// A `fail_at` scope fails with a timeout only when its own deadline fired; cancelled
     /// otherwise (explicitly, through its handle) it hands the `Cancelled` on, which ends its
     /// task as an escaped cancellation (S16). Trio's `fail_at` raises `TooSlowError` for any
@@ -65,7 +58,6 @@ pub enum Choice {
 impl fmt::Display for Choice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Choice::SleepPast => f.write_str("sleep-past (known, undecided)"),
             other => fmt::Debug::fmt(other, f),
         }
     }
@@ -78,7 +70,6 @@ impl Choice {
             "S1" => Some(Choice::S1),
             "S6" => Some(Choice::S6),
             "S13" => Some(Choice::S13),
-            "sleep-past" => Some(Choice::SleepPast),
             _ => None,
         }
     }
@@ -144,7 +135,7 @@ pub enum Verdict {
     /// The traces agree once Trio's is mapped through these choices (none: identical).
     Agree(BTreeSet<Choice>),
     /// They agree up to a point after which a choice with effects beyond one line (S1, S6,
-    /// S13, S18, or the known sleep-past)
+    /// S13, S18)
     /// explains what differs.
     Explained {
         /// The choice.

@@ -73,7 +73,7 @@ pub enum What {
         exit: String,
     },
     /// Evidence from the Python side that a documented choice with effects beyond one line
-    /// applies from this instant on (`S1`, `S13`, `sleep-past`: see `compare::Choice`). Never
+    /// applies from this instant on (`S1`, `S13`: see `compare::Choice`). Never
     /// printed.
     Evidence {
         /// The choice, as DESIGN.md numbers it.
