@@ -103,8 +103,10 @@ fn a_sleep_to_a_past_instant_lets_a_member_started_just_before_run_first() {
         wherefore::sleep_until(t0 + ms(385)).await.unwrap();
         let seen = std::sync::Mutex::new(None);
         let _ = wherefore::nursery(async |n: wherefore::Nursery<'_, BoxError>| {
-            n.spawn_named("m6", async { Err::<(), BoxError>("op8".into()) })
-                .unwrap();
+            drop(
+                n.spawn_named("m6", async { Err::<(), BoxError>("op8".into()) })
+                    .unwrap(),
+            );
             let slept = wherefore::sleep_until(t0 + ms(235)).await;
             *seen.lock().unwrap() = Some(slept.is_err());
             Ok(())
@@ -137,23 +139,27 @@ fn a_member_ending_with_its_cancellation_after_a_shield_above_lifted_it_is_no_fa
         let out = outer
             .run(middle.run(async {
                 wherefore::nursery(async |n: wherefore::Nursery<'_, Cancelled>| {
-                    n.spawn_named("m11", async {
-                        let cancelled = wherefore::sleep_forever().await.unwrap_err();
-                        wherefore::shield(wherefore::sleep(ms(50))).await?; // cleanup
-                        Err::<(), _>(cancelled)
-                    })
-                    .unwrap();
-                    n.spawn_named(
-                        "m10",
-                        wherefore::shield(async {
-                            wherefore::sleep(ms(10)).await?;
-                            stop.cancel();
-                            wherefore::sleep(ms(10)).await?;
-                            lift.set_shielded(true);
-                            Ok(())
-                        }),
-                    )
-                    .unwrap();
+                    drop(
+                        n.spawn_named("m11", async {
+                            let cancelled = wherefore::sleep_forever().await.unwrap_err();
+                            wherefore::shield(wherefore::sleep(ms(50))).await?; // cleanup
+                            Err::<(), _>(cancelled)
+                        })
+                        .unwrap(),
+                    );
+                    drop(
+                        n.spawn_named(
+                            "m10",
+                            wherefore::shield(async {
+                                wherefore::sleep(ms(10)).await?;
+                                stop.cancel();
+                                wherefore::sleep(ms(10)).await?;
+                                lift.set_shielded(true);
+                                Ok(())
+                            }),
+                        )
+                        .unwrap(),
+                    );
                     Ok(())
                 })
                 .await
