@@ -56,10 +56,9 @@ pub enum Choice {
 }
 
 impl fmt::Display for Choice {
+    /// Its number, `S3`: the choices are named as DESIGN.md numbers them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            other => fmt::Debug::fmt(other, f),
-        }
+        fmt::Debug::fmt(self, f)
     }
 }
 
