@@ -244,11 +244,12 @@ class Interpreter:
         runner = _run.GLOBAL_RUN_CONTEXT.runner
         return any(t is not me and t._next_send is not None for t in runner.tasks)
 
-    def lifted(self, task, exc, home):
-        """Evidence of a known wherefore bug (issue 27, `tests/differential_trio.rs`, ignored):
-        a member (or a nursery's body) ends with a cancellation when its nursery is no longer
-        cancelled (a shield was raised above it meanwhile). wherefore calls it a failure; Trio's
-        nursery takes it in."""
+    def lifted(self, task, exc, home, choice="cancelled-after-lift"):
+        """A member, or a nursery's body, ends with a cancellation when its nursery is no longer
+        cancelled (a shield was raised above it meanwhile); Trio's nursery takes it in. For a
+        member this was a wherefore bug, fixed (`tests/differential_trio.rs`): the evidence is
+        no longer mapped. For a body it is the choice that nurseries never absorb
+        (`never-absorbs`): wherefore's nursery hands the cancellation up."""
         if not is_cancel_only(exc) or home._cancel_status is None:
             return
         # Trio cancels a nursery when a member ends with any exception, a `Cancelled` too:
@@ -260,7 +261,7 @@ class Interpreter:
         cancelled = home._cancel_status.parent_cancellation_is_visible_to_us \
             or (own is not None and not by_cancelled_child)
         if not cancelled:
-            self.log(task, {"ev": "evidence", "choice": "cancelled-after-lift"})
+            self.log(task, {"ev": "evidence", "choice": choice})
 
     def woken_then_cancelled(self):
         """S1 evidence: a task woken with a value (its sleep ended, its nursery's members did)
@@ -417,11 +418,16 @@ class Interpreter:
                     try:
                         await self.ops(task, block["body"])
                     except BaseException as exc:
-                        self.lifted(task, exc, nursery.cancel_scope)
+                        self.lifted(task, exc, nursery.cancel_scope, "never-absorbs")
                         raise
             except BaseException as exc:
                 self.nursery_exit(task, block, wrapper, exc)
                 raise
+            if nursery.cancel_scope.cancelled_caught:
+                # Trio's nursery took in a `Cancelled` its body or a child ended with: its own
+                # scope, cancelled by that exception, catches it once no ancestor's cancellation
+                # is visible (a shield raised above meanwhile). wherefore's nursery never absorbs.
+                self.log(task, {"ev": "evidence", "choice": "never-absorbs"})
             self.nursery_exit(task, block, wrapper, None)
 
     def nursery_exit(self, task, block, wrapper, exc):

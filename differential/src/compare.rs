@@ -53,6 +53,15 @@ pub enum Choice {
     /// What follows differs in more than one line (the cancellation travels up at once in
     /// wherefore), so the comparison stops at the first divergence after this point.
     S18,
+    /// Nurseries never absorb (DESIGN.md, "The API"): a nursery whose body ended with its
+    /// `Cancelled` returns `NurseryError::Cancelled`, having no value to return, even when the
+    /// cancellation was lifted above it (a shield raised) before it ended; the first scope still
+    /// cancelled above takes it. Trio's nursery cancels its own scope when its body or a child
+    /// ends with any exception, `Cancelled` included (`Nursery._add_exc`), and that scope catches
+    /// the `Cancelled` once no ancestor's cancellation is visible to it (`CancelScope._close`).
+    /// Beyond one line: the comparison stops at the first divergence after Trio's evidence (a
+    /// nursery's body ending with a cancellation its nursery no longer has). Seed 407986.
+    NeverAbsorbs,
 }
 
 impl fmt::Display for Choice {
@@ -69,6 +78,7 @@ impl Choice {
             "S1" => Some(Choice::S1),
             "S6" => Some(Choice::S6),
             "S13" => Some(Choice::S13),
+            "never-absorbs" => Some(Choice::NeverAbsorbs),
             _ => None,
         }
     }
