@@ -128,21 +128,7 @@ fn predicates_name_the_kind_of_this_link() {
             .unwrap_err();
         assert!(err.cause().is_timeout() && !err.cause().is_explicit());
 
-        let seen = Mutex::new(Vec::new());
-        let result = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-            n.start_soon(async {
-                let cause = wherefore::cancelled().await;
-                seen.lock().unwrap().push(cause);
-                Ok(())
-            })
-            .unwrap();
-            n.start_soon(async { Err::<(), _>("refused".into()) })
-                .unwrap();
-            Ok(())
-        })
-        .await;
-        assert!(result.is_err());
-        let failure = seen.into_inner().unwrap().remove(0);
+        let failure = causes_seen_by_siblings_of_a_failure(1).await.remove(0);
         assert!(failure.is_sibling_failure() && !failure.is_explicit());
 
         let outer = Scope::new();
@@ -189,22 +175,7 @@ fn causes_are_equal_when_they_are_the_same_request() {
 
         // Two members cancelled by the same failure see the same cause; a parent link equals a
         // link to the same scope, not one to another.
-        let seen = Mutex::new(Vec::new());
-        let _ = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
-            for _ in 0..2 {
-                n.start_soon(async {
-                    let cause = wherefore::cancelled().await;
-                    seen.lock().unwrap().push(cause);
-                    Ok(())
-                })
-                .unwrap();
-            }
-            n.start_soon(async { Err::<(), _>("refused".into()) })
-                .unwrap();
-            Ok(())
-        })
-        .await;
-        let seen = seen.into_inner().unwrap();
+        let seen = causes_seen_by_siblings_of_a_failure(2).await;
         assert_eq!(seen[0], seen[1]);
         assert_ne!(seen[0], recorded);
 
@@ -309,4 +280,25 @@ fn a_cause_is_two_words_wide() {
         std::mem::size_of::<Option<Cause>>(),
         std::mem::size_of::<Cause>()
     );
+}
+
+/// The causes that `siblings` members see when a sibling of theirs fails ("refused").
+async fn causes_seen_by_siblings_of_a_failure(siblings: usize) -> Vec<Cause> {
+    let seen = Mutex::new(Vec::new());
+    let result = wherefore::nursery(async |n: Nursery<'_, BoxError>| {
+        for _ in 0..siblings {
+            n.start_soon(async {
+                let cause = wherefore::cancelled().await;
+                seen.lock().unwrap().push(cause);
+                Ok(())
+            })
+            .unwrap();
+        }
+        n.start_soon(async { Err::<(), _>("refused".into()) })
+            .unwrap();
+        Ok(())
+    })
+    .await;
+    assert!(result.is_err(), "the failure reaches the nursery's result");
+    seen.into_inner().unwrap()
 }
