@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::event::{Event, Hook};
 use crate::identity::{ScopeInfo, TaskId, TaskInfo};
 use crate::sync::{self, Arc, Frozen, IdCounter, Mutex};
+use crate::trace::Detail;
 
 pub(crate) struct Env {
     clock: Arc<Clock>,
@@ -177,11 +178,14 @@ impl Env {
     /// ([`emit_detail`](Self::emit_detail)).
     #[inline]
     pub(crate) fn is_observed(&self) -> bool {
-        #[cfg(feature = "tracing")]
-        if crate::trace::listening_at(crate::trace::LevelFilter::TRACE) {
-            return true;
-        }
-        self.hook.is_some()
+        self.observed_at(Detail::Trace)
+    }
+
+    /// Whether an event as detailed as `detail` reaches anyone: a hook (which takes every
+    /// event), or a `tracing` subscriber that takes that level.
+    #[inline]
+    fn observed_at(&self, detail: Detail) -> bool {
+        self.hook.is_some() || crate::trace::wanted(detail)
     }
 
     /// Whether an error reported as an event (a failure handler's panic) reaches anyone: a hook,
@@ -208,11 +212,9 @@ impl Env {
     /// member that ended cancelled): built only for a hook or a subscriber that takes `DEBUG`.
     #[inline]
     pub(crate) fn emit_cancellation(&self, event: impl FnOnce() -> Event) {
-        #[cfg(feature = "tracing")]
-        if self.hook.is_none() && !crate::trace::listening_at(crate::trace::LevelFilter::DEBUG) {
-            return;
+        if self.observed_at(Detail::Debug) {
+            self.emit(event);
         }
-        self.emit(event);
     }
 
     pub(crate) fn tracks_tasks(&self) -> bool {

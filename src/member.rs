@@ -136,15 +136,19 @@ impl<F, X> InPlace<F, X> {
     where
         X: Default,
     {
-        self.with(|mut future, beside| {
+        self.with(|future, beside| {
             let running = future.is_some();
-            future.set(None);
-            // What the member's polls kept (a record's watch, registered with the scope) goes
-            // with the future: the cell may live on in a handle.
-            *beside = X::default();
+            drop_in_cell(future, beside);
             running
         })
     }
+}
+
+/// Drops a member's future in place, and what its polls kept beside it (a record's watch,
+/// registered with the scope): the cell may live on in a handle.
+fn drop_in_cell<F, X: Default>(mut future: Pin<&mut Option<F>>, beside: &mut X) {
+    future.set(None);
+    *beside = X::default();
 }
 
 /// How a member with a handle runs in its own scope (`member_scope.rs`), as only its own polls
@@ -200,10 +204,10 @@ impl<F> InPlace<F, InOwnScope> {
                     }));
                     match polled {
                         Ok(Poll::Pending) => {
-                            // Invariant 3 of `member_scope.rs`. The member set watches each poll
-                            // of a member: what it parked is this poll's alone.
-                            // Recorded during this poll, or while it kept its waker: poll it
-                            // again, in the record.
+                            // Invariant 3 of `member_scope.rs`: recorded during this poll, or
+                            // while it kept its waker, it is polled again, in the record. (The
+                            // member set watches each poll of a member: whether it woke itself
+                            // is this poll's alone.)
                             let recorded = scope.is_recorded()
                                 || (!context::woke_itself() && scope.keep_waker(cx.waker()));
                             if recorded {
@@ -219,8 +223,7 @@ impl<F> InPlace<F, InOwnScope> {
                     }
                 }
             };
-            future.set(None); // dropped in place
-            *own = InOwnScope::default(); // its watch, registered with the record, goes too
+            drop_in_cell(future, own);
             Poll::Ready(ended)
         })
     }

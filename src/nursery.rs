@@ -596,10 +596,9 @@ where
             runner.await;
             Ok(())
         };
-        let task = task_info(Some(name), Location::caller());
+        let task = task_info(Some(name.clone()), Location::caller());
         // Nothing joins or cancels the runner alone: no handle, and no scope of its own.
         let admitted = self.admit(task, runner, |task, runner| {
-            let name = task.name.clone().unwrap_or_else(|| "group".into());
             (sendable_unjoined::<S, _, _, E>(&task, name, runner), ())
         });
         if let Err(refused) = admitted {

@@ -188,11 +188,11 @@ impl<T> Exit<T> {
             }
             ExitState::Taken(_) => Some(TaskExit::Joined),
             ExitState::Ended(exit) => {
-                let summary = exit.summary();
-                match std::mem::replace(&mut *st, ExitState::Taken(summary)) {
-                    ExitState::Ended(exit) => Some(exit),
-                    _ => unreachable!("matched as ended under the same lock"),
-                }
+                let taken = ExitState::Taken(exit.summary());
+                let ExitState::Ended(exit) = std::mem::replace(&mut *st, taken) else {
+                    unreachable!("matched as ended under the same lock")
+                };
+                Some(exit)
             }
         }
     }

@@ -19,9 +19,35 @@
 mod adapter;
 
 #[cfg(feature = "tracing")]
-pub(crate) use adapter::{Traced as InSpan, errors_listened, event, listening, listening_at};
-#[cfg(feature = "tracing")]
-pub(crate) use tracing::level_filters::LevelFilter;
+pub(crate) use adapter::{Traced as InSpan, errors_listened, event, listening};
+
+/// How detailed an event is: what a `tracing` subscriber must take for it to be built.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Detail {
+    /// The plumbing: scopes entered and left, spawns, shields and deadlines moved, the clock.
+    Trace,
+    /// A cancellation: requested, observed, a member that ended cancelled.
+    Debug,
+}
+
+/// Whether a `tracing` subscriber takes events as detailed as `detail` (never without the
+/// feature).
+#[inline]
+pub(crate) fn wanted(detail: Detail) -> bool {
+    #[cfg(feature = "tracing")]
+    {
+        use tracing::level_filters::LevelFilter;
+        adapter::listening_at(match detail {
+            Detail::Trace => LevelFilter::TRACE,
+            Detail::Debug => LevelFilter::DEBUG,
+        })
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        let _ = detail;
+        false
+    }
+}
 
 /// A future in a span: [`adapter::Traced`] with the feature, the future itself without.
 #[cfg(not(feature = "tracing"))]

@@ -16,7 +16,7 @@ use crate::task::TaskExit;
 /// Whether a subscriber may want anything: nothing is built for `tracing` otherwise.
 #[inline]
 pub(crate) fn listening() -> bool {
-    LevelFilter::current() != LevelFilter::OFF
+    listening_at(LevelFilter::ERROR)
 }
 
 /// Whether a subscriber may want events at `level`.
