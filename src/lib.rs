@@ -57,6 +57,7 @@
 // gates.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod body_poll;
 mod cancelled;
 mod cause;
 mod checkpoint;

@@ -41,13 +41,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::body_poll::poll_reached;
 use crate::cancelled::{CancelError, Cancelled};
 use crate::context;
 use crate::identity::{TaskId, TaskInfo};
 use crate::member_scope::MemberScope;
 use crate::member_set::Reached;
 use crate::reach::Reach;
-use crate::scope::{poll_reached, reached};
+use crate::scope::reached;
 use crate::scope_tree::ScopeNode;
 use crate::sharing::{Holds, Sendable, Sharing};
 use crate::sync::{DynArc, Frozen, UnsafeCell};

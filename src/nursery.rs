@@ -16,6 +16,7 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, Wake, Waker};
 
+use crate::body_poll::poll_reached;
 use crate::cancelled::CancelError;
 use crate::cause::{Cause, SiblingFailure};
 use crate::checkpoint::{CancelWait, report_blocked};
@@ -29,7 +30,7 @@ use crate::member_set::{MemberSet, Reached, remember};
 use crate::persistent_group::PersistentGroup;
 use crate::reach::Reach;
 use crate::scope::CancelHandle;
-use crate::scope::{poll_reached, reached};
+use crate::scope::reached;
 use crate::scope_tree::{ExitOnDrop, Phase, ScopeNode};
 use crate::sharing::{Holds, Local, Sendable, Sharing};
 use crate::sync::{self, Arc, AtomicBool, Frozen, Mutex, Ordering};
@@ -863,46 +864,44 @@ impl<S: Sharing> NurseryBuilder<S> {
         E: CancelError + fmt::Display + 'env,
     {
         let node = ScopeNode::new(self.name.clone());
-        let body_task = task_info(None, Location::caller());
-        let collect_panics = self.collect_panics;
         let info = node.info().clone();
-        in_scope_span(&info, async move {
-            let shared = Arc::new(Shared {
-                node,
-                running: Mutex::new(Running {
-                    open: true,
-                    members: MemberSet::new(),
-                }),
-                spawned: Mutex::new(Spawned {
-                    open: true,
-                    polling: false,
-                    members: Vec::new(),
-                }),
-            });
-            let handle = Nursery {
-                shared: shared.clone(),
-            };
-            let driver = Driver {
-                shared,
-                body: Some(Box::pin(body(handle))),
-                body_wake: Frozen::new(BodyWake {
-                    woken: AtomicBool::new(true),
-                    nursery: Mutex::new(None),
-                }),
-                body_task,
-                outcome: None,
-                ends: Ends {
-                    failures: Vec::new(),
-                    panic: None,
-                    collect_panics,
-                },
-                body_reach: Reach::default(),
-                runtime: RuntimeMark::default(),
-                members_wait: CancelWait::default(),
-                ambient: None,
-            };
-            driver.await
-        })
+        let shared = Arc::new(Shared {
+            node,
+            running: Mutex::new(Running {
+                open: true,
+                members: MemberSet::new(),
+            }),
+            spawned: Mutex::new(Spawned {
+                open: true,
+                polling: false,
+                members: Vec::new(),
+            }),
+        });
+        let body_wake = Frozen::new(BodyWake {
+            woken: AtomicBool::new(true),
+            nursery: Mutex::new(None),
+        });
+        // A future of its own rather than an `async` block: nested nurseries recurse through its
+        // poll, where a debug build would give the block's every temporary a slot (issue 24).
+        let driver = Driver {
+            shared,
+            start: Some(body),
+            body: None,
+            body_waker: Waker::from(body_wake.clone()),
+            body_wake,
+            body_task: task_info(None, Location::caller()),
+            outcome: None,
+            ends: Ends {
+                failures: Vec::new(),
+                panic: None,
+                collect_panics: self.collect_panics,
+            },
+            body_reach: Reach::default(),
+            runtime: RuntimeMark::default(),
+            members_wait: CancelWait::default(),
+            ambient: None,
+        };
+        in_scope_span(&info, driver)
     }
 }
 
@@ -926,13 +925,18 @@ impl Wake for BodyWake {
     }
 }
 
-/// The nursery future proper: polls the body and the running members inside the nursery scope.
-struct Driver<'env, Fut, T, E, S> {
+/// The nursery future: polls the body and the running members inside the nursery scope.
+struct Driver<'env, B, Fut, T, E, S> {
     shared: Arc<Shared<'env, E, S>>,
+    /// Makes the body, given the nursery's handle: called on the first poll.
+    start: Option<B>,
+    /// The body, from the first poll until it ended.
     body: Option<Pin<Box<Fut>>>,
     /// The body's own waker: the nursery polls the body only when it was woken, not whenever a
     /// member wakes the nursery.
     body_wake: Frozen<BodyWake>,
+    /// `body_wake`, as the waker the body is polled with.
+    body_waker: Waker,
     body_task: TaskInfo,
     /// The body's result, once it ended without failing.
     outcome: Option<Result<T, crate::Cancelled>>,
@@ -983,10 +987,11 @@ impl<E: fmt::Display> Ends<E> {
     }
 }
 
-impl<Fut, T, E, S> Unpin for Driver<'_, Fut, T, E, S> {}
+impl<B, Fut, T, E, S> Unpin for Driver<'_, B, Fut, T, E, S> {}
 
-impl<'env, Fut, T, E, S> Driver<'env, Fut, T, E, S>
+impl<'env, B, Fut, T, E, S> Driver<'env, B, Fut, T, E, S>
 where
+    B: FnOnce(Nursery<'env, E, S>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: CancelError + fmt::Display,
     S: Sharing,
@@ -1059,38 +1064,87 @@ where
         true
     }
 
-    fn poll_body(&mut self, cx: &mut Context<'_>) {
-        if self.body.is_none() {
+    /// The nursery's arrival in a poll: on the first, the scope entered and the body made; on
+    /// the later ones, the runtime checked.
+    #[inline(never)] // out of the frame nested nurseries recurse through
+    fn arrive(&mut self, node: &ScopeNode) {
+        if !node.enter_if_new() {
+            self.runtime.check(|| node.info().to_string());
             return;
+        }
+        self.runtime = RuntimeMark::here();
+        sync::lock(&self.shared.running)
+            .members
+            .set_schedule(node.clock());
+        if context::env_address().is_null() {
+            self.ambient = node.env();
+        }
+        if let Some(start) = self.start.take() {
+            let handle = Nursery {
+                shared: self.shared.clone(),
+            };
+            self.body = Some(Box::pin(start(handle)));
+        }
+    }
+
+    /// Polls the body if it is running and was woken. Inline: nested nurseries recurse through
+    /// the body's poll, and a frame of its own would be one more for each.
+    #[inline(always)]
+    fn poll_body(&mut self, cx: &mut Context<'_>) {
+        if !self.body_woken(cx) {
+            return;
+        }
+        // A body blocked in a foreign future is ended there when the nursery is cancelled, as if
+        // its cancellation point had failed (S19), as a scope future's is; the body's waker is the
+        // one registered. What the poll returns is written here rather than returned through
+        // `catch_unwind`, whose frames in a debug build would each keep a copy.
+        let mut ended = Poll::Pending;
+        let mut body_cx = Context::from_waker(&self.body_waker);
+        let (body, reach) = (&mut self.body, &mut self.body_reach);
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            ended = poll_reached(Pin::new(body), &mut body_cx, Some(reach));
+        }));
+        self.body_polled(ended, caught);
+    }
+
+    /// Whether the body is running and asked to be polled; registers the nursery's waker first.
+    #[inline(never)] // out of the frame nested nurseries recurse through
+    fn body_woken(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.body.is_none() {
+            return false;
         }
         // Registered before the flag is read: a wake-up after the read finds the waker.
         remember(&mut sync::lock(&self.body_wake.nursery), cx.waker());
-        if !self.body_wake.woken.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        let waker = Waker::from(self.body_wake.clone());
-        let mut body_cx = Context::from_waker(&waker);
-        // A body blocked in a foreign future is ended there when the nursery is cancelled, as if
-        // its cancellation point had failed (S19), as a scope future's is; the body's waker is the
-        // one registered.
-        let (body, reach) = (&mut self.body, &mut self.body_reach);
-        let polled = catch_unwind(AssertUnwindSafe(|| {
-            poll_reached(Pin::new(&mut *body), &mut body_cx, Some(&mut *reach))
-        }))
-        .map(|polled| polled.map(|polled| reached(polled, reach)));
-        let end = match polled {
-            Ok(Poll::Pending) => return,
-            Ok(Poll::Ready(Ok(value))) => {
-                self.outcome = Some(Ok(value));
-                End::Completed
-            }
-            Ok(Poll::Ready(Err(e))) => match classify(self.node(), e) {
-                Ok(cancelled) => {
-                    self.outcome = Some(Err(cancelled));
-                    End::Cancelled
+        self.body_wake.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// Records how the body's poll ended, if it did: its value, its cancellation, its failure or
+    /// its panic (`caught`).
+    #[inline(never)] // out of the frame nested nurseries recurse through
+    fn body_polled(
+        &mut self,
+        ended: Poll<Option<Result<T, E>>>,
+        caught: Result<(), Box<dyn Any + Send>>,
+    ) {
+        let end = match caught {
+            Ok(()) => {
+                let Poll::Ready(polled) = ended else {
+                    return;
+                };
+                match reached(polled, &mut self.body_reach) {
+                    Ok(value) => {
+                        self.outcome = Some(Ok(value));
+                        End::Completed
+                    }
+                    Err(e) => match classify(self.node(), e) {
+                        Ok(cancelled) => {
+                            self.outcome = Some(Err(cancelled));
+                            End::Cancelled
+                        }
+                        Err(e) => End::Failed(e),
+                    },
                 }
-                Err(e) => End::Failed(e),
-            },
+            }
             Err(payload) => End::Panicked(payload),
         };
         self.body = None;
@@ -1101,6 +1155,28 @@ where
             task.name = Some(body_name(self.shared.node.info()).into());
         }
         self.ends.record(&self.shared.node, Ended { task, end });
+    }
+
+    /// The rest of a poll, after the body's: the members polled, and the nursery's end once
+    /// everything ended.
+    #[inline(never)] // out of the frame nested nurseries recurse through
+    fn after_body(
+        &mut self,
+        node: &ScopeNode,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, NurseryError<E>>> {
+        let members_left = self.poll_members(cx);
+        if self.body.is_none() && !members_left && self.close_if_idle() {
+            return Poll::Ready(self.finish());
+        }
+        if self.body.is_none() {
+            // The task awaiting the nursery now waits for its members (for hang reports).
+            report_blocked("nursery", None, node);
+        }
+        // A nursery is not dropped from outside when its scope is cancelled: its members see the
+        // cancellation, and are reached by it, where they are (S19).
+        context::park_reachable();
+        Poll::Pending
     }
 
     fn finish(&mut self) -> Result<T, NurseryError<E>> {
@@ -1132,8 +1208,9 @@ where
     }
 }
 
-impl<Fut, T, E, S> Future for Driver<'_, Fut, T, E, S>
+impl<'env, B, Fut, T, E, S> Future for Driver<'env, B, Fut, T, E, S>
 where
+    B: FnOnce(Nursery<'env, E, S>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: CancelError + fmt::Display,
     S: Sharing,
@@ -1143,36 +1220,15 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let node = this.node().clone();
-        if node.enter_if_new() {
-            this.runtime = RuntimeMark::here();
-            sync::lock(&this.shared.running)
-                .members
-                .set_schedule(node.clock());
-            if context::env_address().is_null() {
-                this.ambient = node.env();
-            }
-        } else {
-            this.runtime.check(|| node.info().to_string());
-        }
+        this.arrive(&node);
         let _env = this.ambient.as_ref().map(context::enter_env);
         let _current = context::lend(&node);
         this.poll_body(cx);
-        let members_left = this.poll_members(cx);
-        if this.body.is_none() && !members_left && this.close_if_idle() {
-            return Poll::Ready(this.finish());
-        }
-        if this.body.is_none() {
-            // The task awaiting the nursery now waits for its members (for hang reports).
-            report_blocked("nursery", None, &node);
-        }
-        // A nursery is not dropped from outside when its scope is cancelled: its members see the
-        // cancellation, and are reached by it, where they are (S19).
-        context::park_reachable();
-        Poll::Pending
+        this.after_body(&node, cx)
     }
 }
 
-impl<Fut, T, E, S> Drop for Driver<'_, Fut, T, E, S> {
+impl<B, Fut, T, E, S> Drop for Driver<'_, B, Fut, T, E, S> {
     /// Dropped before finishing: members are dropped with it (they run inline), spawns are
     /// refused from now on, and the scope is left.
     fn drop(&mut self) {
@@ -1188,7 +1244,7 @@ impl<Fut, T, E, S> Drop for Driver<'_, Fut, T, E, S> {
     }
 }
 
-impl<Fut, T, E, S> Driver<'_, Fut, T, E, S> {
+impl<B, Fut, T, E, S> Driver<'_, B, Fut, T, E, S> {
     /// Refuses further spawns, drops the members (running or spawned), and leaves the scope.
     /// Idempotent.
     fn close(&mut self) {

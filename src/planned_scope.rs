@@ -3,11 +3,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Context;
 
+use crate::body_poll::BodyPoll;
 use crate::context::{self, RuntimeMark};
 use crate::reach::Reach;
-use crate::scope::{named_too_late, poll_reached};
+use crate::scope::named_too_late;
 use crate::scope_tree::{Phase, ScopeNode, TimeoutSlot};
 use crate::sync::{self, Frozen, Mutex};
 
@@ -72,7 +73,7 @@ impl<F> PlannedScope<F> {
     }
 
     /// The cancellation that ended the body where it was blocked in a foreign future, after
-    /// [`poll_body`](Self::poll_body) resolved with `None`.
+    /// [`begin`](Self::begin)'s poll resolved with `None`.
     pub(crate) fn reach(self: Pin<&mut Self>) -> &mut Reach {
         self.project().reach
     }
@@ -95,12 +96,12 @@ fn slot_mut(slot: Pin<&mut Mutex<TimeoutSlot>>) -> &mut TimeoutSlot {
 }
 
 impl<F: Future> PlannedScope<F> {
-    /// Polls the body in the scope. On completion the scope is still entered, so the caller can
-    /// decide absorption; it must then call [`exit`](Self::exit) (drop does too). A body blocked
-    /// in a foreign future when the scope is cancelled is dropped, and the poll resolves with the
-    /// cancellation instead (S19).
-    #[inline(always)] // nested scopes recurse through it (see `scope::poll_reached`)
-    pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+    /// Begins a poll of the body in the scope (`body_poll.rs`). On completion the scope is still
+    /// entered, so the caller can decide absorption; it must then call [`exit`](Self::exit) (drop
+    /// does too). A body blocked in a foreign future when the scope is cancelled is dropped, and
+    /// the poll resolves with the cancellation instead (S19).
+    #[inline]
+    pub(crate) fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F> {
         let this = self.project();
         let slot = slot_mut(this.slot);
         if *this.stage == Phase::Created {
@@ -113,7 +114,7 @@ impl<F: Future> PlannedScope<F> {
                 slot.record();
             }
         }
-        let _current = context::lend_slot(slot);
-        poll_reached(this.body, cx, Some(this.reach))
+        let lent = context::lend_slot(slot);
+        BodyPoll::begin(this.body, Some(this.reach), Some(lent), (), cx)
     }
 }

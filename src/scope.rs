@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::body_poll::{BodyPoll, poll_in_steps};
 use crate::cancelled::CancelError;
 use crate::cause::Cause;
 use crate::checkpoint::CancelWait;
@@ -224,9 +225,27 @@ impl<F> InScope<F> {
     /// Leaves the scope (once).
     pub(crate) fn exit(self: Pin<&mut Self>) {
         let this = self.project();
-        if *this.stage != Phase::Exited {
-            *this.stage = Phase::Exited;
-            this.node.exit();
+        ScopeExit {
+            node: this.node,
+            stage: this.stage,
+        }
+        .exit();
+    }
+}
+
+/// The scope a future leaves once its body ended, kept through the body's poll
+/// ([`BodyPoll`]'s parts).
+pub(crate) struct ScopeExit<'a> {
+    pub(crate) node: &'a ScopeNode,
+    stage: &'a mut Phase,
+}
+
+impl ScopeExit<'_> {
+    /// Leaves the scope (once).
+    pub(crate) fn exit(&mut self) {
+        if *self.stage != Phase::Exited {
+            *self.stage = Phase::Exited;
+            self.node.exit();
         }
     }
 }
@@ -241,121 +260,35 @@ impl<F: Future> InScope<F> {
         }
     }
 
-    /// Polls the body in the scope. On completion the scope is still entered, so the caller can
-    /// decide absorption; it must then call [`exit`](Self::exit) (drop does too).
+    /// Begins a poll of the body in the scope (`body_poll.rs`): enters the scope on the first
+    /// poll, checks the runtime on the later ones, and makes it current until the poll ends. On
+    /// completion the scope is still entered, so the caller can decide absorption; it must then
+    /// call [`exit`](Self::exit) (drop does too).
     ///
     /// With `reach`, a body blocked in a foreign future when the scope is cancelled is dropped,
     /// and the poll resolves with the cancellation instead (S19). Without (a shield's), the body
     /// is out of reach on purpose, which its `Pending` says to the scope futures around it.
-    #[inline]
-    pub(crate) fn poll_body(
-        self: Pin<&mut Self>,
+    #[inline(never)] // out of the frame nested scopes recurse through
+    pub(crate) fn begin<'a>(
+        self: Pin<&'a mut Self>,
+        reach: Option<&'a mut Reach>,
         cx: &mut Context<'_>,
-        reach: Option<&mut Reach>,
-    ) -> Poll<Option<F::Output>> {
-        let mut this = self.project();
-        arrive(this.node, this.stage, this.runtime);
-        let _current = context::lend(this.node);
-        poll_reached(this.body.as_mut(), cx, reach)
-    }
-}
-
-/// A scope future's arrival in a poll: the scope entered on the first, and on the later ones
-/// checked to be in the runtime it was entered in. Out of line: nested scopes recurse through
-/// the poll that calls it (see `poll_reached`).
-#[inline(never)]
-fn arrive(node: &ScopeNode, stage: &mut Phase, runtime: &mut RuntimeMark) {
-    if *stage == Phase::Created {
-        *stage = Phase::Entered;
-        *runtime = RuntimeMark::here();
-        node.enter(context::current(), None);
-    } else {
-        runtime.check(|| node.info().to_string());
-    }
-}
-
-/// Polls `body` (in its scope, which the caller made current) watched by `reach`, dropping it
-/// when `reach` says so; without `reach`, its `Pending` is reachable (a shield's).
-///
-/// Nested scopes recurse through this poll, and a debug build gives every call its frame and
-/// every temporary its slot (issue 24, item 7): what surrounds the body's poll here is only the
-/// watch; the rest (the checks before and after, which build cancellations) is in functions of
-/// their own, called around it, not across it.
-#[inline]
-pub(crate) fn poll_reached<F: Future>(
-    mut body: Pin<&mut Option<F>>,
-    cx: &mut Context<'_>,
-    reach: Option<&mut Reach>,
-) -> Poll<Option<F::Output>> {
-    let Some(reach) = reach else {
-        return poll_out_of_reach(body, cx);
-    };
-    if reach.is_watching() && end_if_reached(body.as_mut(), cx, reach) {
-        return Poll::Ready(None);
-    }
-    let Some(future) = body.as_mut().as_pin_mut() else {
-        return Poll::Pending; // dropped already, and its error returned: never polled again
-    };
-    let watch = context::Watch::begin();
-    let polled = future.poll(cx);
-    let reachable = watch.end();
-    match polled {
-        Poll::Ready(output) => Poll::Ready(Some(output)),
-        Poll::Pending if reachable && !reach.is_watching() => {
-            context::park_reachable();
-            Poll::Pending
+    ) -> BodyPoll<'a, F, ScopeExit<'a>> {
+        let this = self.project();
+        let node: &'a ScopeNode = this.node;
+        if *this.stage == Phase::Created {
+            *this.stage = Phase::Entered;
+            *this.runtime = RuntimeMark::here();
+            node.enter(context::current(), None);
+        } else {
+            this.runtime.check(|| node.info().to_string());
         }
-        Poll::Pending if end_if_pending_reached(body, cx, reach, reachable) => Poll::Ready(None),
-        Poll::Pending => Poll::Pending,
+        let exit = ScopeExit {
+            node,
+            stage: this.stage,
+        };
+        BodyPoll::begin(this.body, reach, Some(context::lend(node)), exit, cx)
     }
-}
-
-/// A body no cancellation from outside may drop (a shield's): polled, and its `Pending` said to
-/// be reachable.
-fn poll_out_of_reach<F: Future>(
-    mut body: Pin<&mut Option<F>>,
-    cx: &mut Context<'_>,
-) -> Poll<Option<F::Output>> {
-    let Some(future) = body.as_mut().as_pin_mut() else {
-        return Poll::Pending;
-    };
-    let polled = future.poll(cx);
-    if polled.is_pending() {
-        context::park_reachable();
-    }
-    polled.map(Some)
-}
-
-/// Before the poll of a body that was blocked in a foreign future: whether its scope is now
-/// cancelled, in which case the body is dropped and `reach` holds the cancellation.
-#[inline(never)]
-fn end_if_reached<F>(
-    mut body: Pin<&mut Option<F>>,
-    cx: &mut Context<'_>,
-    reach: &mut Reach,
-) -> bool {
-    if !reach.check_before(cx) {
-        return false;
-    }
-    body.set(None); // blocked in a foreign future: dropped now (S19)
-    true
-}
-
-/// After a poll that returned `Pending`: whether the body, blocked in a foreign future, is to
-/// end at once (its scope cancelled already), in which case it is dropped and `reach` holds the
-/// cancellation; else `reach` watches it, or stops watching if it is reachable now.
-#[inline(never)]
-fn end_if_pending_reached<F>(
-    mut body: Pin<&mut Option<F>>,
-    cx: &mut Context<'_>,
-    reach: &mut Reach,
-    reachable: bool,
-) -> bool {
-    if !reach.check_pending(cx, reachable) {
-        return false;
-    }
-    body.set(None);
-    true
 }
 
 /// The body's result, or (`None`: it was dropped, blocked in a foreign future) the error of the
@@ -433,26 +366,42 @@ where
 {
     type Output = Result<Option<T>, E>;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut inner = this.inner;
-        let polled = std::task::ready!(inner.as_mut().poll_body(cx, Some(&mut *this.reach)));
-        Poll::Ready(finish(inner, polled, this.reach))
+        poll_in_steps!(self.begin(cx), cx, finish)
     }
 }
 
-/// How a scope future resolves once its body ended: out of its poll's frame, which nested scopes
-/// recurse through (see `poll_reached`).
-#[inline(never)]
-fn finish<F, T, E: CancelError>(
-    inner: Pin<&mut InScope<F>>,
-    polled: Option<Result<T, E>>,
-    reach: &mut Reach,
-) -> Result<Option<T>, E> {
-    let result = reached(polled, reach);
-    let absorbed = catches(inner.node(), &result);
-    inner.exit();
-    moved_on(result, absorbed)
+/// How a scope future resolves once its body's poll ended: out of the frame nested scopes
+/// recurse through (`body_poll.rs`).
+fn finish<T, E: CancelError>(
+    polled: Poll<Option<Result<T, E>>>,
+    reach: Option<&mut Reach>,
+    scope: &mut ScopeExit<'_>,
+) -> Poll<Result<Option<T>, E>> {
+    let Poll::Ready(polled) = polled else {
+        return Poll::Pending;
+    };
+    let result = match (polled, reach) {
+        (Some(result), _) => result,
+        (None, Some(reach)) => Err(E::from(reach.take_cancelled())),
+        (None, None) => unreachable!("a body polled without reach is never dropped"),
+    };
+    let absorbed = catches(scope.node, &result);
+    scope.exit();
+    Poll::Ready(moved_on(result, absorbed))
+}
+
+impl<F: Future> ScopeFuture<F> {
+    /// Begins a poll of the body in the scope, watched by the future's reach (`body_poll.rs`).
+    #[inline(never)] // out of the frame nested scopes recurse through
+    fn begin<'a>(
+        self: Pin<&'a mut Self>,
+        cx: &mut Context<'_>,
+    ) -> BodyPoll<'a, InSpan<F>, ScopeExit<'a>> {
+        let this = self.project();
+        this.inner.begin(Some(this.reach), cx)
+    }
 }
 
 impl<F> ScopeFuture<F> {

@@ -5,8 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::body_poll::{BodyPoll, poll_in_steps};
 use crate::cancelled::CancelError;
-use crate::scope::{CancelHandle, InScope, Scope, ScopeFuture, named_too_late};
+use crate::reach::Reach;
+use crate::scope::{CancelHandle, InScope, Scope, ScopeExit, ScopeFuture, named_too_late};
 use crate::sync::Frozen;
 
 /// Runs `body` in a shielded scope: cancellation of enclosing scopes does not reach it, so
@@ -178,18 +180,34 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl<F: Future> Shielded<F> {
+    /// Begins a poll of the body in the shield's scope (`body_poll.rs`).
+    #[inline(never)] // out of the frame nested scopes recurse through
+    fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F, ScopeExit<'a>> {
+        self.project().inner.begin(None, cx)
+    }
+}
+
 impl<F: Future> Future for Shielded<F> {
     type Output = F::Output;
 
+    #[inline(always)] // nested scopes recurse through it (`body_poll.rs`)
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let mut inner = self.project().inner;
         // No reach: nothing from outside drops what a shield protects (S19), and no deadline of
         // its own could.
-        let output = std::task::ready!(inner.as_mut().poll_body(cx, None));
-        inner.exit();
-        match output {
-            Some(output) => Poll::Ready(output),
-            None => unreachable!("a body polled without reach is never dropped"),
-        }
+        poll_in_steps!(self.begin(cx), cx, leave)
+    }
+}
+
+/// How a shield resolves once its body's poll ended: out of the frame nested scopes recurse
+/// through (`body_poll.rs`).
+fn leave<T>(polled: Poll<Option<T>>, _: Option<&mut Reach>, scope: &mut ScopeExit<'_>) -> Poll<T> {
+    let Poll::Ready(output) = polled else {
+        return Poll::Pending;
+    };
+    scope.exit();
+    match output {
+        Some(output) => Poll::Ready(output),
+        None => unreachable!("a body polled without reach is never dropped"),
     }
 }

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::body_poll::{BodyPoll, poll_in_steps};
 use crate::cancelled::{CancelError, TimedOut};
 use crate::cause::{Cause, Timeout};
 use crate::planned_scope::PlannedScope;
@@ -115,6 +116,12 @@ impl<F: Future> MoveOnAfter<F> {
             inner: PlannedScope::new(slot, body),
         }
     }
+
+    /// Begins a poll of the body in the scope (`body_poll.rs`).
+    #[inline(never)] // out of the frame nested scopes recurse through
+    fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F> {
+        self.project().inner.begin(cx)
+    }
 }
 
 impl<F> MoveOnAfter<F> {
@@ -176,17 +183,30 @@ where
 {
     type Output = Result<Option<T>, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.project().inner;
-        let polled = std::task::ready!(inner.as_mut().poll_body(cx));
-        let result = reached(polled, inner.as_mut().reach());
-        let absorbed = inner
-            .as_mut()
-            .recorded()
-            .is_some_and(|node| catches(node, &result));
-        inner.exit();
-        Poll::Ready(moved_on(result, absorbed))
+    #[inline(always)] // nested scopes recurse through it (`body_poll.rs`)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let ended = poll_in_steps!(self.as_mut().begin(cx), cx, |ended, _, _| ended);
+        move_on(self.project().inner, ended)
     }
+}
+
+/// How a [`MoveOnAfter`] resolves once its body's poll ended: out of the frame nested scopes
+/// recurse through (`body_poll.rs`).
+#[inline(never)]
+fn move_on<F, T, E: CancelError>(
+    mut inner: Pin<&mut PlannedScope<F>>,
+    polled: Poll<Option<Result<T, E>>>,
+) -> Poll<Result<Option<T>, E>> {
+    let Poll::Ready(polled) = polled else {
+        return Poll::Pending;
+    };
+    let result = reached(polled, inner.as_mut().reach());
+    let absorbed = inner
+        .as_mut()
+        .recorded()
+        .is_some_and(|node| catches(node, &result));
+    inner.exit();
+    Poll::Ready(moved_on(result, absorbed))
 }
 
 /// Runs `body` with a timeout; on timeout, fails with [`TimedOut`].
@@ -272,6 +292,12 @@ impl<F: Future> FailAfter<F> {
             inner: PlannedScope::new(slot, body),
         }
     }
+
+    /// Begins a poll of the body in the scope (`body_poll.rs`).
+    #[inline(never)] // out of the frame nested scopes recurse through
+    fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F> {
+        self.project().inner.begin(cx)
+    }
 }
 
 impl<F> FailAfter<F> {
@@ -327,27 +353,40 @@ where
 {
     type Output = Result<Result<T, E>, TimedOut>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.project().inner;
-        let polled = std::task::ready!(inner.as_mut().poll_body(cx));
-        let result = reached(polled, inner.as_mut().reach());
-        // An unrecorded scope was never cancelled: it absorbs nothing, and did not time out.
-        let timed_out = match inner.as_mut().recorded() {
-            Some(node) => match own_timeout(node) {
-                Some(timeout) if absorbed(node, &result) => {
-                    node.set_caught();
-                    Some(TimedOut { timeout })
-                }
-                _ => None,
-            },
-            None => None,
-        };
-        inner.exit();
-        Poll::Ready(match timed_out {
-            Some(timed_out) => Err(timed_out),
-            None => Ok(result),
-        })
+    #[inline(always)] // nested scopes recurse through it (`body_poll.rs`)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let ended = poll_in_steps!(self.as_mut().begin(cx), cx, |ended, _, _| ended);
+        fail(self.project().inner, ended)
     }
+}
+
+/// How a [`FailAfter`] resolves once its body's poll ended: out of the frame nested scopes
+/// recurse through (`body_poll.rs`).
+#[inline(never)]
+fn fail<F, T, E: CancelError>(
+    mut inner: Pin<&mut PlannedScope<F>>,
+    polled: Poll<Option<Result<T, E>>>,
+) -> Poll<Result<Result<T, E>, TimedOut>> {
+    let Poll::Ready(polled) = polled else {
+        return Poll::Pending;
+    };
+    let result = reached(polled, inner.as_mut().reach());
+    // An unrecorded scope was never cancelled: it absorbs nothing, and did not time out.
+    let timed_out = match inner.as_mut().recorded() {
+        Some(node) => match own_timeout(node) {
+            Some(timeout) if absorbed(node, &result) => {
+                node.set_caught();
+                Some(TimedOut { timeout })
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    inner.exit();
+    Poll::Ready(match timed_out {
+        Some(timed_out) => Err(timed_out),
+        None => Ok(result),
+    })
 }
 
 /// The scope's own timeout, if that is what cancelled it (its effective cause).

@@ -11,6 +11,7 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::body_poll::poll_reached;
 use crate::cancelled::CancelError;
 use crate::clock::Clock;
 use crate::context;
@@ -18,7 +19,7 @@ use crate::env::Env;
 use crate::event::Hook;
 use crate::identity::TaskId;
 use crate::reach::Reach;
-use crate::scope::{poll_reached, reached};
+use crate::scope::reached;
 use crate::scope_tree::ScopeNode;
 use crate::sync::{self, Arc};
 
