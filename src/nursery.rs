@@ -881,27 +881,31 @@ impl<S: Sharing> NurseryBuilder<S> {
             woken: AtomicBool::new(true),
             nursery: Mutex::new(None),
         });
-        // A future of its own rather than an `async` block: nested nurseries recurse through its
-        // poll, where a debug build would give the block's every temporary a slot (issue 24).
-        let driver = Driver {
-            shared,
-            start: Some(body),
-            body: None,
-            body_waker: Waker::from(body_wake.clone()),
-            body_wake,
-            body_task: task_info(None, Location::caller()),
-            outcome: None,
-            ends: Ends {
-                failures: Vec::new(),
-                panic: None,
-                collect_panics: self.collect_panics,
+        // A future of its own rather than an `async` block, and boxed: nested nurseries recurse
+        // through its poll, and a debug build gives every temporary its own slot in the frame of
+        // the code that awaits it, a copy of the future among them (issue 24).
+        let driver = Box::pin(Driver {
+            run: Run {
+                shared,
+                start: Some(body),
+                body_ended: false,
+                body_waker: Waker::from(body_wake.clone()),
+                body_wake,
+                body_task: task_info(None, Location::caller()),
+                outcome: None,
+                ends: Ends {
+                    failures: Vec::new(),
+                    panic: None,
+                    collect_panics: self.collect_panics,
+                },
+                body_reach: Reach::default(),
+                runtime: RuntimeMark::default(),
+                members_wait: CancelWait::default(),
+                ambient: None,
             },
-            body_reach: Reach::default(),
-            runtime: RuntimeMark::default(),
-            members_wait: CancelWait::default(),
-            ambient: None,
-        };
-        in_scope_span(&info, driver)
+            body: None,
+        });
+        in_scope_span(&info, NurseryFuture { driver })
     }
 }
 
@@ -925,13 +929,50 @@ impl Wake for BodyWake {
     }
 }
 
-/// The nursery future: polls the body and the running members inside the nursery scope.
-struct Driver<'env, B, Fut, T, E, S> {
+/// The future a nursery is: its driver, boxed (see `run`).
+struct NurseryFuture<'env, B, Fut, T, E, S> {
+    driver: Pin<Box<Driver<'env, B, Fut, T, E, S>>>,
+}
+
+impl<'env, B, Fut, T, E, S> Future for NurseryFuture<'env, B, Fut, T, E, S>
+where
+    B: FnOnce(Nursery<'env, E, S>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: CancelError + fmt::Display,
+    S: Sharing,
+{
+    type Output = Result<T, NurseryError<E>>;
+
+    #[inline(always)] // nested nurseries recurse through it
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.driver.as_mut().poll(cx)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Polls the body and the running members inside the nursery scope.
+    struct Driver<'env, B, Fut, T, E, S> {
+        // Everything but the body. Dropped first (`PinnedDrop`): the members, then the body.
+        run: Run<'env, B, T, E, S>,
+        // From the first poll until it ended.
+        #[pin]
+        body: Option<Fut>,
+    }
+
+    impl<'env, B, Fut, T, E, S> PinnedDrop for Driver<'env, B, Fut, T, E, S> {
+        fn drop(this: Pin<&mut Self>) {
+            this.project().run.dropped();
+        }
+    }
+}
+
+/// A nursery's state but its body's future.
+struct Run<'env, B, T, E, S> {
     shared: Arc<Shared<'env, E, S>>,
     /// Makes the body, given the nursery's handle: called on the first poll.
     start: Option<B>,
-    /// The body, from the first poll until it ended.
-    body: Option<Pin<Box<Fut>>>,
+    /// The body ended (or panicked), and its future was dropped.
+    body_ended: bool,
     /// The body's own waker: the nursery polls the body only when it was woken, not whenever a
     /// member wakes the nursery.
     body_wake: Frozen<BodyWake>,
@@ -987,12 +1028,8 @@ impl<E: fmt::Display> Ends<E> {
     }
 }
 
-impl<B, Fut, T, E, S> Unpin for Driver<'_, B, Fut, T, E, S> {}
-
-impl<'env, B, Fut, T, E, S> Driver<'env, B, Fut, T, E, S>
+impl<'env, B, T, E, S> Run<'env, B, T, E, S>
 where
-    B: FnOnce(Nursery<'env, E, S>) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
     E: CancelError + fmt::Display,
     S: Sharing,
 {
@@ -1003,7 +1040,7 @@ where
     /// Polls a batch of running members, and those they spawn meanwhile; returns whether any
     /// member is left.
     fn poll_members(&mut self, cx: &mut Context<'_>) -> bool {
-        let Driver {
+        let Run {
             shared,
             ends,
             members_wait,
@@ -1064,53 +1101,10 @@ where
         true
     }
 
-    /// The nursery's arrival in a poll: on the first, the scope entered and the body made; on
-    /// the later ones, the runtime checked.
-    #[inline(never)] // out of the frame nested nurseries recurse through
-    fn arrive(&mut self, node: &ScopeNode) {
-        if !node.enter_if_new() {
-            self.runtime.check(|| node.info().to_string());
-            return;
-        }
-        self.runtime = RuntimeMark::here();
-        sync::lock(&self.shared.running)
-            .members
-            .set_schedule(node.clock());
-        if context::env_address().is_null() {
-            self.ambient = node.env();
-        }
-        if let Some(start) = self.start.take() {
-            let handle = Nursery {
-                shared: self.shared.clone(),
-            };
-            self.body = Some(Box::pin(start(handle)));
-        }
-    }
-
-    /// Polls the body if it is running and was woken. Inline: nested nurseries recurse through
-    /// the body's poll, and a frame of its own would be one more for each.
-    #[inline(always)]
-    fn poll_body(&mut self, cx: &mut Context<'_>) {
-        if !self.body_woken(cx) {
-            return;
-        }
-        // A body blocked in a foreign future is ended there when the nursery is cancelled, as if
-        // its cancellation point had failed (S19), as a scope future's is; the body's waker is the
-        // one registered. What the poll returns is written here rather than returned through
-        // `catch_unwind`, whose frames in a debug build would each keep a copy.
-        let mut ended = Poll::Pending;
-        let mut body_cx = Context::from_waker(&self.body_waker);
-        let (body, reach) = (&mut self.body, &mut self.body_reach);
-        let caught = catch_unwind(AssertUnwindSafe(|| {
-            ended = poll_reached(Pin::new(body), &mut body_cx, Some(reach));
-        }));
-        self.body_polled(ended, caught);
-    }
-
     /// Whether the body is running and asked to be polled; registers the nursery's waker first.
     #[inline(never)] // out of the frame nested nurseries recurse through
     fn body_woken(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.body.is_none() {
+        if self.body_ended {
             return false;
         }
         // Registered before the flag is read: a wake-up after the read finds the waker.
@@ -1119,10 +1113,11 @@ where
     }
 
     /// Records how the body's poll ended, if it did: its value, its cancellation, its failure or
-    /// its panic (`caught`).
+    /// its panic (`caught`); a body that ended is dropped.
     #[inline(never)] // out of the frame nested nurseries recurse through
-    fn body_polled(
+    fn body_polled<Fut>(
         &mut self,
+        mut body: Pin<&mut Option<Fut>>,
         ended: Poll<Option<Result<T, E>>>,
         caught: Result<(), Box<dyn Any + Send>>,
     ) {
@@ -1147,7 +1142,8 @@ where
             }
             Err(payload) => End::Panicked(payload),
         };
-        self.body = None;
+        body.set(None);
+        self.body_ended = true;
         let mut task = self.body_task.clone();
         if matches!(end, End::Failed(_) | End::Panicked(_)) {
             // Named after its nursery only when a failure names it: nested nurseries' bodies
@@ -1166,10 +1162,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, NurseryError<E>>> {
         let members_left = self.poll_members(cx);
-        if self.body.is_none() && !members_left && self.close_if_idle() {
+        if self.body_ended && !members_left && self.close_if_idle() {
             return Poll::Ready(self.finish());
         }
-        if self.body.is_none() {
+        if self.body_ended {
             // The task awaiting the nursery now waits for its members (for hang reports).
             report_blocked("nursery", None, node);
         }
@@ -1208,6 +1204,39 @@ where
     }
 }
 
+impl<'env, B, Fut, T, E, S> Driver<'env, B, Fut, T, E, S>
+where
+    B: FnOnce(Nursery<'env, E, S>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: CancelError + fmt::Display,
+    S: Sharing,
+{
+    /// The nursery's arrival in a poll: on the first, the scope entered and the body made; on
+    /// the later ones, the runtime checked.
+    #[inline(never)] // out of the frame nested nurseries recurse through
+    fn arrive(self: Pin<&mut Self>, node: &ScopeNode) {
+        let mut this = self.project();
+        let run = this.run;
+        if !node.enter_if_new() {
+            run.runtime.check(|| node.info().to_string());
+            return;
+        }
+        run.runtime = RuntimeMark::here();
+        sync::lock(&run.shared.running)
+            .members
+            .set_schedule(node.clock());
+        if context::env_address().is_null() {
+            run.ambient = node.env();
+        }
+        if let Some(start) = run.start.take() {
+            let handle = Nursery {
+                shared: run.shared.clone(),
+            };
+            this.body.set(Some(start(handle)));
+        }
+    }
+}
+
 impl<'env, B, Fut, T, E, S> Future for Driver<'env, B, Fut, T, E, S>
 where
     B: FnOnce(Nursery<'env, E, S>) -> Fut,
@@ -1218,20 +1247,34 @@ where
     type Output = Result<T, NurseryError<E>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let node = this.node().clone();
-        this.arrive(&node);
-        let _env = this.ambient.as_ref().map(context::enter_env);
+        let node = self.run.node().clone();
+        self.as_mut().arrive(&node);
+        let this = self.project();
+        let run = this.run;
+        let _env = run.ambient.as_ref().map(context::enter_env);
         let _current = context::lend(&node);
-        this.poll_body(cx);
-        this.after_body(&node, cx)
+        if run.body_woken(cx) {
+            // A body blocked in a foreign future is ended there when the nursery is cancelled, as
+            // if its cancellation point had failed (S19), as a scope future's is; the body's
+            // waker is the one registered. What the poll returns is written here rather than
+            // returned through `catch_unwind`, whose frames in a debug build each keep a copy.
+            let mut ended = Poll::Pending;
+            let mut body = this.body;
+            let (reach, waker) = (&mut run.body_reach, &run.body_waker);
+            let caught = catch_unwind(AssertUnwindSafe(|| {
+                let mut body_cx = Context::from_waker(waker);
+                ended = poll_reached(body.as_mut(), &mut body_cx, Some(reach));
+            }));
+            run.body_polled(body, ended, caught);
+        }
+        run.after_body(&node, cx)
     }
 }
 
-impl<B, Fut, T, E, S> Drop for Driver<'_, B, Fut, T, E, S> {
-    /// Dropped before finishing: members are dropped with it (they run inline), spawns are
-    /// refused from now on, and the scope is left.
-    fn drop(&mut self) {
+impl<B, T, E, S> Run<'_, B, T, E, S> {
+    /// The nursery dropped, finished or not: members are dropped with it (they run inline),
+    /// spawns are refused from now on, and the scope is left.
+    fn dropped(&mut self) {
         // The scope is left even if a hook or a member's drop panics on the way (invariant 6 of
         // the scope tree).
         let node = ExitOnDrop(self.shared.node.clone());
@@ -1242,9 +1285,7 @@ impl<B, Fut, T, E, S> Drop for Driver<'_, B, Fut, T, E, S> {
         }
         self.close();
     }
-}
 
-impl<B, Fut, T, E, S> Driver<'_, B, Fut, T, E, S> {
     /// Refuses further spawns, drops the members (running or spawned), and leaves the scope.
     /// Idempotent.
     fn close(&mut self) {
