@@ -28,6 +28,7 @@ use std::task::{Context, Poll};
 
 use crate::context::{self, LendGuard, Watch};
 use crate::reach::Reach;
+use crate::trace::SpanEntered;
 
 /// One poll of a body in its scope, between [`begin`](Self::begin) and [`end`](Self::end).
 pub(crate) struct BodyPoll<'a, F: Future, P = ()> {
@@ -39,6 +40,8 @@ pub(crate) struct BodyPoll<'a, F: Future, P = ()> {
     pub(crate) polled: Poll<F::Output>,
     /// What `begin` decided. Declared before `lent`: on a panic, the watch ends first.
     plan: Plan,
+    /// The scope's span (feature `tracing`), entered until the end.
+    span: Option<SpanEntered<'a>>,
     /// The scope, current until the end (`None`: the caller made it current for longer).
     lent: Option<LendGuard<'a>>,
     /// What the caller needs once the poll ended, to resolve (the scope it leaves).
@@ -83,9 +86,17 @@ impl<'a, F: Future, P> BodyPoll<'a, F, P> {
             reach,
             polled: Poll::Pending,
             plan,
+            span: None,
             lent,
             parts,
         }
+    }
+
+    /// The poll, with the scope's span entered until it ends (feature `tracing`).
+    #[inline]
+    pub(crate) fn in_span(mut self, span: Option<SpanEntered<'a>>) -> Self {
+        self.span = span;
+        self
     }
 
     /// The body to poll now, if it is polled in this poll.
@@ -111,6 +122,7 @@ impl<'a, F: Future, P> BodyPoll<'a, F, P> {
         cx: &mut Context<'_>,
         then: impl FnOnce(Poll<Option<F::Output>>, Option<&mut Reach>, &mut P) -> R,
     ) -> R {
+        self.span = None;
         let ended = self.ended(cx);
         self.lent = None;
         then(ended, self.reach.as_deref_mut(), &mut self.parts)

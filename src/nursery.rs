@@ -35,7 +35,7 @@ use crate::scope_tree::{ExitOnDrop, Phase, ScopeNode};
 use crate::sharing::{Holds, Local, Sendable, Sharing};
 use crate::sync::{self, Arc, AtomicBool, Frozen, Mutex, Ordering};
 use crate::task::{End, Ended, JoinHandle, classify, panic_message, report_spawn};
-use crate::trace::in_scope_span;
+use crate::trace::ScopeSpan;
 
 /// The handle through which the body and the members of a nursery spawn into it.
 ///
@@ -864,7 +864,7 @@ impl<S: Sharing> NurseryBuilder<S> {
         E: CancelError + fmt::Display + 'env,
     {
         let node = ScopeNode::new(self.name.clone());
-        let info = node.info().clone();
+        let span = ScopeSpan::new(node.info());
         let shared = Arc::new(Shared {
             node,
             running: Mutex::new(Running {
@@ -903,9 +903,10 @@ impl<S: Sharing> NurseryBuilder<S> {
                 members_wait: CancelWait::default(),
                 ambient: None,
             },
+            span,
             body: None,
         });
-        in_scope_span(&info, NurseryFuture { driver })
+        NurseryFuture { driver }
     }
 }
 
@@ -929,22 +930,16 @@ impl Wake for BodyWake {
     }
 }
 
-/// The future a nursery is: its driver, boxed (see `run`).
-struct NurseryFuture<'env, B, Fut, T, E, S> {
-    driver: Pin<Box<Driver<'env, B, Fut, T, E, S>>>,
+/// The future a nursery is: its [`Driver`], boxed (see `run`).
+struct NurseryFuture<D> {
+    driver: Pin<Box<D>>,
 }
 
-impl<'env, B, Fut, T, E, S> Future for NurseryFuture<'env, B, Fut, T, E, S>
-where
-    B: FnOnce(Nursery<'env, E, S>) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    E: CancelError + fmt::Display,
-    S: Sharing,
-{
-    type Output = Result<T, NurseryError<E>>;
+impl<D: Future> Future for NurseryFuture<D> {
+    type Output = D::Output;
 
     #[inline(always)] // nested nurseries recurse through it
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<D::Output> {
         self.driver.as_mut().poll(cx)
     }
 }
@@ -952,8 +947,11 @@ where
 pin_project_lite::pin_project! {
     /// Polls the body and the running members inside the nursery scope.
     struct Driver<'env, B, Fut, T, E, S> {
-        // Everything but the body. Dropped first (`PinnedDrop`): the members, then the body.
+        // Everything but the body and the span. Dropped first (`PinnedDrop`): the members,
+        // then the body.
         run: Run<'env, B, T, E, S>,
+        // Entered around each poll, if the nursery is named (feature `tracing`).
+        span: ScopeSpan,
         // From the first poll until it ended.
         #[pin]
         body: Option<Fut>,
@@ -1101,6 +1099,32 @@ where
         true
     }
 
+    /// The nursery's arrival in a poll: on the first, the scope entered and the body made; on
+    /// the later ones, the runtime checked.
+    #[inline(never)] // out of the frame nested nurseries recurse through
+    fn arrive<Fut>(&mut self, node: &ScopeNode, mut body: Pin<&mut Option<Fut>>)
+    where
+        B: FnOnce(Nursery<'env, E, S>) -> Fut,
+    {
+        if !node.enter_if_new() {
+            self.runtime.check(|| node.info().to_string());
+            return;
+        }
+        self.runtime = RuntimeMark::here();
+        sync::lock(&self.shared.running)
+            .members
+            .set_schedule(node.clock());
+        if context::env_address().is_null() {
+            self.ambient = node.env();
+        }
+        if let Some(start) = self.start.take() {
+            let handle = Nursery {
+                shared: self.shared.clone(),
+            };
+            body.set(Some(start(handle)));
+        }
+    }
+
     /// Whether the body is running and asked to be polled; registers the nursery's waker first.
     #[inline(never)] // out of the frame nested nurseries recurse through
     fn body_woken(&mut self, cx: &mut Context<'_>) -> bool {
@@ -1204,39 +1228,6 @@ where
     }
 }
 
-impl<'env, B, Fut, T, E, S> Driver<'env, B, Fut, T, E, S>
-where
-    B: FnOnce(Nursery<'env, E, S>) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    E: CancelError + fmt::Display,
-    S: Sharing,
-{
-    /// The nursery's arrival in a poll: on the first, the scope entered and the body made; on
-    /// the later ones, the runtime checked.
-    #[inline(never)] // out of the frame nested nurseries recurse through
-    fn arrive(self: Pin<&mut Self>, node: &ScopeNode) {
-        let mut this = self.project();
-        let run = this.run;
-        if !node.enter_if_new() {
-            run.runtime.check(|| node.info().to_string());
-            return;
-        }
-        run.runtime = RuntimeMark::here();
-        sync::lock(&run.shared.running)
-            .members
-            .set_schedule(node.clock());
-        if context::env_address().is_null() {
-            run.ambient = node.env();
-        }
-        if let Some(start) = run.start.take() {
-            let handle = Nursery {
-                shared: run.shared.clone(),
-            };
-            this.body.set(Some(start(handle)));
-        }
-    }
-}
-
 impl<'env, B, Fut, T, E, S> Future for Driver<'env, B, Fut, T, E, S>
 where
     B: FnOnce(Nursery<'env, E, S>) -> Fut,
@@ -1246,11 +1237,13 @@ where
 {
     type Output = Result<T, NurseryError<E>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let node = self.run.node().clone();
-        self.as_mut().arrive(&node);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let _span = this.span.enter();
         let run = this.run;
+        let mut body = this.body;
+        let node = run.node().clone();
+        run.arrive(&node, body.as_mut());
         let _env = run.ambient.as_ref().map(context::enter_env);
         let _current = context::lend(&node);
         if run.body_woken(cx) {
@@ -1259,7 +1252,6 @@ where
             // waker is the one registered. What the poll returns is written here rather than
             // returned through `catch_unwind`, whose frames in a debug build each keep a copy.
             let mut ended = Poll::Pending;
-            let mut body = this.body;
             let (reach, waker) = (&mut run.body_reach, &run.body_waker);
             let caught = catch_unwind(AssertUnwindSafe(|| {
                 let mut body_cx = Context::from_waker(waker);

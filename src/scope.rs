@@ -17,7 +17,7 @@ use crate::identity::ScopeInfo;
 use crate::reach::Reach;
 use crate::scope_tree::{Phase, ScopeNode};
 use crate::sync::Frozen;
-use crate::trace::{InSpan, in_scope_span};
+use crate::trace::ScopeSpan;
 
 /// A cancel scope, ready to run a body: the general form of [`move_on_after`](crate::move_on_after)
 /// and [`shield`](crate::shield).
@@ -184,8 +184,8 @@ impl Scope {
         F: Future<Output = Result<T, E>>,
         E: CancelError,
     {
-        let body = in_scope_span(self.node.info(), body);
         ScopeFuture {
+            span: ScopeSpan::new(self.node.info()),
             inner: InScope::new(self.node, body),
             reach: Reach::default(),
         }
@@ -272,6 +272,7 @@ impl<F: Future> InScope<F> {
     pub(crate) fn begin<'a>(
         self: Pin<&'a mut Self>,
         reach: Option<&'a mut Reach>,
+        span: Option<&'a ScopeSpan>,
         cx: &mut Context<'_>,
     ) -> BodyPoll<'a, F, ScopeExit<'a>> {
         let this = self.project();
@@ -288,6 +289,7 @@ impl<F: Future> InScope<F> {
             stage: this.stage,
         };
         BodyPoll::begin(this.body, reach, Some(context::lend(node)), exit, cx)
+            .in_span(span.and_then(ScopeSpan::enter))
     }
 }
 
@@ -354,8 +356,10 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless awaited"]
     pub struct ScopeFuture<F> {
         #[pin]
-        inner: InScope<InSpan<F>>,
+        inner: InScope<F>,
         reach: Reach,
+        // Entered around each poll of the body, if it is named (feature `tracing`).
+        span: ScopeSpan,
     }
 }
 
@@ -395,12 +399,9 @@ fn finish<T, E: CancelError>(
 impl<F: Future> ScopeFuture<F> {
     /// Begins a poll of the body in the scope, watched by the future's reach (`body_poll.rs`).
     #[inline(never)] // out of the frame nested scopes recurse through
-    fn begin<'a>(
-        self: Pin<&'a mut Self>,
-        cx: &mut Context<'_>,
-    ) -> BodyPoll<'a, InSpan<F>, ScopeExit<'a>> {
+    fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F, ScopeExit<'a>> {
         let this = self.project();
-        this.inner.begin(Some(this.reach), cx)
+        this.inner.begin(Some(this.reach), Some(this.span), cx)
     }
 }
 

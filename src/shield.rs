@@ -184,7 +184,7 @@ impl<F: Future> Shielded<F> {
     /// Begins a poll of the body in the shield's scope (`body_poll.rs`).
     #[inline(never)] // out of the frame nested scopes recurse through
     fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F, ScopeExit<'a>> {
-        self.project().inner.begin(None, cx)
+        self.project().inner.begin(None, None, cx)
     }
 }
 

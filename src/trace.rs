@@ -1,7 +1,7 @@
 //! Feature `tracing`: what a runtime reports ([`Event`](crate::event::Event)), as `tracing`
 //! events with the cause as structured fields, and nursery members and named scopes as spans.
-//! Without the feature, only [`InSpan`] and its constructors remain, and they are the future
-//! itself: nothing is paid.
+//! Without the feature, only [`InSpan`], [`ScopeSpan`] and their constructors remain, and they
+//! are the future itself and nothing: nothing is paid.
 //!
 //! Everything here is behind one cheap question, [`listening`]: whether any subscriber enables
 //! any level at all (tracing's global maximum level, one relaxed load). When nobody listens no
@@ -19,7 +19,7 @@
 mod adapter;
 
 #[cfg(feature = "tracing")]
-pub(crate) use adapter::{Traced as InSpan, errors_listened, event, listening};
+pub(crate) use adapter::{ScopeSpan, Traced as InSpan, errors_listened, event, listening};
 
 /// How detailed an event is: what a `tracing` subscriber must take for it to be built.
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +53,9 @@ pub(crate) fn wanted(detail: Detail) -> bool {
 #[cfg(not(feature = "tracing"))]
 pub(crate) type InSpan<F> = F;
 
-use crate::identity::{ScopeInfo, TaskInfo};
+#[cfg(not(feature = "tracing"))]
+use crate::identity::ScopeInfo;
+use crate::identity::TaskInfo;
 
 /// `future`, in the span of the task `task` (feature `tracing`, while a subscriber listens).
 #[inline]
@@ -67,15 +69,31 @@ pub(crate) fn in_task_span<F>(task: &TaskInfo, future: F) -> InSpan<F> {
     }
 }
 
-/// `future`, in the span of the scope `scope` if it is named (feature `tracing`, while a
-/// subscriber listens).
-#[inline]
-pub(crate) fn in_scope_span<F>(scope: &ScopeInfo, future: F) -> InSpan<F> {
-    #[cfg(feature = "tracing")]
-    return InSpan::scope(scope, future);
-    #[cfg(not(feature = "tracing"))]
-    {
+/// The span of a named scope or nursery (feature `tracing`, while a subscriber listens):
+/// nothing without the feature.
+#[cfg(not(feature = "tracing"))]
+#[derive(Debug)]
+pub(crate) struct ScopeSpan;
+
+#[cfg(not(feature = "tracing"))]
+impl ScopeSpan {
+    #[inline]
+    pub(crate) fn new(scope: &ScopeInfo) -> Self {
         let _ = scope;
-        future
+        ScopeSpan
+    }
+
+    /// Enters the span until the guard is dropped.
+    #[inline]
+    pub(crate) fn enter(&self) -> Option<SpanEntered<'_>> {
+        None
     }
 }
+
+/// A span entered ([`ScopeSpan::enter`]) until it is dropped.
+#[cfg(feature = "tracing")]
+pub(crate) type SpanEntered<'a> = tracing::span::Entered<'a>;
+
+/// A span entered ([`ScopeSpan::enter`]) until it is dropped: nothing without the feature.
+#[cfg(not(feature = "tracing"))]
+pub(crate) type SpanEntered<'a> = std::marker::PhantomData<&'a ()>;

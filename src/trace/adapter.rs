@@ -251,10 +251,10 @@ impl fmt::Display for Names<'_> {
 }
 
 pin_project_lite::pin_project! {
-    /// A future in a `tracing` span: a nursery member's (`task`), or a named scope's (`scope`),
-    /// entered around each of its polls. The span is made when the future is, as a child of the
-    /// span current there (a member's is where it was spawned), and only if someone listens:
-    /// otherwise this is one empty word around the future.
+    /// A future in a `tracing` span: a nursery member's, entered around each of its polls. The
+    /// span is made when the future is, as a child of the span current there (where it was
+    /// spawned), and only if someone listens: otherwise this is one empty word around the
+    /// future.
     #[derive(Debug)]
     pub(crate) struct Traced<F> {
         span: Option<Box<Span>>,
@@ -275,25 +275,8 @@ impl<F> Traced<F> {
                 spawned_at = %task.spawned_at(),
             )
         });
-        Traced::in_span(span, future)
-    }
-
-    /// `future` in the span of the named scope `scope` (none for an unnamed one).
-    pub(crate) fn scope(scope: &ScopeInfo, future: F) -> Self {
-        let span = (listening() && scope.name().is_some()).then(|| {
-            tracing::debug_span!(
-                target: "wherefore",
-                "scope",
-                scope = %scope,
-                scope.id = scope.id.0,
-            )
-        });
-        Traced::in_span(span, future)
-    }
-
-    fn in_span(span: Option<Span>, future: F) -> Self {
         Traced {
-            span: span.filter(|span| !span.is_disabled()).map(Box::new),
+            span: enabled(span),
             future,
         }
     }
@@ -305,12 +288,41 @@ impl<F: Future> Future for Traced<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        match this.span.as_deref() {
-            None => this.future.poll(cx), // nobody listened when it was made: no span at all
-            Some(span) => {
-                let _entered = span.enter();
-                this.future.poll(cx)
-            }
-        }
+        // `None`: nobody listened when it was made, so no span at all.
+        let _entered = this.span.as_deref().map(Span::enter);
+        this.future.poll(cx)
     }
+}
+
+/// The span of a named scope or nursery, made with it as a child of the span current there, if
+/// someone listens; entered by its future around each poll of its body, from a frame of its own
+/// rather than by a future around the body, which would be one more frame for every nested
+/// scope (`body_poll.rs`).
+#[derive(Debug)]
+pub(crate) struct ScopeSpan(Option<Box<Span>>);
+
+impl ScopeSpan {
+    /// The span of `scope`; none for an unnamed one.
+    pub(crate) fn new(scope: &ScopeInfo) -> Self {
+        let span = (listening() && scope.name().is_some()).then(|| {
+            tracing::debug_span!(
+                target: "wherefore",
+                "scope",
+                scope = %scope,
+                scope.id = scope.id.0,
+            )
+        });
+        ScopeSpan(enabled(span))
+    }
+
+    /// Enters the span until the guard is dropped.
+    #[inline]
+    pub(crate) fn enter(&self) -> Option<tracing::span::Entered<'_>> {
+        self.0.as_deref().map(Span::enter)
+    }
+}
+
+/// `span`, boxed, unless no subscriber took it.
+fn enabled(span: Option<Span>) -> Option<Box<Span>> {
+    span.filter(|span| !span.is_disabled()).map(Box::new)
 }
