@@ -114,9 +114,9 @@ impl<'a, F: Future, P> BodyPoll<'a, F, P> {
     /// the reach; and the caller's parts.
     ///
     /// By reference, and resolving here rather than returning what ended: a debug build would
-    /// copy either into the caller's frame. Never inlined: an optimised build would otherwise make
-    /// the caller's frame as large as everything resolving takes.
-    #[inline(never)]
+    /// copy either into the caller's frame. Out of line in a debug build, where inlining would
+    /// not share the caller's slots either.
+    #[cfg_attr(debug_assertions, inline(never))]
     pub(crate) fn end<R>(
         &mut self,
         cx: &mut Context<'_>,

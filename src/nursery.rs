@@ -1101,7 +1101,7 @@ where
 
     /// The nursery's arrival in a poll: on the first, the scope entered and the body made; on
     /// the later ones, the runtime checked.
-    #[inline(never)] // out of the frame nested nurseries recurse through
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested nurseries recurse through
     fn arrive<Fut>(&mut self, node: &ScopeNode, mut body: Pin<&mut Option<Fut>>)
     where
         B: FnOnce(Nursery<'env, E, S>) -> Fut,
@@ -1126,7 +1126,7 @@ where
     }
 
     /// Whether the body is running and asked to be polled; registers the nursery's waker first.
-    #[inline(never)] // out of the frame nested nurseries recurse through
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested nurseries recurse through
     fn body_woken(&mut self, cx: &mut Context<'_>) -> bool {
         if self.body_ended {
             return false;
@@ -1138,7 +1138,7 @@ where
 
     /// Records how the body's poll ended, if it did: its value, its cancellation, its failure or
     /// its panic (`caught`); a body that ended is dropped.
-    #[inline(never)] // out of the frame nested nurseries recurse through
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested nurseries recurse through
     fn body_polled<Fut>(
         &mut self,
         mut body: Pin<&mut Option<Fut>>,
@@ -1179,7 +1179,7 @@ where
 
     /// The rest of a poll, after the body's: the members polled, and the nursery's end once
     /// everything ended.
-    #[inline(never)] // out of the frame nested nurseries recurse through
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested nurseries recurse through
     fn after_body(
         &mut self,
         node: &ScopeNode,

@@ -268,7 +268,7 @@ impl<F: Future> InScope<F> {
     /// With `reach`, a body blocked in a foreign future when the scope is cancelled is dropped,
     /// and the poll resolves with the cancellation instead (S19). Without (a shield's), the body
     /// is out of reach on purpose, which its `Pending` says to the scope futures around it.
-    #[inline(never)] // out of the frame nested scopes recurse through
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested scopes recurse through
     pub(crate) fn begin<'a>(
         self: Pin<&'a mut Self>,
         reach: Option<&'a mut Reach>,
@@ -398,7 +398,7 @@ fn finish<T, E: CancelError>(
 
 impl<F: Future> ScopeFuture<F> {
     /// Begins a poll of the body in the scope, watched by the future's reach (`body_poll.rs`).
-    #[inline(never)] // out of the frame nested scopes recurse through
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested scopes recurse through
     fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F, ScopeExit<'a>> {
         let this = self.project();
         this.inner.begin(Some(this.reach), Some(this.span), cx)

@@ -118,7 +118,7 @@ impl<F: Future> MoveOnAfter<F> {
     }
 
     /// Begins a poll of the body in the scope (`body_poll.rs`).
-    #[inline(never)] // out of the frame nested scopes recurse through
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested scopes recurse through
     fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F> {
         self.project().inner.begin(cx)
     }
@@ -192,7 +192,7 @@ where
 
 /// How a [`MoveOnAfter`] resolves once its body's poll ended: out of the frame nested scopes
 /// recurse through (`body_poll.rs`).
-#[inline(never)]
+#[cfg_attr(debug_assertions, inline(never))]
 fn move_on<F, T, E: CancelError>(
     mut inner: Pin<&mut PlannedScope<F>>,
     polled: Poll<Option<Result<T, E>>>,
@@ -294,7 +294,7 @@ impl<F: Future> FailAfter<F> {
     }
 
     /// Begins a poll of the body in the scope (`body_poll.rs`).
-    #[inline(never)] // out of the frame nested scopes recurse through
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested scopes recurse through
     fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F> {
         self.project().inner.begin(cx)
     }
@@ -362,7 +362,7 @@ where
 
 /// How a [`FailAfter`] resolves once its body's poll ended: out of the frame nested scopes
 /// recurse through (`body_poll.rs`).
-#[inline(never)]
+#[cfg_attr(debug_assertions, inline(never))]
 fn fail<F, T, E: CancelError>(
     mut inner: Pin<&mut PlannedScope<F>>,
     polled: Poll<Option<Result<T, E>>>,
