@@ -938,7 +938,7 @@ struct NurseryFuture<D> {
 impl<D: Future> Future for NurseryFuture<D> {
     type Output = D::Output;
 
-    #[inline(always)] // nested nurseries recurse through it
+    #[cfg_attr(debug_assertions, inline(always))] // nested nurseries recurse through it
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<D::Output> {
         self.driver.as_mut().poll(cx)
     }

@@ -370,7 +370,7 @@ where
 {
     type Output = Result<Option<T>, E>;
 
-    #[inline(always)]
+    #[cfg_attr(debug_assertions, inline(always))] // nested scopes recurse through it (`body_poll.rs`)
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         poll_in_steps!(self.begin(cx), cx, finish)
     }

@@ -191,7 +191,7 @@ impl<F: Future> Shielded<F> {
 impl<F: Future> Future for Shielded<F> {
     type Output = F::Output;
 
-    #[inline(always)] // nested scopes recurse through it (`body_poll.rs`)
+    #[cfg_attr(debug_assertions, inline(always))] // nested scopes recurse through it (`body_poll.rs`)
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // No reach: nothing from outside drops what a shield protects (S19), and no deadline of
         // its own could.

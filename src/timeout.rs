@@ -183,7 +183,7 @@ where
 {
     type Output = Result<Option<T>, E>;
 
-    #[inline(always)] // nested scopes recurse through it (`body_poll.rs`)
+    #[cfg_attr(debug_assertions, inline(always))] // nested scopes recurse through it (`body_poll.rs`)
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let ended = poll_in_steps!(self.as_mut().begin(cx), cx, |ended, _, _| ended);
         move_on(self.project().inner, ended)
@@ -353,7 +353,7 @@ where
 {
     type Output = Result<Result<T, E>, TimedOut>;
 
-    #[inline(always)] // nested scopes recurse through it (`body_poll.rs`)
+    #[cfg_attr(debug_assertions, inline(always))] // nested scopes recurse through it (`body_poll.rs`)
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let ended = poll_in_steps!(self.as_mut().begin(cx), cx, |ended, _, _| ended);
         fail(self.project().inner, ended)
