@@ -279,55 +279,79 @@ impl<F: Future + Unpin> MemberSet<F> {
             return Poll::Ready(());
         }
         if self.cursor == self.batch.len() {
-            // A fresh batch: the slots queued so far. The waker is registered under the same lock,
-            // so a wake-up after the swap finds it; one that takes it during the batch has the
-            // set's task polled again, which starts the next batch and registers it again.
-            self.batch.clear();
-            self.cursor = 0;
-            let slots = self.slot_count();
-            let mut ready = sync::lock(&self.queue.state);
-            #[cfg(not(wherefore_loom_broken_batch))]
-            remember(&mut ready.nursery, cx.waker());
-            queue_added(&mut self.added, slots, &mut ready);
-            std::mem::swap(&mut self.batch, &mut ready.slots);
-            drop(ready);
-            // The deliberately broken build registers the waker after the swap, under a lock of its
-            // own (register-after-swap): a wake-up in between goes to the previous waker.
-            #[cfg(wherefore_loom_broken_batch)]
-            remember(&mut sync::lock(&self.queue.state).nursery, cx.waker());
-            if let Some(clock) = &self.schedule {
-                let batch = &mut self.batch;
-                clock.shuffle_by(batch.len(), |i, j| batch.swap(i, j));
-            }
+            self.start_batch(cx);
         }
-        while let Some(index) = self.batch.get(self.cursor) {
-            let index = index as usize;
-            self.cursor += 1;
+        // Only the member's poll is done here: nested nurseries recurse through it, and what
+        // comes before and after is in functions of their own (issue 24, item 7).
+        while let Some(index) = self.next_in_batch() {
             let (chunk, position) = (index / CHUNK, index % CHUNK);
-            // Cleared before polling: a wake-up during the poll queues the slot again.
-            self.wakers[chunk]
-                .queued(position)
-                .store(false, Ordering::Release);
-            let slot = &mut self.slots[chunk][position];
-            let Occupant::Occupied(member) = slot else {
+            let Occupant::Occupied(member) = &mut self.slots[chunk][position] else {
                 continue;
             };
+            let waker = WakerChunk::lend_waker(&self.wakers[chunk], position);
             let watch = context::Watch::begin();
-            let polled = WakerChunk::lend_waker(&self.wakers[chunk], position, |waker| {
-                Pin::new(member).poll(&mut Context::from_waker(waker))
-            });
+            let polled = Pin::new(member).poll(&mut Context::from_waker(&waker));
             let reachable = watch.end();
-            if let Poll::Ready(output) = polled {
-                drop(self.take(index)); // the member's future is gone already
-                ended(output);
-            } else {
-                self.mark_foreign(index, !reachable);
-            }
+            self.polled(index, polled, reachable, &mut ended);
         }
         if self.len == 0 {
             Poll::Ready(())
         } else {
             Poll::Pending
+        }
+    }
+
+    /// A fresh batch: the slots queued so far. The waker is registered under the same lock, so
+    /// a wake-up after the swap finds it; one that takes it during the batch has the set's task
+    /// polled again, which starts the next batch and registers it again.
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame members are polled in
+    fn start_batch(&mut self, cx: &mut Context<'_>) {
+        self.batch.clear();
+        self.cursor = 0;
+        let slots = self.slot_count();
+        let mut ready = sync::lock(&self.queue.state);
+        #[cfg(not(wherefore_loom_broken_batch))]
+        remember(&mut ready.nursery, cx.waker());
+        queue_added(&mut self.added, slots, &mut ready);
+        std::mem::swap(&mut self.batch, &mut ready.slots);
+        drop(ready);
+        // The deliberately broken build registers the waker after the swap, under a lock of its
+        // own (register-after-swap): a wake-up in between goes to the previous waker.
+        #[cfg(wherefore_loom_broken_batch)]
+        remember(&mut sync::lock(&self.queue.state).nursery, cx.waker());
+        if let Some(clock) = &self.schedule {
+            let batch = &mut self.batch;
+            clock.shuffle_by(batch.len(), |i, j| batch.swap(i, j));
+        }
+    }
+
+    /// The next slot of the batch, its queued flag cleared: a wake-up during its poll queues it
+    /// again.
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame members are polled in
+    fn next_in_batch(&mut self) -> Option<usize> {
+        let index = self.batch.get(self.cursor)? as usize;
+        self.cursor += 1;
+        self.wakers[index / CHUNK]
+            .queued(index % CHUNK)
+            .store(false, Ordering::Release);
+        Some(index)
+    }
+
+    /// After the poll of the member in slot `index`: hands its output to `ended` if it ended,
+    /// else marks whether it is blocked in a foreign future.
+    #[cfg_attr(debug_assertions, inline(never))] // out of the frame members are polled in
+    fn polled(
+        &mut self,
+        index: usize,
+        polled: Poll<F::Output>,
+        reachable: bool,
+        ended: &mut impl FnMut(F::Output),
+    ) {
+        if let Poll::Ready(output) = polled {
+            drop(self.take(index)); // the member's future is gone already
+            ended(output);
+        } else {
+            self.mark_foreign(index, !reachable);
         }
     }
 }

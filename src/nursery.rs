@@ -33,7 +33,7 @@ use crate::scope::CancelHandle;
 use crate::scope::reached;
 use crate::scope_tree::{ExitOnDrop, Phase, ScopeNode};
 use crate::sharing::{Holds, Local, Sendable, Sharing};
-use crate::sync::{self, Arc, AtomicBool, Frozen, Mutex, Ordering};
+use crate::sync::{self, Arc, AtomicBool, Frozen, Mutex, MutexGuard, Ordering};
 use crate::task::{End, Ended, JoinHandle, classify, panic_message, report_spawn};
 use crate::trace::ScopeSpan;
 
@@ -1046,44 +1046,17 @@ where
         } = self;
         sync::lock(&shared.spawned).polling = true;
         let mut running = sync::lock(&shared.running);
+        // Only the batch's poll is done here: nested nurseries recurse through it, and what
+        // comes after is in functions of their own (issue 24, item 7).
         let batch = loop {
             let batch = running
                 .members
                 .poll_batch(cx, |ended| ends.record(&shared.node, ended));
-            // Members spawned during the batch have not been polled yet.
-            let mut spawned = sync::lock(&shared.spawned);
-            if spawned.members.is_empty() {
-                // The deliberately broken build clears `polling` in a critical section of its own
-                // (check-then-act): a spawn in between is left in `spawned`, never polled.
-                #[cfg(wherefore_loom_broken_drain)]
-                let mut spawned = {
-                    drop(spawned);
-                    sync::lock(&shared.spawned)
-                };
-                spawned.polling = false;
+            if !take_spawned(shared, &mut running) {
                 break batch;
             }
-            let added = std::mem::take(&mut spawned.members);
-            drop(spawned);
-            running.members.extend(added);
         };
-        // Members blocked in foreign futures: the nursery watches its scope for them, and ends
-        // them where they are once it is cancelled (S19).
-        if !running.members.has_foreign() {
-            members_wait.clear();
-            return batch.is_pending();
-        }
-        if let Poll::Ready(cancelled) = members_wait.poll(cx, "foreign future", None) {
-            let reached = running.members.take_foreign();
-            let left = !running.members.is_empty();
-            // Ended with the set let go of: a member's drop may spawn into this nursery.
-            drop(running);
-            for member in reached {
-                ends.record(&shared.node, member.reached(cancelled.clone()));
-            }
-            return left;
-        }
-        batch.is_pending()
+        watch_foreign(shared, ends, members_wait, running, batch, cx)
     }
 
     /// Refuses further spawns if no member is running, and says whether it did: with every
@@ -1261,6 +1234,59 @@ where
         }
         run.after_body(&node, cx)
     }
+}
+
+/// Moves the members spawned while a batch was polled into the running set, which polls them
+/// next; says whether there were any. With none, the set's polling ends (`spawned.polling`).
+#[cfg_attr(debug_assertions, inline(never))] // out of the frame members are polled in
+fn take_spawned<'env, E, S>(
+    shared: &Shared<'env, E, S>,
+    running: &mut Running<'env, E, S>,
+) -> bool {
+    let mut spawned = sync::lock(&shared.spawned);
+    if spawned.members.is_empty() {
+        // The deliberately broken build clears `polling` in a critical section of its own
+        // (check-then-act): a spawn in between is left in `spawned`, never polled.
+        #[cfg(wherefore_loom_broken_drain)]
+        let mut spawned = {
+            drop(spawned);
+            sync::lock(&shared.spawned)
+        };
+        spawned.polling = false;
+        return false;
+    }
+    let added = std::mem::take(&mut spawned.members);
+    drop(spawned);
+    running.members.extend(added);
+    true
+}
+
+/// After a batch: the members blocked in foreign futures watched, and ended where they are
+/// once the nursery is cancelled (S19); says whether any member is left.
+#[cfg_attr(debug_assertions, inline(never))] // out of the frame members are polled in
+fn watch_foreign<'env, E: fmt::Display, S>(
+    shared: &Shared<'env, E, S>,
+    ends: &mut Ends<E>,
+    members_wait: &mut CancelWait,
+    mut running: MutexGuard<'_, Running<'env, E, S>>,
+    batch: Poll<()>,
+    cx: &mut Context<'_>,
+) -> bool {
+    if !running.members.has_foreign() {
+        members_wait.clear();
+        return batch.is_pending();
+    }
+    if let Poll::Ready(cancelled) = members_wait.poll(cx, "foreign future", None) {
+        let reached = running.members.take_foreign();
+        let left = !running.members.is_empty();
+        // Ended with the set let go of: a member's drop may spawn into this nursery.
+        drop(running);
+        for member in reached {
+            ends.record(&shared.node, member.reached(cancelled.clone()));
+        }
+        return left;
+    }
+    batch.is_pending()
 }
 
 impl<B, T, E, S> Run<'_, B, T, E, S> {

@@ -16,12 +16,14 @@
 //! 2. Every raw waker owns one strong count of its chunk (taken when it is made or cloned,
 //!    released when it is dropped), so the chunk outlives every use of its data pointer. The one
 //!    exception is the waker [`WakerChunk::lend_waker`] lends for one poll: it owns no count, is
-//!    never dropped, and lives only inside that call, while its caller holds the chunk. Its
-//!    clones own their count like any other.
+//!    never dropped, and lives only as long as the borrow of the chunk it was lent from
+//!    ([`LentWaker`]). Its clones own their count like any other.
 //! 3. A chunk is only shared (`Frozen`), never mutated but through its atomics and the queue's
 //!    mutex, so it is `Send + Sync` and shared references to it may coexist on any thread.
 
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::ops::Deref;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use crate::slot_queue::SlotQueue;
@@ -108,13 +110,12 @@ impl WakerChunk {
         &self.flags[position].foreign
     }
 
-    /// Calls `f` with the waker of the slot at `position`, lent for the call: nothing is
-    /// counted or stored per slot, and a clone `f` keeps is a waker like any other (invariant 2).
-    pub(crate) fn lend_waker<R>(
-        chunk: &Frozen<WakerChunk>,
-        position: usize,
-        f: impl FnOnce(&Waker) -> R,
-    ) -> R {
+    /// The waker of the slot at `position`, lent for as long as `chunk` is borrowed: nothing is
+    /// counted or stored per slot, and a clone kept from it is a waker like any other
+    /// (invariant 2). Returned rather than passed to a closure: the member set polls its members
+    /// with it, and nested nurseries recurse through that poll (a closure would be two more
+    /// frames a level in a debug build).
+    pub(crate) fn lend_waker(chunk: &Frozen<WakerChunk>, position: usize) -> LentWaker<'_> {
         assert!(position < CHUNK, "a slot's position lies within its chunk");
         let base = Frozen::as_ptr(chunk);
         // SAFETY: `base` points to a live chunk (we hold `chunk`), and `position < CHUNK` keeps
@@ -123,17 +124,20 @@ impl WakerChunk {
         let flag = unsafe { (&raw const (*base).flags).cast::<SlotFlag>().add(position) };
         // SAFETY: the vtable's functions keep `RawWaker`'s contract (see each), and what they
         // touch is `Send + Sync` (invariant 3). This waker owns no count: it is never dropped
-        // (`ManuallyDrop`) and `f` only borrows it, within this call, while `chunk` is held
-        // (invariant 2's exception).
-        let lent =
+        // (`ManuallyDrop`), and it lives only while `chunk` is borrowed, which keeps the chunk
+        // alive (invariant 2's exception).
+        let waker =
             ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(flag.cast(), &VTABLE)) });
-        f(&lent)
+        LentWaker {
+            waker,
+            _chunk: PhantomData,
+        }
     }
 
     /// The waker of the slot at `position`, owning its count of the chunk.
     #[cfg(test)]
     pub(crate) fn waker(chunk: &Frozen<WakerChunk>, position: usize) -> Waker {
-        Self::lend_waker(chunk, position, Waker::clone)
+        Self::lend_waker(chunk, position).clone()
     }
 
     /// Queues the slot at `position` unless it is queued already, and wakes the set's task.
@@ -157,6 +161,21 @@ static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_raw, wake_raw, wake_by
 /// The chunk a waker's data pointer lies in, and the flag's position.
 ///
 /// # Safety
+/// A slot's waker lent by [`WakerChunk::lend_waker`]: owns no count of its chunk, so it is never
+/// dropped, and lives no longer than the borrow of the chunk (invariant 2's exception).
+pub(crate) struct LentWaker<'a> {
+    waker: ManuallyDrop<Waker>,
+    _chunk: PhantomData<&'a Frozen<WakerChunk>>,
+}
+
+impl Deref for LentWaker<'_> {
+    type Target = Waker;
+
+    fn deref(&self) -> &Waker {
+        &self.waker
+    }
+}
+
 /// `data` is the data pointer of a live waker lent by [`WakerChunk::lend_waker`], or of a clone
 /// of one.
 unsafe fn locate(data: *const ()) -> (*const WakerChunk, usize) {

@@ -599,10 +599,27 @@ where
     E: CancelError + fmt::Display,
 {
     let _task = context::enter_task(task);
-    let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
-    Poll::Ready(match polled {
-        Ok(Poll::Pending) => return Poll::Pending,
-        Ok(Poll::Ready(result)) => ended_with(result),
+    // What the poll returns is written here rather than returned through `catch_unwind`, whose
+    // frames in a debug build would each keep a copy: nested nurseries recurse through them.
+    let mut polled = Poll::Pending;
+    let caught = catch_unwind(AssertUnwindSafe(|| polled = future.poll(cx)));
+    member_polled(polled, caught)
+}
+
+/// How a member's poll ended: still running, ended with its result, or panicked (`caught`).
+#[cfg_attr(debug_assertions, inline(never))] // out of the frame nested nurseries recurse through
+fn member_polled<T, E>(
+    polled: Poll<Result<T, E>>,
+    caught: Result<(), Box<dyn Any + Send>>,
+) -> Poll<(TaskExit<T>, End<E>)>
+where
+    E: CancelError + fmt::Display,
+{
+    Poll::Ready(match caught {
+        Ok(()) => match polled {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(result) => ended_with(result),
+        },
         Err(payload) => panicked(payload),
     })
 }
