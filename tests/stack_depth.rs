@@ -8,10 +8,10 @@
 //! `cargo nextest run`). A stack overflow aborts the process it happens in: under nextest, which
 //! runs every test in a process of its own, that fails this test alone.
 //!
-//! Each level here is a recursive type of the test's ([`Level`]) rather than a boxed `async`
-//! block: in a debug build a boxed block awaiting a scope costs about 400 bytes a level by
-//! itself, its box's poll included (DESIGN.md, "Stack"), which is the user's frame, not the
-//! scope's.
+//! Each level of scopes, shields and timeouts here is a recursive type of the test's
+//! ([`nesting!`]) rather than a boxed `async` block: in a debug build a boxed block awaiting a
+//! scope costs about 400 bytes a level by itself, its box's poll included (DESIGN.md, "Stack"),
+//! which is the user's frame, not the scope's. Nurseries nest as boxed blocks.
 
 mod common;
 
@@ -19,9 +19,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use common::block_on;
-use wherefore::{CancelHandle, Cancelled, Cause, Scope, ScopeFuture};
+use wherefore::{
+    CancelError, CancelHandle, Cancelled, Cause, MoveOnAfter, Nursery, Scope, ScopeFuture, Shielded,
+};
 
 /// The stack of a thread spawned with std's default settings.
 const DEFAULT_THREAD_STACK: usize = 2 * 1024 * 1024;
@@ -39,33 +42,53 @@ fn on_default_size_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'sta
 
 type Innermost = Pin<Box<dyn Future<Output = Result<(), Cancelled>> + Send>>;
 
-/// One level of the nesting: a scope around the next level, or the innermost body.
-enum Level {
-    Scope(Pin<Box<ScopeFuture<Level>>>),
-    Innermost(Innermost),
-}
-
-impl Level {
-    /// `depth` scopes, one inside the other, around `innermost`; built in a loop.
-    fn nest(depth: usize, innermost: Innermost) -> Level {
-        let mut level = Level::Innermost(innermost);
-        for _ in 0..depth {
-            level = Level::Scope(Box::pin(Scope::new().run(level)));
+/// One level of nesting of one kind of scope: its future around the next level, or the innermost
+/// body. A recursive type for each kind (`$level`), built in a loop by `$level::nest`; `$resolved`
+/// turns what the kind's future resolves to back into the body's result.
+macro_rules! nesting {
+    ($level:ident, $future:ident, $wrap:expr, $resolved:expr) => {
+        enum $level {
+            Scope(Pin<Box<$future<$level>>>),
+            Innermost(Innermost),
         }
-        level
-    }
-}
 
-impl Future for Level {
-    type Output = Result<(), Cancelled>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            Level::Scope(scope) => scope.as_mut().poll(cx).map(not_absorbed),
-            Level::Innermost(body) => body.as_mut().poll(cx),
+        impl $level {
+            /// `depth` scopes, one inside the other, around `innermost`.
+            fn nest(depth: usize, innermost: Innermost) -> $level {
+                let mut level = $level::Innermost(innermost);
+                for _ in 0..depth {
+                    level = $level::Scope(Box::pin($wrap(level)));
+                }
+                level
+            }
         }
-    }
+
+        impl Future for $level {
+            type Output = Result<(), Cancelled>;
+
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                match self.get_mut() {
+                    $level::Scope(scope) => scope.as_mut().poll(cx).map($resolved),
+                    $level::Innermost(body) => body.as_mut().poll(cx),
+                }
+            }
+        }
+    };
 }
+
+nesting!(
+    ScopeLevel,
+    ScopeFuture,
+    |next| Scope::new().run(next),
+    not_absorbed
+);
+nesting!(ShieldLevel, Shielded, wherefore::shield, |out| out);
+nesting!(
+    TimeoutLevel,
+    MoveOnAfter,
+    |next| wherefore::move_on_after(Duration::from_secs(2 * 3600), next),
+    not_absorbed
+);
 
 /// What a nested scope resolved to, which must not be a cancellation it absorbed: only the
 /// outermost scope was cancelled.
@@ -78,30 +101,43 @@ fn not_absorbed(out: Result<Option<()>, Cancelled>) -> Result<(), Cancelled> {
     Ok(())
 }
 
+/// What the innermost body saw: the cause of the cancellation that reached it (if one did), and
+/// its scope.
+type Seen = Arc<Mutex<Option<(Option<Cause>, CancelHandle)>>>;
+
+/// An innermost body that notes its scope, runs `before` (which may cancel an outer scope),
+/// then waits at a cancellation point for `wait` and notes the cancellation that reached it.
+fn innermost(seen: &Seen, before: impl FnOnce() + Send + 'static, wait: Duration) -> Innermost {
+    let seen = seen.clone();
+    Box::pin(async move {
+        let here = CancelHandle::current().expect("inside the innermost scope");
+        before();
+        let waited = wherefore::sleep(wait).await;
+        *seen.lock().unwrap() = Some((waited.as_ref().err().map(|c| c.cause().clone()), here));
+        waited
+    })
+}
+
 #[test]
 fn five_thousand_nested_scopes_are_entered_cancelled_and_left_on_a_default_size_thread() {
     const DEPTH: usize = 5_000;
-    let seen: Arc<Mutex<Option<(Cause, CancelHandle)>>> = Arc::default();
-    let innermost_saw = seen.clone();
+    let seen = Seen::default();
+    let in_the_innermost = seen.clone();
     let (outermost, resolved) = on_default_size_thread(move || {
         block_on(async move {
             let outermost = Scope::named("outermost");
             let stop = outermost.handle();
-            let outermost_handle = stop.clone();
-            let innermost: Innermost = Box::pin(async move {
-                let here = CancelHandle::current().expect("inside the innermost scope");
-                stop.cancel_with("enough");
-                let cancelled = wherefore::checkpoint().await.unwrap_err();
-                *innermost_saw.lock().unwrap() = Some((cancelled.cause().clone(), here));
-                Err(cancelled)
-            });
-            let resolved = outermost.run(Level::nest(DEPTH - 1, innermost)).await;
-            (outermost_handle, resolved)
+            let handle = stop.clone();
+            let cancel = move || assert!(stop.cancel_with("enough"));
+            let body = innermost(&in_the_innermost, cancel, Duration::ZERO);
+            let resolved = outermost.run(ScopeLevel::nest(DEPTH - 1, body)).await;
+            (handle, resolved)
         })
     });
 
     // The cancellation of the outermost scope reached the innermost through every level ...
     let (cause, innermost) = seen.lock().unwrap().take().expect("the innermost body ran");
+    let cause = cause.expect("the innermost body was cancelled");
     assert_eq!(cause.chain().count(), DEPTH);
     assert!(cause.root().is_explicit());
     assert_eq!(cause.root().tag_as::<&str>(), Some(&"enough"));
@@ -111,4 +147,90 @@ fn five_thousand_nested_scopes_are_entered_cancelled_and_left_on_a_default_size_
     // ... and every scope was left.
     assert!(innermost.has_exited());
     assert!(outermost.has_exited());
+}
+
+#[test]
+fn five_thousand_nested_shields_keep_an_outer_cancellation_out_on_a_default_size_thread() {
+    const DEPTH: usize = 5_000;
+    let seen = Seen::default();
+    let in_the_innermost = seen.clone();
+    let resolved = on_default_size_thread(move || {
+        block_on(async move {
+            let outside = Scope::named("outside");
+            let stop = outside.handle();
+            let cancel = move || assert!(stop.cancel());
+            let body = innermost(&in_the_innermost, cancel, Duration::from_secs(1));
+            outside.run(ShieldLevel::nest(DEPTH, body)).await
+        })
+    });
+
+    // The innermost body slept its second out, shielded from the cancellation outside ...
+    let (cause, innermost) = seen.lock().unwrap().take().expect("the innermost body ran");
+    assert_eq!(cause, None);
+    assert!(innermost.is_shielded());
+    assert!(innermost.has_exited());
+    // ... and once out of the shields the outer scope's body returned what it returned.
+    assert!(matches!(resolved, Ok(Some(()))), "{resolved:?}");
+}
+
+#[test]
+fn four_thousand_nested_timeouts_are_entered_timed_out_and_left_on_a_default_size_thread() {
+    const DEPTH: usize = 4_000;
+    let seen = Seen::default();
+    let in_the_innermost = seen.clone();
+    let resolved = on_default_size_thread(move || {
+        block_on(async move {
+            // The inner timeouts are of two hours; the outermost, of one, passes first.
+            let start = wherefore::now();
+            let body = innermost(&in_the_innermost, || {}, Duration::from_secs(3 * 3600));
+            let nested = TimeoutLevel::nest(DEPTH - 1, body);
+            let resolved = wherefore::move_on_after(Duration::from_secs(3600), nested).await;
+            (resolved, wherefore::now() - start)
+        })
+    });
+
+    let (cause, innermost) = seen.lock().unwrap().take().expect("the innermost body ran");
+    let cause = cause.expect("the innermost body was cancelled");
+    assert_eq!(cause.chain().count(), DEPTH);
+    assert!(cause.root().is_timeout());
+    assert!(innermost.has_exited());
+    let (resolved, took) = resolved;
+    assert!(matches!(resolved, Ok(None)), "{resolved:?}");
+    assert_eq!(took, Duration::from_secs(3600));
+}
+
+#[test]
+fn a_thousand_nested_nurseries_are_entered_cancelled_and_left_on_a_default_size_thread() {
+    const DEPTH: usize = 1_000;
+    let seen = Seen::default();
+    let in_the_innermost = seen.clone();
+    let (outermost, resolved) = on_default_size_thread(move || {
+        block_on(async move {
+            let outermost = Scope::named("outermost");
+            let stop = outermost.handle();
+            let handle = stop.clone();
+            let cancel = move || assert!(stop.cancel_with("enough"));
+            let mut nested = innermost(&in_the_innermost, cancel, Duration::ZERO);
+            // Each level a boxed `async` block around a nursery whose body awaits the next, as
+            // a recursive `async fn` would be (a nursery's future is not a type one can name).
+            for _ in 0..DEPTH {
+                let next = nested;
+                nested = Box::pin(async move {
+                    wherefore::nursery(async move |_: Nursery<'_, Cancelled>| next.await)
+                        .await
+                        .map_err(|e| e.as_cancelled().expect("cancelled, not failed").clone())
+                });
+            }
+            let resolved = outermost.run(nested).await;
+            (handle, resolved)
+        })
+    });
+
+    let (cause, innermost) = seen.lock().unwrap().take().expect("the innermost body ran");
+    let cause = cause.expect("the innermost body was cancelled");
+    assert_eq!(cause.chain().count(), DEPTH + 1);
+    assert_eq!(cause.root().tag_as::<&str>(), Some(&"enough"));
+    assert!(matches!(resolved, Ok(None)), "{resolved:?}");
+    assert!(outermost.cancelled_caught());
+    assert!(innermost.has_exited());
 }
