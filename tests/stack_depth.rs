@@ -118,9 +118,24 @@ fn innermost(seen: &Seen, before: impl FnOnce() + Send + 'static, wait: Duration
     })
 }
 
-#[test]
-fn five_thousand_nested_scopes_are_entered_cancelled_and_left_on_a_default_size_thread() {
-    const DEPTH: usize = 5_000;
+/// What [`cancelled_from_the_innermost`] saw of a cancellation that reached through the nesting.
+struct Reached {
+    /// The cause of the cancellation that reached the innermost body.
+    cause: Cause,
+    /// The innermost scope, and the outermost.
+    innermost: CancelHandle,
+    outermost: CancelHandle,
+    /// What the outermost scope resolved to.
+    resolved: Result<Option<()>, Cancelled>,
+}
+
+/// Runs the nesting `nest` makes around an innermost body inside an outermost scope, on a
+/// default-size thread; the innermost body cancels the outermost scope, then waits at a
+/// cancellation point.
+fn cancelled_from_the_innermost<N>(nest: impl FnOnce(Innermost) -> N + Send + 'static) -> Reached
+where
+    N: Future<Output = Result<(), Cancelled>>,
+{
     let seen = Seen::default();
     let in_the_innermost = seen.clone();
     let (outermost, resolved) = on_default_size_thread(move || {
@@ -130,23 +145,34 @@ fn five_thousand_nested_scopes_are_entered_cancelled_and_left_on_a_default_size_
             let handle = stop.clone();
             let cancel = move || assert!(stop.cancel_with("enough"));
             let body = innermost(&in_the_innermost, cancel, Duration::ZERO);
-            let resolved = outermost.run(ScopeLevel::nest(DEPTH - 1, body)).await;
+            let resolved = outermost.run(nest(body)).await;
             (handle, resolved)
         })
     });
+    let (cause, innermost) = seen.lock().unwrap().take().expect("the innermost body ran");
+    Reached {
+        cause: cause.expect("the innermost body was cancelled"),
+        innermost,
+        outermost,
+        resolved,
+    }
+}
+
+#[test]
+fn five_thousand_nested_scopes_are_entered_cancelled_and_left_on_a_default_size_thread() {
+    const DEPTH: usize = 5_000;
+    let seen = cancelled_from_the_innermost(|body| ScopeLevel::nest(DEPTH - 1, body));
 
     // The cancellation of the outermost scope reached the innermost through every level ...
-    let (cause, innermost) = seen.lock().unwrap().take().expect("the innermost body ran");
-    let cause = cause.expect("the innermost body was cancelled");
-    assert_eq!(cause.chain().count(), DEPTH);
-    assert!(cause.root().is_explicit());
-    assert_eq!(cause.root().tag_as::<&str>(), Some(&"enough"));
+    assert_eq!(seen.cause.chain().count(), DEPTH);
+    assert!(seen.cause.root().is_explicit());
+    assert_eq!(seen.cause.root().tag_as::<&str>(), Some(&"enough"));
     // ... went back up through them all, to be absorbed by the outermost, its owner ...
-    assert!(matches!(resolved, Ok(None)), "{resolved:?}");
-    assert!(outermost.cancelled_caught());
+    assert!(matches!(seen.resolved, Ok(None)), "{:?}", seen.resolved);
+    assert!(seen.outermost.cancelled_caught());
     // ... and every scope was left.
-    assert!(innermost.has_exited());
-    assert!(outermost.has_exited());
+    assert!(seen.innermost.has_exited());
+    assert!(seen.outermost.has_exited());
 }
 
 #[test]
@@ -202,35 +228,23 @@ fn four_thousand_nested_timeouts_are_entered_timed_out_and_left_on_a_default_siz
 #[test]
 fn a_thousand_nested_nurseries_are_entered_cancelled_and_left_on_a_default_size_thread() {
     const DEPTH: usize = 1_000;
-    let seen = Seen::default();
-    let in_the_innermost = seen.clone();
-    let (outermost, resolved) = on_default_size_thread(move || {
-        block_on(async move {
-            let outermost = Scope::named("outermost");
-            let stop = outermost.handle();
-            let handle = stop.clone();
-            let cancel = move || assert!(stop.cancel_with("enough"));
-            let mut nested = innermost(&in_the_innermost, cancel, Duration::ZERO);
-            // Each level a boxed `async` block around a nursery whose body awaits the next, as
-            // a recursive `async fn` would be (a nursery's future is not a type one can name).
-            for _ in 0..DEPTH {
-                let next = nested;
-                nested = Box::pin(async move {
-                    wherefore::nursery(async move |_: Nursery<'_, Cancelled>| next.await)
-                        .await
-                        .map_err(|e| e.as_cancelled().expect("cancelled, not failed").clone())
-                });
-            }
-            let resolved = outermost.run(nested).await;
-            (handle, resolved)
-        })
+    let seen = cancelled_from_the_innermost(|mut nested| {
+        // Each level a boxed `async` block around a nursery whose body awaits the next, as a
+        // recursive `async fn` would be (a nursery's future is not a type one can name).
+        for _ in 0..DEPTH {
+            let next = nested;
+            nested = Box::pin(async move {
+                wherefore::nursery(async move |_: Nursery<'_, Cancelled>| next.await)
+                    .await
+                    .map_err(|e| e.as_cancelled().expect("cancelled, not failed").clone())
+            });
+        }
+        nested
     });
 
-    let (cause, innermost) = seen.lock().unwrap().take().expect("the innermost body ran");
-    let cause = cause.expect("the innermost body was cancelled");
-    assert_eq!(cause.chain().count(), DEPTH + 1);
-    assert_eq!(cause.root().tag_as::<&str>(), Some(&"enough"));
-    assert!(matches!(resolved, Ok(None)), "{resolved:?}");
-    assert!(outermost.cancelled_caught());
-    assert!(innermost.has_exited());
+    assert_eq!(seen.cause.chain().count(), DEPTH + 1);
+    assert_eq!(seen.cause.root().tag_as::<&str>(), Some(&"enough"));
+    assert!(matches!(seen.resolved, Ok(None)), "{:?}", seen.resolved);
+    assert!(seen.outermost.cancelled_caught());
+    assert!(seen.innermost.has_exited());
 }
