@@ -113,10 +113,13 @@ impl<'a, F: Future, P> BodyPoll<'a, F, P> {
     /// if the body was dropped (the cancellation that reached it is in the reach), or `Pending`;
     /// the reach; and the caller's parts.
     ///
-    /// By reference, and resolving here rather than returning what ended: a debug build would
-    /// copy either into the caller's frame. Out of line in a debug build, where inlining would
-    /// not share the caller's slots either.
+    /// By reference: a debug build would copy the struct into the call. A scope future whose
+    /// parts hold all it needs to resolve (a scope, a shield) resolves in `then`, so that what
+    /// ended never sits in its frame; a timeout, whose slot the step borrows, takes it back
+    /// (`|ended, _, _| ended`) and resolves after. Out of line in a debug build, where inlining
+    /// would not share the caller's slots.
     #[cfg_attr(debug_assertions, inline(never))]
+    #[cfg_attr(not(debug_assertions), inline)]
     pub(crate) fn end<R>(
         &mut self,
         cx: &mut Context<'_>,

@@ -305,6 +305,7 @@ impl<F: Future + Unpin> MemberSet<F> {
     /// a wake-up after the swap finds it; one that takes it during the batch has the set's task
     /// polled again, which starts the next batch and registers it again.
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame members are polled in
+    #[cfg_attr(not(debug_assertions), inline)]
     fn start_batch(&mut self, cx: &mut Context<'_>) {
         self.batch.clear();
         self.cursor = 0;
@@ -328,6 +329,7 @@ impl<F: Future + Unpin> MemberSet<F> {
     /// The next slot of the batch, its queued flag cleared: a wake-up during its poll queues it
     /// again.
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame members are polled in
+    #[cfg_attr(not(debug_assertions), inline)]
     fn next_in_batch(&mut self) -> Option<usize> {
         let index = self.batch.get(self.cursor)? as usize;
         self.cursor += 1;
@@ -340,6 +342,7 @@ impl<F: Future + Unpin> MemberSet<F> {
     /// After the poll of the member in slot `index`: hands its output to `ended` if it ended,
     /// else marks whether it is blocked in a foreign future.
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame members are polled in
+    #[cfg_attr(not(debug_assertions), inline)]
     fn polled(
         &mut self,
         index: usize,

@@ -1072,13 +1072,31 @@ where
         true
     }
 
-    /// The nursery's arrival in a poll: on the first, the scope entered and the body made; on
-    /// the later ones, the runtime checked.
+    /// The nursery's arrival in a poll: on the first, the body made (before the scope is
+    /// entered, as when the nursery's future was an `async` block that made it) and the scope
+    /// entered; on the later ones, the runtime checked.
+    ///
+    /// # Panics
+    ///
+    /// Polled again after the body's making panicked, as an `async` block resumed after a panic
+    /// does: there is no body to run, and waiting for one would hang.
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested nurseries recurse through
+    #[cfg_attr(not(debug_assertions), inline)]
     fn arrive<Fut>(&mut self, node: &ScopeNode, mut body: Pin<&mut Option<Fut>>)
     where
         B: FnOnce(Nursery<'env, E, S>) -> Fut,
     {
+        if let Some(start) = self.start.take() {
+            let handle = Nursery {
+                shared: self.shared.clone(),
+            };
+            body.set(Some(start(handle)));
+        } else if body.is_none() && !self.body_ended {
+            panic!(
+                "wherefore: nursery {} polled after making its body panicked",
+                node.info()
+            );
+        }
         if !node.enter_if_new() {
             self.runtime.check(|| node.info().to_string());
             return;
@@ -1090,16 +1108,11 @@ where
         if context::env_address().is_null() {
             self.ambient = node.env();
         }
-        if let Some(start) = self.start.take() {
-            let handle = Nursery {
-                shared: self.shared.clone(),
-            };
-            body.set(Some(start(handle)));
-        }
     }
 
     /// Whether the body is running and asked to be polled; registers the nursery's waker first.
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested nurseries recurse through
+    #[cfg_attr(not(debug_assertions), inline)]
     fn body_woken(&mut self, cx: &mut Context<'_>) -> bool {
         if self.body_ended {
             return false;
@@ -1112,6 +1125,7 @@ where
     /// Records how the body's poll ended, if it did: its value, its cancellation, its failure or
     /// its panic (`caught`); a body that ended is dropped.
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested nurseries recurse through
+    #[cfg_attr(not(debug_assertions), inline)]
     fn body_polled<Fut>(
         &mut self,
         mut body: Pin<&mut Option<Fut>>,
@@ -1153,6 +1167,7 @@ where
     /// The rest of a poll, after the body's: the members polled, and the nursery's end once
     /// everything ended.
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested nurseries recurse through
+    #[cfg_attr(not(debug_assertions), inline)]
     fn after_body(
         &mut self,
         node: &ScopeNode,
@@ -1239,6 +1254,7 @@ where
 /// Moves the members spawned while a batch was polled into the running set, which polls them
 /// next; says whether there were any. With none, the set's polling ends (`spawned.polling`).
 #[cfg_attr(debug_assertions, inline(never))] // out of the frame members are polled in
+#[cfg_attr(not(debug_assertions), inline)]
 fn take_spawned<'env, E, S>(
     shared: &Shared<'env, E, S>,
     running: &mut Running<'env, E, S>,
@@ -1264,6 +1280,7 @@ fn take_spawned<'env, E, S>(
 /// After a batch: the members blocked in foreign futures watched, and ended where they are
 /// once the nursery is cancelled (S19); says whether any member is left.
 #[cfg_attr(debug_assertions, inline(never))] // out of the frame members are polled in
+#[cfg_attr(not(debug_assertions), inline)]
 fn watch_foreign<'env, E: fmt::Display, S>(
     shared: &Shared<'env, E, S>,
     ends: &mut Ends<E>,

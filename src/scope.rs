@@ -262,13 +262,14 @@ impl<F: Future> InScope<F> {
 
     /// Begins a poll of the body in the scope (`body_poll.rs`): enters the scope on the first
     /// poll, checks the runtime on the later ones, and makes it current until the poll ends. On
-    /// completion the scope is still entered, so the caller can decide absorption; it must then
-    /// call [`exit`](Self::exit) (drop does too).
+    /// completion the scope is still entered, so the caller can decide absorption; it then
+    /// leaves through the step's parts ([`ScopeExit`]; dropping the future leaves too).
     ///
     /// With `reach`, a body blocked in a foreign future when the scope is cancelled is dropped,
     /// and the poll resolves with the cancellation instead (S19). Without (a shield's), the body
     /// is out of reach on purpose, which its `Pending` says to the scope futures around it.
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested scopes recurse through
+    #[cfg_attr(not(debug_assertions), inline)]
     pub(crate) fn begin<'a>(
         self: Pin<&'a mut Self>,
         reach: Option<&'a mut Reach>,
@@ -399,6 +400,7 @@ fn finish<T, E: CancelError>(
 impl<F: Future> ScopeFuture<F> {
     /// Begins a poll of the body in the scope, watched by the future's reach (`body_poll.rs`).
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested scopes recurse through
+    #[cfg_attr(not(debug_assertions), inline)]
     fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F, ScopeExit<'a>> {
         let this = self.project();
         this.inner.begin(Some(this.reach), Some(this.span), cx)

@@ -183,6 +183,7 @@ pin_project_lite::pin_project! {
 impl<F: Future> Shielded<F> {
     /// Begins a poll of the body in the shield's scope (`body_poll.rs`).
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested scopes recurse through
+    #[cfg_attr(not(debug_assertions), inline)]
     fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F, ScopeExit<'a>> {
         self.project().inner.begin(None, None, cx)
     }

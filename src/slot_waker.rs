@@ -158,9 +158,6 @@ impl WakerChunk {
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_raw, wake_raw, wake_by_ref_raw, drop_raw);
 
-/// The chunk a waker's data pointer lies in, and the flag's position.
-///
-/// # Safety
 /// A slot's waker lent by [`WakerChunk::lend_waker`]: owns no count of its chunk, so it is never
 /// dropped, and lives no longer than the borrow of the chunk (invariant 2's exception).
 pub(crate) struct LentWaker<'a> {
@@ -176,6 +173,9 @@ impl Deref for LentWaker<'_> {
     }
 }
 
+/// The chunk a waker's data pointer lies in, and the flag's position.
+///
+/// # Safety
 /// `data` is the data pointer of a live waker lent by [`WakerChunk::lend_waker`], or of a clone
 /// of one.
 unsafe fn locate(data: *const ()) -> (*const WakerChunk, usize) {

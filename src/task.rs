@@ -608,6 +608,7 @@ where
 
 /// How a member's poll ended: still running, ended with its result, or panicked (`caught`).
 #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested nurseries recurse through
+#[cfg_attr(not(debug_assertions), inline)]
 fn member_polled<T, E>(
     polled: Poll<Result<T, E>>,
     caught: Result<(), Box<dyn Any + Send>>,

@@ -119,6 +119,7 @@ impl<F: Future> MoveOnAfter<F> {
 
     /// Begins a poll of the body in the scope (`body_poll.rs`).
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested scopes recurse through
+    #[cfg_attr(not(debug_assertions), inline)]
     fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F> {
         self.project().inner.begin(cx)
     }
@@ -193,6 +194,7 @@ where
 /// How a [`MoveOnAfter`] resolves once its body's poll ended: out of the frame nested scopes
 /// recurse through (`body_poll.rs`).
 #[cfg_attr(debug_assertions, inline(never))]
+#[cfg_attr(not(debug_assertions), inline)]
 fn move_on<F, T, E: CancelError>(
     mut inner: Pin<&mut PlannedScope<F>>,
     polled: Poll<Option<Result<T, E>>>,
@@ -295,6 +297,7 @@ impl<F: Future> FailAfter<F> {
 
     /// Begins a poll of the body in the scope (`body_poll.rs`).
     #[cfg_attr(debug_assertions, inline(never))] // out of the frame nested scopes recurse through
+    #[cfg_attr(not(debug_assertions), inline)]
     fn begin<'a>(self: Pin<&'a mut Self>, cx: &mut Context<'_>) -> BodyPoll<'a, F> {
         self.project().inner.begin(cx)
     }
@@ -363,6 +366,7 @@ where
 /// How a [`FailAfter`] resolves once its body's poll ended: out of the frame nested scopes
 /// recurse through (`body_poll.rs`).
 #[cfg_attr(debug_assertions, inline(never))]
+#[cfg_attr(not(debug_assertions), inline)]
 fn fail<F, T, E: CancelError>(
     mut inner: Pin<&mut PlannedScope<F>>,
     polled: Poll<Option<Result<T, E>>>,

@@ -656,3 +656,27 @@ fn a_cancellation_of_the_nursery_alone_is_absorbed() {
         assert_eq!(out.unwrap(), "the body's value");
     });
 }
+
+#[test]
+fn a_nursery_polled_again_after_making_its_body_panicked_panics_rather_than_hangs() {
+    use std::future::{Future, Ready};
+    use std::task::{Context, Waker};
+
+    let mut nursery = Box::pin(wherefore::nursery(
+        |_: Nursery<'_, Cancelled>| -> Ready<Result<(), Cancelled>> { panic!("no body today") },
+    ));
+    let mut cx = Context::from_waker(Waker::noop());
+    let made = catch_unwind(AssertUnwindSafe(|| nursery.as_mut().poll(&mut cx)));
+    let payload = made.expect_err("making the body panicked");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"no body today"));
+
+    let again = catch_unwind(AssertUnwindSafe(|| nursery.as_mut().poll(&mut cx)));
+    let payload = again.expect_err("polled again, it panics");
+    let message = payload
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert!(
+        message.contains("polled after making its body panicked"),
+        "{message}"
+    );
+}

@@ -295,9 +295,9 @@ impl<F: Future> Future for Traced<F> {
 }
 
 /// The span of a named scope or nursery, made with it as a child of the span current there, if
-/// someone listens; entered by its future around each poll of its body, from a frame of its own
+/// someone listens. A scope future enters it in the steps of each of its polls (`body_poll.rs`),
 /// rather than by a future around the body, which would be one more frame for every nested
-/// scope (`body_poll.rs`).
+/// scope; a nursery, around each of its polls, members and all.
 #[derive(Debug)]
 pub(crate) struct ScopeSpan(Option<Box<Span>>);
 
