@@ -74,8 +74,8 @@ impl Signal {
 /// nursery had closed already, its future is handed back (`SpawnError::Closed`): never accepted
 /// and lost, never a hang (loom reports a deadlock).
 ///
-/// Under `--cfg wherefore_loom_broken_drain` (`poll_members` checks that `spawned` is empty and
-/// clears `polling` in two critical sections) a spawn between the two is accepted into `spawned`
+/// Under `--cfg wherefore_loom_broken_drain` (`take_spawned`, which `poll_members` calls after
+/// each batch, checks that `spawned` is empty and clears `polling` in two critical sections) a spawn between the two is accepted into `spawned`
 /// and dropped unpolled when the nursery closes: loom finds it, and the assertion below fails
 /// (`a member is run if and only if its spawn was accepted`, `left: false`, `right: true`).
 #[test]
@@ -162,7 +162,7 @@ fn a_handle_is_joined_on_another_thread_while_its_member_exits() {
 /// thread's polls, or between them): the wake-up reaches the nursery although its waker changed
 /// between the polls (no deadlock), and the member ends once, reported completed.
 ///
-/// Under `--cfg wherefore_loom_broken_batch` (`MemberSet::poll_batch` registers the nursery's
+/// Under `--cfg wherefore_loom_broken_batch` (`MemberSet::start_batch` registers the nursery's
 /// waker in a critical section of its own, after it swapped the ready slots) the wake-up in
 /// between goes to the first thread's waker: loom reports `deadlock; threads = [(Id(0),
 /// Blocked(Location(None))), (Id(1), Terminated), (Id(2), Blocked(Location(None)))]`, from the
