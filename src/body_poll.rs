@@ -76,7 +76,10 @@ impl<'a, F: Future, P> BodyPoll<'a, F, P> {
         let plan = if reached {
             body.set(None); // blocked in a foreign future: dropped now (S19)
             Plan::Dropped
-        } else if body.is_none() {
+        } else if body.as_mut().as_pin_mut().is_none() {
+            // Looked at through `&mut`, not `&`: a shared reference to the whole of a
+            // self-referential body (an `async` block holding references into itself) would
+            // invalidate them under Stacked Borrows (Miri finds it).
             Plan::Gone
         } else {
             Plan::Polled(reach.is_some().then(Watch::begin))

@@ -137,8 +137,8 @@ impl<F, X> InPlace<F, X> {
     where
         X: Default,
     {
-        self.with(|future, beside| {
-            let running = future.is_some();
+        self.with(|mut future, beside| {
+            let running = future.as_mut().as_pin_mut().is_some(); // through `&mut`, as in `poll_in`
             drop_in_cell(future, beside);
             running
         })
@@ -174,7 +174,9 @@ impl<F> InPlace<F, InOwnScope> {
         E: CancelError + fmt::Display,
     {
         self.with(|mut future, own| {
-            if future.is_none() {
+            // Through `&mut`, not `&`: a shared reference to the whole of a self-referential
+            // future would invalidate the references it holds into itself (Stacked Borrows).
+            if future.as_mut().as_pin_mut().is_none() {
                 return Poll::Pending;
             }
             if own.recorded.is_none() && scope.is_recorded() {

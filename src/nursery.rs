@@ -888,6 +888,7 @@ impl<S: Sharing> NurseryBuilder<S> {
             run: Run {
                 shared,
                 start: Some(body),
+                body_made: false,
                 body_ended: false,
                 body_waker: Waker::from(body_wake.clone()),
                 body_wake,
@@ -969,6 +970,10 @@ struct Run<'env, B, T, E, S> {
     shared: Arc<Shared<'env, E, S>>,
     /// Makes the body, given the nursery's handle: called on the first poll.
     start: Option<B>,
+    /// The body was made (`start` returned). Kept apart from the body rather than read from it:
+    /// a shared reference to a running body, an `async` block holding references into itself,
+    /// would invalidate them under Stacked Borrows.
+    body_made: bool,
     /// The body ended (or panicked), and its future was dropped.
     body_ended: bool,
     /// The body's own waker: the nursery polls the body only when it was woken, not whenever a
@@ -1091,7 +1096,8 @@ where
                 shared: self.shared.clone(),
             };
             body.set(Some(start(handle)));
-        } else if body.is_none() && !self.body_ended {
+            self.body_made = true;
+        } else if !self.body_made {
             panic!(
                 "wherefore: nursery {} polled after making its body panicked",
                 node.info()
