@@ -359,7 +359,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: InScope<F>,
         reach: Reach,
-        // Entered around each poll of the body, if it is named (feature `tracing`).
+        // Entered around each of its polls, if it is named (feature `tracing`).
         span: ScopeSpan,
     }
 }
@@ -387,11 +387,8 @@ fn finish<T, E: CancelError>(
     let Poll::Ready(polled) = polled else {
         return Poll::Pending;
     };
-    let result = match (polled, reach) {
-        (Some(result), _) => result,
-        (None, Some(reach)) => Err(E::from(reach.take_cancelled())),
-        (None, None) => unreachable!("a body polled without reach is never dropped"),
-    };
+    let reach = reach.expect("a scope future polls its body with its reach");
+    let result = reached(polled, reach);
     let absorbed = catches(scope.node, &result);
     scope.exit();
     Poll::Ready(moved_on(result, absorbed))
